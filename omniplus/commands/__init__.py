@@ -1,0 +1,1 @@
+"""One module per CLI verb; see omniplus/cli.py for the contract."""
