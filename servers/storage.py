@@ -1,0 +1,420 @@
+"""Durable server state: accepted submissions, used nonces, and MPC round state (sqlite).
+
+sqlite with `synchronous=FULL` and WAL: a transaction that returned is on disk, so a server
+killed at any point restarts with exactly the submissions it acknowledged. Every change is one
+transaction (accepting a submission inserts the share payload and its nonce together, after
+re-checking replay and duplicates inside the same write lock), so a crash never leaves half a
+submission. A storage directory belongs to one (server, task): opening it for another refuses.
+
+Rounds: the daemon records each MPC round it runs (kind, request, state, result). Rounds that
+were `running` when the process died come back as `interrupted`; the coordinator sees that in
+RoundStatus and restarts them (same request, new session) from the stored shares. A round's
+engine can also keep per-session blobs here (`put_data`/`get_data`), e.g. its share of the joint
+randomness, so a resumed attempt does not need to redo work that is safe to reuse.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from omniplus.errors import InputError, OmniplusError
+
+SCHEMA_VERSION = 1
+DB_NAME = "server.sqlite3"
+
+SUBMISSION_STATES = ("accepted", "valid", "invalid", "batched", "paid")
+ROUND_STATES = ("running", "done", "failed", "aborted", "interrupted")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS submissions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    do_address BLOB NOT NULL UNIQUE,
+    payee BLOB NOT NULL,
+    server_index INTEGER NOT NULL,
+    n_servers INTEGER NOT NULL,
+    threshold INTEGER NOT NULL,
+    wires BLOB NOT NULL,            -- u32 little-endian per wire
+    shares BLOB NOT NULL,           -- 32-byte little-endian field elements
+    payload_hash BLOB NOT NULL,
+    nonce BLOB NOT NULL,
+    expiry INTEGER NOT NULL,
+    signature BLOB NOT NULL,
+    received_at REAL NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    batch_index INTEGER NOT NULL DEFAULT -1,
+    batch_tx TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE IF NOT EXISTS nonces (
+    do_address BLOB NOT NULL,
+    nonce BLOB NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (do_address, nonce)
+);
+CREATE TABLE IF NOT EXISTS rounds (
+    session TEXT PRIMARY KEY,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    request BLOB NOT NULL,
+    result BLOB NOT NULL DEFAULT x'',
+    error TEXT NOT NULL DEFAULT '',
+    started_at REAL NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS round_data (
+    session TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (session, key)
+);
+"""
+
+
+class StorageError(OmniplusError):
+    """The state directory is unusable (belongs to another server/task, corrupt, unwritable)."""
+
+
+class Rejected(InputError):
+    """A submission that must not be stored; `code` is the gRPC status name the daemon returns."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class StoredSubmission:
+    seq: int
+    do_address: bytes
+    payee: bytes
+    server_index: int
+    n_servers: int
+    threshold: int
+    wires: list[int]
+    shares: bytes  # 32 bytes per wire, little-endian canonical; decode with share_values()
+    payload_hash: bytes
+    nonce: bytes
+    expiry: int
+    signature: bytes
+    received_at: float
+    state: str
+    reason: str
+    batch_index: int
+    batch_tx: str
+
+    def share_values(self) -> list[int]:
+        """This server's shares as ints, in wire order (validated canonical on the way in)."""
+        s = self.shares
+        return [int.from_bytes(s[i : i + 32], "little") for i in range(0, len(s), 32)]
+
+    def block(self) -> dict[int, int]:
+        """wire index -> this server's share, the shape prover/witness.py do_block uses."""
+        return dict(zip(self.wires, self.share_values(), strict=True))
+
+
+@dataclass(frozen=True)
+class RoundRecord:
+    session: str
+    kind: str
+    state: str
+    request: bytes
+    result: bytes
+    error: str
+    started_at: float
+    updated_at: float
+
+
+def pack_wires(wires: Sequence[int]) -> bytes:
+    return b"".join(int(w).to_bytes(4, "little") for w in wires)
+
+
+def unpack_wires(data: bytes) -> list[int]:
+    return [int.from_bytes(data[i : i + 4], "little") for i in range(0, len(data), 4)]
+
+
+class Storage:
+    """One sqlite database per server state directory; safe to share across gRPC worker threads."""
+
+    def __init__(self, directory: str | Path, identity: dict[str, Any] | None = None) -> None:
+        self.dir = Path(directory)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.dir / DB_NAME
+        self._lock = threading.RLock()
+        try:
+            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            raise StorageError(f"cannot open state database {self.path}: {exc}") from None
+        self._bind(identity or {})
+        self.interrupted = self._mark_interrupted()
+
+    # ---------------------------------------------------------------- plumbing
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def _tx(self) -> _Tx:
+        return _Tx(self)
+
+    def _bind(self, identity: dict[str, Any]) -> None:
+        """Tie the directory to one server and task so a misconfigured restart cannot mix states."""
+        want = {"schema": str(SCHEMA_VERSION), **{k: str(v) for k, v in identity.items()}}
+        with self._tx() as db:
+            have = dict(db.execute("SELECT key, value FROM meta").fetchall())
+            for k, v in want.items():
+                if k in have and have[k] != v:
+                    raise StorageError(
+                        f"state directory {self.dir} belongs to {k}={have[k]!r}, not {v!r}; "
+                        "use a fresh storage directory per server and task"
+                    )
+            db.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(want.items()))
+
+    def _mark_interrupted(self) -> list[str]:
+        with self._tx() as db:
+            rows = db.execute("SELECT session FROM rounds WHERE state = 'running'").fetchall()
+            db.execute(
+                "UPDATE rounds SET state = 'interrupted', error = 'server restarted mid-round', "
+                "updated_at = ? WHERE state = 'running'",
+                (time.time(),),
+            )
+        return [r[0] for r in rows]
+
+    # ---------------------------------------------------------------- submissions
+
+    def accept_submission(
+        self,
+        *,
+        do_address: bytes,
+        payee: bytes,
+        server_index: int,
+        n_servers: int,
+        threshold: int,
+        wires: Sequence[int],
+        shares: bytes,
+        payload_hash: bytes,
+        nonce: bytes,
+        expiry: int,
+        signature: bytes,
+    ) -> StoredSubmission:
+        """Store one submission and its nonce atomically; Rejected (ALREADY_EXISTS) on replay/duplicate."""
+        now = time.time()
+        with self._tx() as db:
+            if db.execute(
+                "SELECT 1 FROM nonces WHERE do_address = ? AND nonce = ?", (do_address, nonce)
+            ).fetchone():
+                raise Rejected(
+                    "ALREADY_EXISTS", "replayed submission: this nonce was already used by this DO"
+                )
+            row = db.execute(
+                "SELECT payload_hash FROM submissions WHERE do_address = ?", (do_address,)
+            ).fetchone()
+            if row is not None:
+                raise Rejected(
+                    "ALREADY_EXISTS",
+                    "duplicate submission: this DO already has an accepted update for this task"
+                    + (" (same payload)" if row[0] == payload_hash else " (a different payload)"),
+                )
+            db.execute(
+                "INSERT INTO submissions (do_address, payee, server_index, n_servers, threshold, wires, "
+                "shares, payload_hash, nonce, expiry, signature, received_at, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted')",
+                (
+                    do_address,
+                    payee,
+                    server_index,
+                    n_servers,
+                    threshold,
+                    pack_wires(wires),
+                    shares,
+                    payload_hash,
+                    nonce,
+                    expiry,
+                    signature,
+                    now,
+                ),
+            )
+            db.execute(
+                "INSERT INTO nonces (do_address, nonce, seen_at) VALUES (?, ?, ?)", (do_address, nonce, now)
+            )
+        got = self.submission(do_address)
+        assert got is not None
+        return got
+
+    def submission(self, do_address: bytes) -> StoredSubmission | None:
+        with self._lock:
+            row = self._db.execute(_SELECT_SUB + " WHERE do_address = ?", (do_address,)).fetchone()
+        return _sub(row) if row else None
+
+    def submissions(
+        self, state: str | None = None, dos: Iterable[bytes] | None = None
+    ) -> list[StoredSubmission]:
+        """Submissions in arrival order, optionally filtered by state and/or DO addresses."""
+        with self._lock:
+            if state is None:
+                rows = self._db.execute(_SELECT_SUB + " ORDER BY seq").fetchall()
+            else:
+                rows = self._db.execute(_SELECT_SUB + " WHERE state = ? ORDER BY seq", (state,)).fetchall()
+        subs = [_sub(r) for r in rows]
+        if dos is not None:
+            want = list(dos)
+            by = {s.do_address: s for s in subs}
+            return [by[d] for d in want if d in by]
+        return subs
+
+    def count_submissions(self) -> int:
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM submissions").fetchone()[0])
+
+    def nonce_used(self, do_address: bytes, nonce: bytes) -> bool:
+        with self._lock:
+            return bool(
+                self._db.execute(
+                    "SELECT 1 FROM nonces WHERE do_address = ? AND nonce = ?", (do_address, nonce)
+                ).fetchone()
+            )
+
+    def set_verdicts(self, verdicts: dict[bytes, tuple[bool, str]]) -> None:
+        """Record validation outcomes (valid, reason) for many DOs in one transaction."""
+        with self._tx() as db:
+            for do, (ok, reason) in verdicts.items():
+                db.execute(
+                    "UPDATE submissions SET state = ?, reason = ? WHERE do_address = ? AND state IN "
+                    "('accepted', 'valid', 'invalid')",
+                    ("valid" if ok else "invalid", reason, do),
+                )
+
+    def mark_batched(self, dos: Sequence[bytes], batch_index: int, batch_tx: str = "") -> None:
+        with self._tx() as db:
+            for do in dos:
+                db.execute(
+                    "UPDATE submissions SET state = 'batched', batch_index = ?, batch_tx = ? "
+                    "WHERE do_address = ?",
+                    (batch_index, batch_tx, do),
+                )
+
+    def mark_paid(self, dos: Sequence[bytes]) -> None:
+        with self._tx() as db:
+            for do in dos:
+                db.execute("UPDATE submissions SET state = 'paid' WHERE do_address = ?", (do,))
+
+    # ---------------------------------------------------------------- rounds
+
+    def begin_round(self, session: str, kind: str, request: bytes) -> RoundRecord:
+        """Record a new running round; a session id is used once (StorageError if it exists)."""
+        now = time.time()
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM rounds WHERE session = ?", (session,)).fetchone():
+                raise Rejected("ALREADY_EXISTS", f"session {session!r} already exists; start a new session")
+            db.execute(
+                "INSERT INTO rounds (session, kind, state, request, started_at, updated_at) "
+                "VALUES (?, ?, 'running', ?, ?, ?)",
+                (session, kind, request, now, now),
+            )
+        rec = self.round(session)
+        assert rec is not None
+        return rec
+
+    def finish_round(self, session: str, state: str, result: bytes = b"", error: str = "") -> None:
+        if state not in ROUND_STATES:
+            raise ValueError(f"bad round state {state!r}")
+        with self._tx() as db:
+            db.execute(
+                "UPDATE rounds SET state = ?, result = ?, error = ?, updated_at = ? WHERE session = ?",
+                (state, result, error, time.time(), session),
+            )
+
+    def round(self, session: str) -> RoundRecord | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT session, kind, state, request, result, error, started_at, updated_at "
+                "FROM rounds WHERE session = ?",
+                (session,),
+            ).fetchone()
+        return RoundRecord(*row) if row else None
+
+    def rounds(self, state: str | None = None) -> list[RoundRecord]:
+        q = "SELECT session, kind, state, request, result, error, started_at, updated_at FROM rounds"
+        with self._lock:
+            rows = (
+                self._db.execute(q + " WHERE state = ? ORDER BY started_at", (state,)).fetchall()
+                if state
+                else self._db.execute(q + " ORDER BY started_at").fetchall()
+            )
+        return [RoundRecord(*r) for r in rows]
+
+    def put_data(self, session: str, key: str, value: bytes) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO round_data (session, key, value) VALUES (?, ?, ?)",
+                (session, key, value),
+            )
+
+    def get_data(self, session: str, key: str) -> bytes | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT value FROM round_data WHERE session = ? AND key = ?", (session, key)
+            ).fetchone()
+        return bytes(row[0]) if row else None
+
+    def summary(self) -> dict[str, Any]:
+        """Counts for logs and status."""
+        with self._lock:
+            subs = dict(self._db.execute("SELECT state, COUNT(*) FROM submissions GROUP BY state").fetchall())
+            rounds = dict(self._db.execute("SELECT state, COUNT(*) FROM rounds GROUP BY state").fetchall())
+        return {"submissions": subs, "rounds": rounds}
+
+
+class _Tx:
+    """BEGIN IMMEDIATE ... COMMIT under the storage lock; ROLLBACK on any exception."""
+
+    def __init__(self, st: Storage) -> None:
+        self.st = st
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.st._lock.acquire()
+        try:
+            self.st._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self.st._lock.release()
+            raise
+        return self.st._db
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            if exc_type is None:
+                self.st._db.execute("COMMIT")
+            else:
+                self.st._db.execute("ROLLBACK")
+        finally:
+            self.st._lock.release()
+
+
+_SELECT_SUB = (
+    "SELECT seq, do_address, payee, server_index, n_servers, threshold, wires, shares, payload_hash, nonce, "
+    "expiry, signature, received_at, state, reason, batch_index, batch_tx FROM submissions"
+)
+
+
+def _sub(row: Sequence[Any]) -> StoredSubmission:
+    vals = list(row)
+    vals[6] = unpack_wires(vals[6])
+    for i in (1, 2, 7, 8, 9, 11):
+        vals[i] = bytes(vals[i])
+    return StoredSubmission(*vals)
+
+
+def dumps(obj: Any) -> bytes:
+    """Canonical JSON bytes for round requests/results."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
