@@ -75,7 +75,9 @@ def validate_blocks(net: Net, t: int, circuit: BlockCircuit, blocks: Mapping[str
         local.append((sum(lam * x for lam, x in zip(lambdas, w, strict=True)) + masks[i]) % R)
         local.append((residual(circuit, w, rhos) + zeros[i]) % R)
     received = net.broadcast(f"{round_id}/open", encode_scalars(local))
-    points = {j: decode_scalars(p, 2 * len(ids), what=f"validation from party {j}") for j, p in received.items()}
+    points = {
+        j: decode_scalars(p, 2 * len(ids), what=f"validation from party {j}") for j, p in received.items()
+    }
 
     verdicts: dict[str, str | None] = {}
     for i, do in enumerate(ids):
