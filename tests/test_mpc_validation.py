@@ -48,7 +48,7 @@ def test_residual_is_zero_exactly_on_valid_blocks() -> None:
 @pytest.mark.parametrize(("n", "t"), [(3, 1), (5, 2)])
 def test_validation_accepts_valid_rejects_invalid_and_inconsistent(n: int, t: int) -> None:
     invalid = block(2)
-    invalid[3] = 1  # bits say 6+... : no longer g + 4
+    invalid[1] = 1  # bits now say 7, but g + 4 = 6
     clear = {"alice": block(-3), "bob": block(3), "carol": invalid, "dave": block(0)}
     shares = share_blocks(clear, t, n, b"seed")
     shares[1]["dave"][2] = (shares[1]["dave"][2] + 1) % R  # one server's share of dave is off the curve

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from prover.field import R
 from prover.mpc.codec import decode_scalars, encode_scalars
 from prover.mpc.net import Net
+from prover.shamir import share
 
 
 class Rng:
@@ -44,12 +45,8 @@ def poly_shares(values: Sequence[int], degree: int, n: int, rng: Rng) -> dict[in
     """Shamir-share each value with a fresh random polynomial of `degree`; {party: shares}."""
     out: dict[int, list[int]] = {j: [] for j in range(1, n + 1)}
     for value in values:
-        coeffs = [value % R] + [rng.field() for _ in range(degree)]
-        for j in range(1, n + 1):
-            acc = 0
-            for c in reversed(coeffs):
-                acc = (acc * j + c) % R
-            out[j].append(acc)
+        for j, y in enumerate(share(value, degree, n, rng), start=1):
+            out[j].append(y)
     return out
 
 
