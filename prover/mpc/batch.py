@@ -1,0 +1,100 @@
+"""One server's whole part in one batch: validate, open the aggregate, prove (PROTOCOL.md 2–5).
+
+Both the DO side (`make_block`, `share_block`) and the server side (`run_batch_party`) live
+here because they must agree on the block order of `layout.BatchLayout`. The network is the
+`Net` the caller passes; the heavy work goes to the `ProverEngine` the caller passes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from omniplus.errors import InputError
+from prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
+from prover.field import R
+from prover.mpc.groth16 import ProverEngine, joint_randomness, prove_party
+from prover.mpc.layout import BatchLayout, horner_accumulators
+from prover.mpc.net import Net
+from prover.mpc.opening import open_scalars
+from prover.mpc.randomness import Rng, poly_shares
+from prover.mpc.validation import validate_blocks
+from prover.proof import Proof
+from prover.witness import do_block
+from prover.zkey import Zkey
+
+
+def make_block(setup, layout: BatchLayout, q_row: Sequence[int]) -> list[int]:
+    """A DO's witness block in block order, computed in the clear (InputError if out of bound)."""
+    wires = do_block(setup, 0, q_row)
+    return [wires[w] % R for w in layout.slot_wires[0]]
+
+
+def share_block(block: Sequence[int], t: int, n: int, rng: Rng | None = None) -> dict[int, list[int]]:
+    """Shamir-share every wire of a block: {server index 1..n: shares}."""
+    return poly_shares(block, t, n, rng or Rng())
+
+
+def signed(x: int) -> int:
+    """Field element → the signed integer it encodes (aggregates are far below r/2 in size)."""
+    return x - R if x > R // 2 else x
+
+
+@dataclass
+class BatchOutcome:
+    verdicts: dict[str, str | None]  # DO id → None (accepted) or why rejected
+    included: list[str]  # DO ids in slot order
+    aggregate: list[int] = field(default_factory=list)  # signed sum of the included updates
+    words: list[int] = field(default_factory=list)
+    rho: int = 0
+    F: int = 0
+    proof: Proof | None = None
+
+
+def run_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engine: ProverEngine,
+                    blocks: Mapping[str, Sequence[int]], payee_of: Mapping[str, str],
+                    context: BindingContext, rng: Rng, tag: str) -> BatchOutcome:
+    """Validate every submitted block, put up to N accepted DOs into slots, prove the batch.
+
+    `blocks` (this server's shares) and `payee_of` (DO id → payee address) must list the same
+    DO ids on every server; slot order is the sorted order of accepted ids, so all agree."""
+    params = setup.params
+    verdicts = validate_blocks(net, t, layout.block, blocks, rng, round_id=f"{tag}/validate")
+    included = [do for do in sorted(blocks) if verdicts[do] is None][: params.batch]
+    outcome = BatchOutcome(verdicts=verdicts, included=included)
+    if not included:
+        return outcome
+
+    g_pos = [layout.block_names.index(f"g[{j}]") for j in range(params.dims)]
+    agg_shares = [sum(blocks[do][p] for do in included) % R for p in g_pos]
+    outcome.aggregate = [signed(x) for x in open_scalars(net, f"{tag}/aggregate", agg_shares, degree=t)]
+    outcome.words = pack_aggregate(params, outcome.aggregate)
+    ctx = BindingContext(chain_id=context.chain_id, market=context.market, task_id=context.task_id,
+                         batch_index=context.batch_index, payees=tuple(payee_of[do] for do in included))
+    outcome.rho = binding_rho(ctx, outcome.words)
+    outcome.F = binding_F(outcome.words, outcome.rho)
+
+    w = witness_shares(setup, layout, [blocks[do] for do in included], outcome.words, outcome.rho, outcome.F)
+    rnd = joint_randomness(net, t, rng, f"{tag}/blind")
+    outcome.proof = prove_party(net, t, zk, engine, w, rnd, f"{tag}/prove")
+    return outcome
+
+
+def witness_shares(setup, layout: BatchLayout, slot_blocks: Sequence[Sequence[int]], words: list[int],
+                   rho: int, F: int) -> list[int]:
+    """This server's share of the whole batch witness.
+
+    Public wires and the Horner accumulators (functions of the opened aggregate and ρ) are the
+    same constants for every server; empty slots carry the zero update's block in the clear."""
+    if len(slot_blocks) > layout.n_slots:
+        raise InputError(f"{len(slot_blocks)} DOs for {layout.n_slots} slots")
+    w = [0] * layout.n_wires
+    w[0], w[1], w[2] = 1, rho % R, F % R
+    zero = make_block(setup, layout, [0] * setup.params.dims)
+    for s in range(layout.n_slots):
+        values = slot_blocks[s] if s < len(slot_blocks) else zero
+        for wire, v in zip(layout.slot_wires[s], values, strict=True):
+            w[wire] = v % R
+    for wire, v in zip(layout.acc_wires, horner_accumulators(words, rho), strict=True):
+        w[wire] = v
+    return w
