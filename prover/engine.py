@@ -1,0 +1,325 @@
+"""Python side of the long-lived node curve engine (prover/js/engine.js).
+
+Why a worker: node start-up plus building snarkjs' wasm curve costs a few hundred ms per
+call, more than a whole small proof; one process per Python process, kept alive, makes
+proving and the collaborative prover's MSMs/FFTs cost only their compute and a pipe copy.
+
+Framing (both directions; integers little-endian)::
+
+    u32 header_len | u64 payload_len | header (UTF-8 JSON) | payload (raw bytes)
+
+Requests carry ``{"id", "cmd", ...args}``; replies ``{"id", "ok": true, ...}`` or
+``{"id", "ok": false, "error": msg}`` (raised here as ToolError). Field elements travel as
+32-byte little-endian canonical integers; Montgomery conversions happen in node.
+
+API
+---
+``NodeWorker`` — the process and the framing; ``worker()`` returns the per-process one
+(started lazily, stopped at exit, restarted on the next call after a crash).
+
+``SnarkjsEngine(zkey_path)`` — the engine API the provers call, bound to one zkey:
+
+* ``msm_g1(section, scalars, start=0) -> G1`` — Σ scalars[i]·P[start+i] over zkey section
+  5 (A), 6 (B1), 8 (C/L, first point = wire nPublic+1) or 9 (H); ``msm_g2`` over 7 (B2).
+  Scalars are any ints (reduced mod r); points come back affine ``(x, y)`` / ``((x0, x1),
+  (y0, y1))``, infinity ``None`` (DESIGN.md's conventions).
+* ``fft(values)`` / ``ifft(values)`` — snarkjs' ``Fr.fft``: natural order,
+  ``out_k = Σ_i a_i ω^(ik)`` with ω = w[log n]; ``ifft`` is the exact inverse (includes 1/n).
+* ``prove(witness) -> (proof_json, public)`` — snarkjs ``groth16.prove`` on the cached zkey.
+* ``n_vars``, ``n_public``, ``domain_size``, ``n_points(section)``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import collections
+import json
+import os
+import struct
+import subprocess
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from omniplus import paths
+from omniplus.errors import ToolError
+
+# BN254 scalar field (same value as prover/field.py's R; kept local so this module stands alone).
+R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+N8 = 32
+
+G1 = tuple[int, int]
+G2 = tuple[tuple[int, int], tuple[int, int]]
+
+_PREFIX = struct.Struct("<IQ")
+ENGINE_JS = paths.JS_DIR / "engine.js"
+
+
+def encode_scalars(values: Iterable[int]) -> bytes:
+    """Field elements → concatenated 32-byte LE canonical values (the payload format)."""
+    return b"".join((v % R).to_bytes(N8, "little") for v in values)
+
+
+def decode_scalars(data: bytes | memoryview) -> list[int]:
+    """The inverse of encode_scalars."""
+    mv = memoryview(data)
+    return [int.from_bytes(mv[i:i + N8], "little") for i in range(0, len(mv), N8)]
+
+
+class NodeWorker:
+    """One node process running engine.js; calls are serialised by a lock.
+
+    If the process dies, the call in flight raises ToolError (with node's stderr tail) and
+    the next call starts a fresh process; zkeys registered through ``load_zkey`` are loaded
+    again transparently.
+    """
+
+    def __init__(self, script: Path = ENGINE_JS, node: str = "node") -> None:
+        self.script = Path(script)
+        self.node = node
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.RLock()
+        self._next_id = 0
+        self._stderr: collections.deque[str] = collections.deque(maxlen=40)
+        self._zkeys: dict[str, tuple[int, dict]] = {}  # path → (id, info)
+        self._loaded: set[int] = set()  # zkey ids loaded in the current process
+
+    # -- process management -------------------------------------------------------------
+    @property
+    def pid(self) -> int | None:
+        """The node process id, or None when not running."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    def start(self) -> None:
+        """Start node if it is not running (no-op otherwise)."""
+        with self._lock:
+            if self._proc is not None and self._proc.poll() is None:
+                return
+            self._discard()
+            if not self.script.exists():
+                raise ToolError(f"node engine script {self.script} is missing")
+            env = dict(os.environ)
+            env["NODE_PATH"] = str(paths.NODE_MODULES)
+            try:
+                proc = subprocess.Popen(
+                    [self.node, str(self.script)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE, env=env, cwd=str(paths.ROOT),
+                )
+            except FileNotFoundError as exc:
+                raise ToolError(f"node engine: {self.node} not found") from exc
+            self._stderr.clear()
+            threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
+            self._proc = proc
+            self._loaded.clear()
+
+    def _drain(self, proc: subprocess.Popen) -> None:
+        """Keep node's stderr flowing (a full pipe would block it) and remember its tail."""
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            self._stderr.append(line.decode(errors="replace").rstrip())
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Close node's stdin (it terminates its threads and exits); kill it if it lingers."""
+        with self._lock:
+            proc = self._proc
+            self._proc = None
+            self._loaded.clear()
+            if proc is None:
+                return
+            try:
+                if proc.stdin is not None:
+                    proc.stdin.close()
+                proc.wait(timeout=timeout)
+            except (OSError, subprocess.TimeoutExpired):
+                proc.kill()
+                proc.wait()
+            finally:
+                if proc.stdout is not None:
+                    proc.stdout.close()
+
+    def _discard(self) -> None:
+        """Forget a dead process (reap it, close its pipes)."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait()
+        for f in (proc.stdin, proc.stdout):
+            if f is not None:
+                try:
+                    f.close()
+                except OSError:
+                    pass
+
+    def _died(self, what: str) -> ToolError:
+        self._discard()
+        self._loaded.clear()
+        tail = " | ".join(list(self._stderr)[-8:])
+        return ToolError(f"node engine died during {what}" + (f": {tail}" if tail else ""))
+
+    # -- calls --------------------------------------------------------------------------
+    def call(self, cmd: str, payload: bytes = b"", **args: Any) -> tuple[dict, bytes]:
+        """Send one request and return (reply header, reply payload); ToolError on an error frame."""
+        with self._lock:
+            self.start()
+            if cmd in ("prove", "msm_g1", "msm_g2") and "zkey" in args:
+                self._ensure_loaded(args["zkey"])
+            return self._roundtrip(cmd, payload, args)
+
+    def _roundtrip(self, cmd: str, payload: bytes, args: dict) -> tuple[dict, bytes]:
+        proc = self._proc
+        assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        self._next_id += 1
+        rid = self._next_id
+        header = json.dumps({"id": rid, "cmd": cmd, **args}).encode()
+        try:
+            proc.stdin.write(_PREFIX.pack(len(header), len(payload)))
+            proc.stdin.write(header)
+            if payload:
+                proc.stdin.write(payload)
+            proc.stdin.flush()
+            prefix = proc.stdout.read(_PREFIX.size)
+            if len(prefix) < _PREFIX.size:
+                raise self._died(cmd)
+            hlen, plen = _PREFIX.unpack(prefix)
+            head = proc.stdout.read(hlen)
+            body = proc.stdout.read(plen) if plen else b""
+            if len(head) < hlen or len(body) < plen:
+                raise self._died(cmd)
+        except (BrokenPipeError, ConnectionResetError, ValueError) as exc:
+            raise self._died(cmd) from exc
+        reply = json.loads(head)
+        if reply.get("id") != rid:
+            self._discard()
+            raise ToolError(f"node engine: reply {reply.get('id')} to request {rid} (protocol out of step)")
+        if not reply.get("ok"):
+            raise ToolError(f"node engine {cmd}: {reply.get('error', 'unknown error')}")
+        return reply, body
+
+    def load_zkey(self, path: str | os.PathLike) -> tuple[int, dict]:
+        """Register a zkey (by resolved path) and load it into node; returns (id, header info)."""
+        key = str(Path(path).resolve())
+        with self._lock:
+            if key not in self._zkeys:
+                zid = len(self._zkeys) + 1
+                self.start()
+                reply, _ = self._roundtrip("load_zkey", b"", {"zkey": zid, "path": key})
+                self._loaded.add(zid)
+                info = {k: reply[k] for k in ("n_vars", "n_public", "domain_size")}
+                info["points"] = {int(s): n for s, n in reply["points"].items()}
+                self._zkeys[key] = (zid, info)
+            else:
+                self._ensure_loaded(self._zkeys[key][0])
+            return self._zkeys[key]
+
+    def _ensure_loaded(self, zid: int) -> None:
+        if zid in self._loaded:
+            return
+        for key, (known, _) in self._zkeys.items():
+            if known == zid:
+                self.start()
+                self._roundtrip("load_zkey", b"", {"zkey": zid, "path": key})
+                self._loaded.add(zid)
+                return
+        raise ToolError(f"node engine: zkey id {zid} was never registered")
+
+    def forget_zkey(self, path: str | os.PathLike) -> None:
+        """Drop a zkey from node's memory (and the registry), e.g. after it was rewritten."""
+        key = str(Path(path).resolve())
+        with self._lock:
+            entry = self._zkeys.pop(key, None)
+            if entry is not None and entry[0] in self._loaded:
+                self._loaded.discard(entry[0])
+                if self.pid is not None:
+                    self._roundtrip("unload_zkey", b"", {"zkey": entry[0]})
+
+    def ping(self) -> dict:
+        """Round trip without work; returns node's pid, version and wasm thread count."""
+        reply, _ = self.call("ping")
+        return {k: reply[k] for k in ("pid", "node", "threads")}
+
+    def fft(self, values: Sequence[int], inverse: bool = False) -> list[int]:
+        """snarkjs' Fr.fft / Fr.ifft on canonical field elements (length a power of two)."""
+        _, body = self.call("ifft" if inverse else "fft", encode_scalars(values))
+        return decode_scalars(body)
+
+
+_worker: NodeWorker | None = None
+_worker_lock = threading.Lock()
+
+
+def worker() -> NodeWorker:
+    """The per-process node worker (created lazily; stopped at interpreter exit)."""
+    global _worker
+    with _worker_lock:
+        if _worker is None:
+            _worker = NodeWorker()
+            atexit.register(_worker.stop)
+        return _worker
+
+
+def _point(raw: Any) -> Any:
+    if raw is None:
+        return None
+    x, y = raw
+    if isinstance(x, list):
+        return ((int(x[0]), int(x[1])), (int(y[0]), int(y[1])))
+    return (int(x), int(y))
+
+
+class SnarkjsEngine:
+    """MSMs over one zkey's sections, FFTs and proving, run in the shared node worker.
+
+    The collaborative prover calls these on secret shares; the native engine exposes the same
+    methods, so the prover does not care which one does the arithmetic.
+    """
+
+    name = "snarkjs"
+
+    def __init__(self, zkey: str | os.PathLike, node: NodeWorker | None = None) -> None:
+        self.zkey_path = Path(zkey)
+        self._worker = node or worker()
+        self._id, self._info = self._worker.load_zkey(self.zkey_path)
+
+    @property
+    def n_vars(self) -> int:
+        return int(self._info["n_vars"])
+
+    @property
+    def n_public(self) -> int:
+        return int(self._info["n_public"])
+
+    @property
+    def domain_size(self) -> int:
+        return int(self._info["domain_size"])
+
+    def n_points(self, section: int) -> int:
+        """How many points zkey section 5..9 holds."""
+        return int(self._info["points"][section])
+
+    def msm_g1(self, section: int, scalars: Sequence[int], start: int = 0) -> G1 | None:
+        """Σ scalars[i]·P[start+i] over G1 section 5, 6, 8 or 9; None for infinity."""
+        reply, _ = self._worker.call("msm_g1", encode_scalars(scalars), zkey=self._id,
+                                     section=section, start=start)
+        return _point(reply["point"])
+
+    def msm_g2(self, section: int, scalars: Sequence[int], start: int = 0) -> G2 | None:
+        """Σ scalars[i]·P[start+i] over G2 section 7; None for infinity."""
+        reply, _ = self._worker.call("msm_g2", encode_scalars(scalars), zkey=self._id,
+                                     section=section, start=start)
+        return _point(reply["point"])
+
+    def fft(self, values: Sequence[int]) -> list[int]:
+        """Forward NTT, natural order: out_k = Σ_i a_i ω^(ik), ω = w[log n] of snarkjs' table."""
+        return self._worker.fft(values)
+
+    def ifft(self, values: Sequence[int]) -> list[int]:
+        """Inverse of fft (includes the 1/n factor)."""
+        return self._worker.fft(values, inverse=True)
+
+    def prove(self, witness: Sequence[int]) -> tuple[dict, list[int]]:
+        """snarkjs groth16.prove on this zkey; returns (proof.json dict, public signals)."""
+        reply, _ = self._worker.call("prove", encode_scalars(witness), zkey=self._id)
+        return reply["proof"], [int(v) for v in reply["public"]]
