@@ -1,0 +1,397 @@
+"""Chain access: a local anvil for development and tests, and signed transactions on any EVM RPC.
+
+Transactions are signed locally with a private key (no node-held accounts), so the same code runs
+against anvil and any other JSON-RPC endpoint. Reverts surface as ChainError carrying the decoded
+reason (custom error name and arguments, require string or panic code).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import weakref
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from eth_abi import decode as abi_decode
+from eth_account import Account
+from eth_utils import keccak, to_checksum_address
+from web3 import Web3
+from web3.contract import Contract
+
+from contracts.solc import Artifact
+from omniplus.errors import ChainError, ToolError
+from omniplus.paths import anvil_binary
+
+# The well-known development mnemonic (anvil's and hardhat's default): keys are public by design.
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+DEFAULT_CHAIN_ID = 31337
+DEFAULT_GAS_LIMIT = 30_000_000
+
+Account.enable_unaudited_hdwallet_features()
+
+
+@dataclass(frozen=True)
+class DevAccount:
+    """A funded development account: checksummed address and 0x-prefixed private key."""
+
+    address: str
+    key: str
+
+
+def dev_accounts(n: int, mnemonic: str = DEV_MNEMONIC) -> list[DevAccount]:
+    """The first n accounts of the mnemonic on the standard Ethereum path."""
+    out = []
+    for i in range(n):
+        acct = Account.from_mnemonic(mnemonic, account_path=f"m/44'/60'/0'/0/{i}")
+        out.append(DevAccount(acct.address, "0x" + acct.key.hex().removeprefix("0x")))
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0) -> Any:
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
+    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        data = json.loads(resp.read())
+    if "error" in data:
+        raise ChainError(f"{method}: {data['error'].get('message', data['error'])}")
+    return data["result"]
+
+
+_LIVE: weakref.WeakSet[Anvil] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    for node in list(_LIVE):
+        node.stop()
+
+
+class Anvil:
+    """A local anvil on 127.0.0.1 and a free port, with known funded keys.
+
+    Use as a context manager; it is also stopped at interpreter exit. Output is discarded
+    (anvil logs every request), unless log_path is given.
+    """
+
+    def __init__(self, *, port: int | None = None, accounts: int = 10, balance_eth: int = 1_000_000,
+                 chain_id: int = DEFAULT_CHAIN_ID, gas_limit: int = DEFAULT_GAS_LIMIT,
+                 mnemonic: str = DEV_MNEMONIC, log_path: str | None = None, start_timeout: float = 30.0):
+        self.port = port
+        self.n_accounts = accounts
+        self.balance_eth = balance_eth
+        self.chain_id = chain_id
+        self.gas_limit = gas_limit
+        self.mnemonic = mnemonic
+        self.log_path = log_path
+        self.start_timeout = start_timeout
+        self.proc: subprocess.Popen | None = None
+        self._accounts: list[DevAccount] | None = None
+        self._w3: Web3 | None = None
+
+    @property
+    def rpc_url(self) -> str:
+        if self.port is None:
+            raise ChainError("anvil is not running")
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def accounts(self) -> list[DevAccount]:
+        if self._accounts is None:
+            self._accounts = dev_accounts(self.n_accounts, self.mnemonic)
+        return self._accounts
+
+    @property
+    def keys(self) -> list[str]:
+        return [a.key for a in self.accounts]
+
+    @property
+    def w3(self) -> Web3:
+        if self._w3 is None:
+            self._w3 = connect(self.rpc_url)
+        return self._w3
+
+    def start(self) -> Anvil:
+        if self.proc is not None:
+            return self
+        for attempt in range(3):
+            port = self.port if (self.port and attempt == 0) else _free_port()
+            cmd = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port),
+                   "--accounts", str(self.n_accounts), "--balance", str(self.balance_eth),
+                   "--mnemonic", self.mnemonic, "--chain-id", str(self.chain_id),
+                   "--gas-limit", str(self.gas_limit)]
+            out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
+            try:
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+            finally:
+                if self.log_path:
+                    out.close()
+            self.port = port
+            if self._wait_ready():
+                _LIVE.add(self)
+                return self
+            self.stop()
+        raise ToolError("anvil did not start (port clash or missing binary); run it by hand to see why")
+
+    def _wait_ready(self) -> bool:
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return False
+            try:
+                if int(_rpc(self.rpc_url, "eth_chainId", timeout=1.0), 16) == self.chain_id:
+                    return True
+            except (OSError, urllib.error.URLError, ChainError, ValueError):
+                pass
+            time.sleep(0.05)
+        return False
+
+    def stop(self) -> None:
+        proc, self.proc = self.proc, None
+        self._w3 = None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        _LIVE.discard(self)
+
+    def __enter__(self) -> Anvil:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- anvil-only conveniences
+    def increase_time(self, seconds: int) -> None:
+        """Move the chain clock forward and mine a block so the new time is in effect."""
+        increase_time(self.w3, seconds)
+
+    def snapshot(self) -> str:
+        return self.w3.provider.make_request("evm_snapshot", [])["result"]
+
+    def revert(self, snap: str) -> None:
+        res = self.w3.provider.make_request("evm_revert", [snap])
+        if not res.get("result"):
+            raise ChainError(f"evm_revert {snap} failed")
+
+
+def increase_time(w3: Web3, seconds: int) -> None:
+    """Development chains only (anvil/hardhat): advance block time and mine."""
+    w3.provider.make_request("evm_increaseTime", [int(seconds)])
+    w3.provider.make_request("evm_mine", [])
+
+
+def connect(rpc_url: str, timeout: float = 10.0) -> Web3:
+    """A Web3 for rpc_url; ChainError if nothing answers there."""
+    w3 = Web3(Web3.HTTPProvider(rpc_url, request_kwargs={"timeout": 60}))
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while True:
+        try:
+            w3.eth.chain_id  # noqa: B018  (probe)
+            return w3
+        except Exception as exc:  # requests/urllib errors differ by provider version
+            last = exc
+        if time.monotonic() >= deadline:
+            raise ChainError(f"cannot reach an Ethereum JSON-RPC endpoint at {rpc_url}: {last}")
+        time.sleep(0.2)
+
+
+def load_key(key: str | None = None, keyfile: str | os.PathLike | None = None) -> str:
+    """A private key from a hex string or a file holding one (first line); 0x-prefixed."""
+    if keyfile is not None:
+        try:
+            key = open(keyfile).read().strip().splitlines()[0].strip()
+        except (OSError, IndexError) as exc:
+            raise ChainError(f"cannot read a key from {keyfile}: {exc}") from exc
+    if not key:
+        raise ChainError("no private key given")
+    key = key if key.startswith("0x") else "0x" + key
+    try:
+        if len(bytes.fromhex(key[2:])) != 32:
+            raise ValueError
+    except ValueError as exc:
+        raise ChainError("a private key is 32 bytes of hex") from exc
+    return key
+
+
+def address_of(key: str) -> str:
+    return Account.from_key(key).address
+
+
+# ------------------------------------------------------------------ revert reasons
+_PANICS = {0x01: "assert failed", 0x11: "arithmetic overflow", 0x12: "division by zero",
+           0x21: "bad enum value", 0x22: "bad storage byte array", 0x31: "pop on empty array",
+           0x32: "array index out of bounds", 0x41: "out of memory", 0x51: "zero internal function"}
+
+
+def _error_table(abis: Iterable[list]) -> dict[bytes, tuple[str, list[str]]]:
+    table: dict[bytes, tuple[str, list[str]]] = {}
+    for abi in abis:
+        for item in abi:
+            if item.get("type") != "error":
+                continue
+            types = [_abi_type(i) for i in item.get("inputs", [])]
+            sig = f"{item['name']}({','.join(types)})"
+            table[keccak(text=sig)[:4]] = (item["name"], types)
+    return table
+
+
+def _abi_type(inp: dict) -> str:
+    t = inp["type"]
+    if t.startswith("tuple"):
+        return "(" + ",".join(_abi_type(c) for c in inp["components"]) + ")" + t[5:]
+    return t
+
+
+def decode_revert(data: bytes | str | None, abis: Iterable[list] = ()) -> str:
+    """Human-readable revert reason from return data, using the custom errors in abis."""
+    if isinstance(data, str):
+        data = bytes.fromhex(data.removeprefix("0x"))
+    if not data:
+        return "reverted without a reason (out of gas, or a bare revert)"
+    sel, body = data[:4], data[4:]
+    try:
+        if sel == bytes.fromhex("08c379a0"):
+            return abi_decode(["string"], body)[0]
+        if sel == bytes.fromhex("4e487b71"):
+            code = abi_decode(["uint256"], body)[0]
+            return f"panic 0x{code:02x} ({_PANICS.get(code, 'unknown')})"
+        table = _error_table(abis)
+        if sel in table:
+            name, types = table[sel]
+            args = abi_decode(types, body) if types else ()
+            shown = ", ".join(_show(a) for a in args)
+            return f"{name}({shown})"
+    except Exception:  # malformed return data: fall through to the raw bytes
+        pass
+    return f"reverted with data 0x{data.hex()}"
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, bytes):
+        return "0x" + v.hex()
+    if isinstance(v, str) and v.startswith("0x") and len(v) == 42:
+        return to_checksum_address(v)
+    return repr(v) if isinstance(v, str) else str(v)
+
+
+def _revert_data(err: Any) -> str | None:
+    """Revert data from a JSON-RPC error object (anvil puts it in error.data)."""
+    if isinstance(err, dict):
+        data = err.get("data")
+        if isinstance(data, str) and data.startswith("0x"):
+            return data
+        if isinstance(data, dict):
+            return _revert_data(data)
+    return None
+
+
+# ------------------------------------------------------------------ transactions
+def _call_raw(w3: Web3, tx: dict, block: int | str = "latest") -> tuple[bool, str]:
+    """eth_call; (ok, return-or-revert data)."""
+    params = {k: (hex(v) if isinstance(v, int) else v) for k, v in tx.items()
+              if k in ("from", "to", "data", "value", "gas")}
+    blk = hex(block) if isinstance(block, int) else block
+    res = w3.provider.make_request("eth_call", [params, blk])
+    if "error" in res:
+        data = _revert_data(res["error"])
+        if data is None:
+            raise ChainError(f"eth_call failed: {res['error'].get('message', res['error'])}")
+        return False, data
+    return True, res["result"]
+
+
+def send_tx(w3: Web3, key: str, *, to: str | None, data: bytes | str = b"", value: int = 0,
+            gas: int | None = None, abis: Sequence[list] = (), what: str = "transaction") -> dict:
+    """Sign with key, send, wait for the receipt; ChainError with the decoded reason on revert.
+
+    Pass gas explicitly for anything that verifies a proof: eth_estimateGas under-estimates the
+    pairing precompile (see TOOLCHAIN.md). Without gas, the estimate (which also reveals a revert
+    before anything is sent) plus a 20% margin is used.
+    """
+    sender = address_of(key)
+    if isinstance(data, bytes):
+        data = "0x" + data.hex()
+    tx: dict[str, Any] = {"from": sender, "data": data, "value": int(value), "chainId": w3.eth.chain_id}
+    if to is not None:
+        tx["to"] = to_checksum_address(to)
+    if gas is None:
+        est = w3.provider.make_request("eth_estimateGas", [{k: (hex(v) if isinstance(v, int) else v)
+                                                            for k, v in tx.items() if k != "chainId"}])
+        if "error" in est:
+            rd = _revert_data(est["error"])
+            reason = decode_revert(rd, abis) if rd is not None else est["error"].get("message", "?")
+            raise ChainError(f"{what} would revert: {reason}")
+        gas = int(int(est["result"], 16) * 1.2) + 10_000
+    tx["gas"] = int(gas)
+    tx["nonce"] = w3.eth.get_transaction_count(sender, "pending")
+    tx["gasPrice"] = w3.eth.gas_price
+    signed = Account.sign_transaction(tx, key)
+    try:
+        h = w3.eth.send_raw_transaction(signed.raw_transaction)
+    except Exception as exc:
+        raise ChainError(f"{what}: node refused the transaction: {exc}") from exc
+    receipt = dict(w3.eth.wait_for_transaction_receipt(h, timeout=120))
+    if receipt["status"] != 1:
+        reason = "out of gas or reverted"
+        try:  # replay on the state just before the block to learn why
+            ok, rd = _call_raw(w3, tx, receipt["blockNumber"] - 1)
+            if not ok:
+                reason = decode_revert(rd, abis)
+            elif receipt["gasUsed"] >= tx["gas"]:
+                reason = f"out of gas (limit {tx['gas']})"
+        except ChainError:
+            pass
+        raise ChainError(f"{what} reverted: {reason} (tx 0x{bytes(h).hex()}, gas used {receipt['gasUsed']})")
+    return receipt
+
+
+def transact(w3: Web3, key: str, fn: Any, *, value: int = 0, gas: int | None = None) -> dict:
+    """Send a bound contract function call (contract.functions.f(args)) signed by key."""
+    data = fn._encode_transaction_data()
+    return send_tx(w3, key, to=fn.address, data=data, value=value, gas=gas,
+                   abis=[fn.contract_abi], what=fn.fn_name)
+
+
+def call(fn: Any, *, sender: str | None = None) -> Any:
+    """A view call with decoded reverts."""
+    try:
+        return fn.call({"from": sender} if sender else {})
+    except Exception as exc:
+        data = getattr(exc, "data", None)
+        if isinstance(data, str) and data.startswith("0x"):
+            raise ChainError(f"{fn.fn_name} reverted: {decode_revert(data, [fn.contract_abi])}") from exc
+        raise ChainError(f"{fn.fn_name} failed: {exc}") from exc
+
+
+def deploy(w3: Web3, key: str, artifact: Artifact, *args: Any, value: int = 0,
+           gas: int | None = None) -> Contract:
+    """Deploy artifact with constructor args; returns the bound contract (receipt on .deploy_receipt)."""
+    factory = w3.eth.contract(abi=artifact.abi, bytecode=artifact.bytecode)
+    data = factory.constructor(*args).data_in_transaction
+    receipt = send_tx(w3, key, to=None, data=data, value=value, gas=gas, abis=[artifact.abi],
+                      what=f"deploy {artifact.name}")
+    addr = receipt.get("contractAddress")
+    if not addr:
+        raise ChainError(f"deploy {artifact.name}: no contract address in the receipt")
+    contract = w3.eth.contract(address=addr, abi=artifact.abi)
+    contract.deploy_receipt = receipt  # type: ignore[attr-defined]
+    return contract
