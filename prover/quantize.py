@@ -1,0 +1,86 @@
+"""Quantisation of float gradients to the circuit's k-bit signed fixed point (the only place).
+
+A DO's update must pass the circuit's range and norm checks, or no witness exists and the whole
+batch's proof fails late and expensively; so every problem is caught here, with the DO row and
+coordinate named, before any share is made.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from circuits.params import CircuitParams
+from omniplus.errors import InputError
+
+MAX_SCALE_BITS = 64
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
+
+
+def load_gradients(path: str | Path) -> tuple[int, list[list[float]]]:
+    """Read {"scale_bits": f, "gradients": [[float, ...], ...]}; shapes are checked by quantize()."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except OSError as exc:
+        raise InputError(f"cannot read gradients file {path}: {exc.strerror or exc}") from exc
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    if not isinstance(doc, dict) or "scale_bits" not in doc or "gradients" not in doc:
+        raise InputError(f'{path}: expected an object {{"scale_bits": f, "gradients": [[...], ...]}}')
+    f = doc["scale_bits"]
+    if not isinstance(f, int) or isinstance(f, bool) or not 0 <= f <= MAX_SCALE_BITS:
+        raise InputError(f"{path}: scale_bits must be an integer in [0, {MAX_SCALE_BITS}], got {f!r}")
+    rows = doc["gradients"]
+    if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
+        raise InputError(f"{path}: gradients must be a list of rows (lists of numbers)")
+    return f, rows
+
+
+def quantize(rows: Sequence[Sequence[float]], scale_bits: int, params: CircuitParams) -> list[list[int]]:
+    """q = round(x·2^f) (half to even), checked against range and norm; padded to N zero rows."""
+    N, d, k, B = params.batch, params.dims, params.bits, params.norm_bound
+    lo, hi = -(1 << (k - 1)), (1 << (k - 1)) - 1
+    if not isinstance(scale_bits, int) or isinstance(scale_bits, bool) \
+            or not 0 <= scale_bits <= MAX_SCALE_BITS:
+        raise InputError(f"scale_bits must be an integer in [0, {MAX_SCALE_BITS}], got {scale_bits!r}")
+    if len(rows) > N:
+        raise InputError(f"{len(rows)} gradient rows, but the circuit has only {N} DO slots")
+    scale = float(1 << scale_bits)
+    out: list[list[int]] = []
+    for i, row in enumerate(rows):
+        if isinstance(row, str | bytes) or not isinstance(row, Sequence):
+            raise InputError(f"DO {i}: expected a list of {d} numbers, got {type(row).__name__}")
+        if len(row) != d:
+            raise InputError(f"DO {i}: {len(row)} coordinates, expected {d}")
+        q_row: list[int] = []
+        for j, x in enumerate(row):
+            if not _is_number(x):
+                raise InputError(f"DO {i}, coordinate {j}: {x!r} is not a number")
+            xf = float(x)
+            if not math.isfinite(xf):
+                raise InputError(f"DO {i}, coordinate {j}: {x!r} is not finite")
+            scaled = xf * scale
+            if not math.isfinite(scaled):
+                raise InputError(f"DO {i}, coordinate {j}: {x!r} overflows at scale 2^{scale_bits}")
+            q = round(scaled)  # Python's round is half-to-even, like numpy.round
+            if not lo <= q <= hi:
+                raise InputError(
+                    f"DO {i}, coordinate {j}: {x!r} quantises to {q}, outside [{lo}, {hi}]"
+                )
+            q_row.append(q)
+        sq = sum(q * q for q in q_row)
+        if sq > B:
+            raise InputError(
+                f"DO {i}: squared norm {sq} of the quantised update exceeds the bound {B} "
+                f"(scale 2^{scale_bits}); clip the update to L2 norm {math.sqrt(B) / scale:.6g}"
+            )
+        out.append(q_row)
+    out += [[0] * d for _ in range(N - len(out))]
+    return out
