@@ -101,3 +101,20 @@ def build_toy(workdir: Path, n: int = 4, power: int | None = None) -> Toy:
     snarkjs("wtns", "calculate", wasm, "input.json", "toy.wtns", cwd=workdir)
     return Toy(workdir, n, workdir / "toy.r1cs", wasm, workdir / "toy.zkey", workdir / "vkey.json",
                workdir / "toy.wtns", inp, read_wtns(workdir / "toy.wtns"))
+
+
+_SHARED: dict[int, Toy] = {}
+
+
+def shared_toy(n: int = 4) -> Toy:
+    """One build per test process and size (in a temp dir removed at exit): test modules that
+    need the toy setup share it instead of paying ≈10 s each."""
+    import atexit
+    import shutil
+    import tempfile
+
+    if n not in _SHARED:
+        d = Path(tempfile.mkdtemp(prefix=f"omniplus-toy{n}-"))
+        atexit.register(shutil.rmtree, d, True)
+        _SHARED[n] = build_toy(d, n)
+    return _SHARED[n]

@@ -4,6 +4,7 @@ other backends and the collaborative prover are checked against."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from prover.backends.base import ProveJob
@@ -25,7 +26,6 @@ class Backend:
 
     def zkey(self, path: Any) -> Zkey:
         """The parsed zkey for path, re-read when the file changes."""
-        import os
         st = os.stat(path)
         key = (str(path), st.st_mtime_ns, st.st_size)
         if self._zkey is None or self._zkey_key != key:
