@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from circuits.build import read_sym
 from omniplus.errors import SetupError
 from prover.field import R
 from prover.mpc.validation import BlockCircuit, Constraint
@@ -24,22 +24,6 @@ from prover.r1cs import R1CS, read_r1cs
 
 KIND_ORDER = ("g", "rbits", "sq", "nbits")
 _NAME = re.compile(r"^main\.(\w+)((?:\[\d+\])*)$")
-
-
-def read_sym(path: Path) -> dict[str, int]:
-    """circom .sym: `label,wire,component,name` per line; wire −1 = removed by simplification."""
-    out: dict[str, int] = {}
-    try:
-        for lineno, line in enumerate(Path(path).read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = line.split(",", 3)
-            if len(parts) != 4:
-                raise SetupError(f"{path}:{lineno}: malformed .sym line")
-            out[parts[3]] = int(parts[1])
-    except OSError as exc:
-        raise SetupError(f"cannot read {path}: {exc}") from exc
-    return out
 
 
 @dataclass(frozen=True)
