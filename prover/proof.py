@@ -22,7 +22,7 @@ from omniplus.errors import ProofError
 from prover.curve import G1Point, G2Point, g1_on_curve, g2_in_subgroup
 from prover.field import Q, R
 
-_DEC = re.compile(r"0|[1-9][0-9]*\Z")
+_DEC = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def parse_dec(v: Any, name: str, modulus: int) -> int:
         raise ProofError(f"{name}: expected a decimal string, got {v!r}")
     if isinstance(v, int):
         x = v
-    elif isinstance(v, str) and _DEC.match(v):
+    elif isinstance(v, str) and _DEC.match(v) and len(v) <= 80:
         x = int(v)
     else:
         raise ProofError(f"{name}: expected a decimal string, got {str(v)[:40]!r}")

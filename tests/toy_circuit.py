@@ -2,7 +2,7 @@
 
 The circuit takes a public x and private a[n] (4-bit values), range-checks each a[i] with bit
 constraints, squares it and outputs y = x·Σ a[i]²: public outputs and inputs, mostly-bit
-witness, linear and quadratic rows — the shape of the gradient circuit, at ≈ 6n constraints.
+witness, linear and quadratic rows — the shape of the gradient circuit, at 6n + 1 constraints.
 Everything comes from the real tools (circom2, snarkjs CLI) at power ≤ 8 by default.
 """
 
@@ -86,7 +86,7 @@ def build_toy(workdir: Path, n: int = 4, power: int | None = None) -> Toy:
     run_tool([paths.node_tool("circom2"), "toy.circom", "--r1cs", "--wasm", "-l", "node_modules",
               "-o", "."], cwd=workdir, what="circom2", timeout=300)
     if power is None:
-        rows = 6 * n + 3  # constraints + public wires + constant
+        rows = 6 * n + 1 + 3  # constraints + one extra A row per public wire and the constant
         power = max(3, (rows - 1).bit_length())
     snarkjs("powersoftau", "new", "bn128", str(power), "pot0.ptau", cwd=workdir)
     snarkjs("powersoftau", "contribute", "pot0.ptau", "pot1.ptau", "--name=t", "-e=toy entropy",
