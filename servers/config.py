@@ -12,7 +12,6 @@ Example (paths are relative to the config file)::
     [task]
     rpc_url = "http://127.0.0.1:8545"
     market = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-    task_id = 0
     chain_id = 31337
     registry = "chain"              # or "dev-allowlist" (development/tests only) with allowlist = [...]
 
@@ -69,7 +68,6 @@ class PeerConfig:
 class TaskConfig:
     market: str  # 0x-prefixed contract address
     rpc_url: str = ""
-    task_id: int = 0
     chain_id: int = 31337
     registry: str = "chain"
     allowlist: tuple[str, ...] = ()
@@ -190,7 +188,6 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
     task = TaskConfig(
         market=_eth_address(_req(task_d, "market", str, "[task]"), "[task] market"),
         rpc_url=_typed(task_d.get("rpc_url", ""), "rpc_url", str, "[task]"),
-        task_id=_typed(task_d.get("task_id", 0), "task_id", int, "[task]"),
         chain_id=_typed(task_d.get("chain_id", 31337), "chain_id", int, "[task]"),
         registry=registry,
         allowlist=allow,

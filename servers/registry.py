@@ -42,26 +42,21 @@ class DevAllowList:
         return do_address if do_address in self._allowed else None
 
 
-_CALL_RE = re.compile(r"^(\w+)\(([\w,]*)\)->(bool|address)$")
+_CALL_RE = re.compile(r"^(\w+)\(address\)->(bool|address)$")
 
 
 class ChainRegistry:
-    """RollupMarket over web3. `call` is `name(argtypes)->bool|address`; the arguments are filled
-    from ('address' -> the DO, 'uint256' -> task_id). `->bool`: the DO is its own payee;
+    """RollupMarket over web3. `call` is `name(address)->bool|address`, called with the DO's
+    address (the task is the contract). `->bool`: the DO is its own payee;
     `->address`: the returned address is the payee (zero address = not registered).
     Positive answers are cached (registration is permanent); negative ones are not."""
 
-    def __init__(self, rpc_url: str, market: str, task_id: int = 0, call: str = DEFAULT_CALL) -> None:
+    def __init__(self, rpc_url: str, market: str, call: str = DEFAULT_CALL) -> None:
         m = _CALL_RE.match(call.replace(" ", ""))
         if not m:
-            raise InputError(f"registry call {call!r} is not of the form name(types)->bool|address")
-        self.fn, args, self.returns = m.group(1), m.group(2), m.group(3)
-        self.arg_types = [a for a in args.split(",") if a]
-        if any(a not in ("address", "uint256") for a in self.arg_types) or "address" not in self.arg_types:
-            raise InputError(
-                f"registry call {call!r}: arguments must be address (the DO) and optionally uint256"
-            )
-        self.rpc_url, self.market, self.task_id = rpc_url, market, task_id
+            raise InputError(f"registry call {call!r} is not of the form name(address)->bool|address")
+        self.fn, self.returns = m.group(1), m.group(2)
+        self.rpc_url, self.market = rpc_url, market
         self._contract = None
         self._cache: dict[bytes, bytes] = {}
         self._lock = threading.Lock()
@@ -76,7 +71,7 @@ class ChainRegistry:
                     "type": "function",
                     "name": self.fn,
                     "stateMutability": "view",
-                    "inputs": [{"name": f"a{i}", "type": t} for i, t in enumerate(self.arg_types)],
+                    "inputs": [{"name": "who", "type": "address"}],
                     "outputs": [{"name": "", "type": self.returns}],
                 }
             ]
@@ -90,9 +85,8 @@ class ChainRegistry:
         from web3 import Web3
 
         who = Web3.to_checksum_address(do_address)
-        args = [who if t == "address" else self.task_id for t in self.arg_types]
         try:
-            out = getattr(self._get().functions, self.fn)(*args).call()
+            out = getattr(self._get().functions, self.fn)(who).call()
         except Exception as exc:  # web3 raises many transport/ABI error types
             raise ChainError(f"registry: {self.fn}({who}) on {self.market} failed: {exc}") from None
         if self.returns == "bool":
@@ -110,13 +104,12 @@ def make_registry(
     *,
     rpc_url: str = "",
     market: str = "",
-    task_id: int = 0,
     allowlist: Iterable[str] = (),
     call: str = DEFAULT_CALL,
 ) -> Registry:
     """The registry a config asks for."""
     if kind == "chain":
-        return ChainRegistry(rpc_url, market, task_id, call)
+        return ChainRegistry(rpc_url, market, call)
     if kind == "dev-allowlist":
         return DevAllowList(allowlist)
     raise InputError(f"unknown registry kind {kind!r}")

@@ -2,10 +2,11 @@
 
 The DO signs, with EIP-191 (`personal_sign`, eth_account's `encode_defunct`), a 32-byte digest
 over a fixed-width encoding of everything that makes the submission mean what it means: the
-chain, the market contract, the task, the DO, which server the share is for (so a share cannot
-be replayed to another server as its own), the sharing parameters, the share payload hash, a
-nonce and an expiry. Fixed widths make the encoding unambiguous without a length prefix per
-field; a domain tag keeps these signatures from being valid for anything else.
+chain and the market contract (together they name the task: RollupMarket holds one), the DO,
+which server the share is for (so a share cannot be replayed to another server as its own), the
+sharing parameters, the share payload hash, a nonce and an expiry. Fixed widths make the
+encoding unambiguous without a length prefix per field; a domain tag keeps these signatures
+from being valid for anything else.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ class SubmissionHeader:
 
     chain_id: int
     market: bytes  # 20
-    task_id: int
     do_address: bytes  # 20
     server_index: int
     n_servers: int
@@ -51,7 +51,7 @@ class SubmissionHeader:
             raise InputError("market and DO address must be 20 bytes")
         if len(self.nonce) != 32:
             raise InputError("nonce must be 32 bytes")
-        for name in ("chain_id", "task_id", "server_index", "n_servers", "threshold", "expiry"):
+        for name in ("chain_id", "server_index", "n_servers", "threshold", "expiry"):
             v = getattr(self, name)
             if not 0 <= v < 2**64:
                 raise InputError(f"{name} out of range")
@@ -66,7 +66,6 @@ def submission_digest(header: SubmissionHeader, payload: bytes) -> bytes:
         DOMAIN
         + _u256(header.chain_id)
         + header.market
-        + _u256(header.task_id)
         + header.do_address
         + _u256(header.server_index)
         + _u256(header.n_servers)

@@ -1,0 +1,182 @@
+"""The DO side of submission: share a witness block, sign each share, send share j to server j only.
+
+Privacy rests on "share j reaches server j and nobody else", so each connection pins the
+certificate name of the server it is meant for (`server-<j>`, via ssl_target_name_override):
+a misconfigured list of addresses fails the TLS handshake instead of handing server 3 the share
+of server 2. Each share gets its own signature, nonce and expiry (the signature covers the
+server index, so a server cannot pass its share off as another's).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import grpc
+
+from omniplus.errors import InputError
+from servers import signing
+from servers.config import server_name
+from servers.transport import encode_field
+
+DEFAULT_EXPIRY_SECONDS = 3600
+
+
+def _pb() -> tuple[Any, Any]:
+    from proto.gen import omniplus_pb2, omniplus_pb2_grpc
+
+    return omniplus_pb2, omniplus_pb2_grpc
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    chain_id: int
+    market: bytes  # 20
+
+    @classmethod
+    def parse(cls, market: str, chain_id: int = 31337) -> TaskRef:
+        if not (market.startswith("0x") and len(market) == 42):
+            raise InputError(f"--task must be a 0x-prefixed contract address, got {market!r}")
+        return cls(chain_id, bytes.fromhex(market[2:]))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    server: int
+    address: str
+    accepted: bool
+    code: str  # gRPC status name ("OK" when accepted)
+    message: str
+    payload_hash: str = ""
+
+
+def share_block(values: Sequence[int], t: int, n: int, rng: Any = None) -> dict[int, list[int]]:
+    """Shamir-share every wire of a DO block (prover/shamir.py share()); {server j: shares}."""
+    from prover.shamir import share
+
+    if n < 2 * t + 1:
+        raise InputError(f"need n >= 2t+1 servers, got n={n}, t={t}")
+    per: dict[int, list[int]] = {j: [] for j in range(1, n + 1)}
+    for v in values:
+        for j, s in enumerate(share(v, t, n, rng), start=1):
+            per[j].append(s)
+    return per
+
+
+def build_request(
+    key: str,
+    task: TaskRef,
+    server_index: int,
+    n: int,
+    t: int,
+    wires: Sequence[int],
+    shares: Sequence[int],
+    *,
+    nonce: bytes | None = None,
+    expiry: int | None = None,
+) -> Any:
+    """One signed SubmitRequest for server `server_index`."""
+    pb, _ = _pb()
+    if len(wires) != len(shares):
+        raise InputError(f"{len(wires)} wires but {len(shares)} shares")
+    do = signing.address_of(key)
+    payload = encode_field(shares)
+    nonce = os.urandom(32) if nonce is None else nonce
+    expiry = int(time.time()) + DEFAULT_EXPIRY_SECONDS if expiry is None else expiry
+    header = signing.SubmissionHeader(
+        chain_id=task.chain_id,
+        market=task.market,
+        do_address=do,
+        server_index=server_index,
+        n_servers=n,
+        threshold=t,
+        nonce=nonce,
+        expiry=expiry,
+    )
+    digest = signing.submission_digest(header, signing.payload_hash(wires, payload))
+    return pb.SubmitRequest(
+        version=1,
+        chain_id=task.chain_id,
+        market=task.market,
+        do_address=do,
+        server_index=server_index,
+        n_servers=n,
+        threshold=t,
+        wires=list(wires),
+        shares=payload,
+        nonce=nonce,
+        expiry=expiry,
+        signature=signing.sign_digest(digest, key),
+    )
+
+
+def public_channel(
+    address: str, server_index: int, ca: bytes, max_message_bytes: int = 64 << 20
+) -> grpc.Channel:
+    """A TLS channel to server j's public port that only accepts server j's certificate."""
+    creds = grpc.ssl_channel_credentials(root_certificates=ca)
+    opts = [
+        ("grpc.ssl_target_name_override", server_name(server_index)),
+        ("grpc.max_send_message_length", max_message_bytes),
+        ("grpc.max_receive_message_length", max_message_bytes),
+    ]
+    return grpc.secure_channel(address, creds, options=opts)
+
+
+def send(address: str, server_index: int, request: Any, ca: bytes, timeout: float = 30.0) -> Outcome:
+    """Send one request to one server; the outcome carries the server's status and message."""
+    _, pbg = _pb()
+    with public_channel(address, server_index, ca) as ch:
+        try:
+            reply = pbg.SubmissionStub(ch).Submit(request, timeout=timeout, wait_for_ready=True)
+        except grpc.RpcError as exc:
+            return Outcome(server_index, address, False, exc.code().name, exc.details() or "")
+    return Outcome(server_index, address, True, "OK", reply.state, reply.payload_hash.hex())
+
+
+def submit_block(
+    key: str,
+    task: TaskRef,
+    servers: Sequence[str],
+    wires: Sequence[int],
+    values: Sequence[int],
+    ca: bytes,
+    *,
+    t: int = 1,
+    rng: Any = None,
+    timeout: float = 30.0,
+    progress: Callable[[str], None] | None = None,
+) -> list[Outcome]:
+    """Share a block (wire indices and values, in block order) among len(servers) servers and
+    send share j to servers[j-1] only."""
+    n = len(servers)
+    if len(wires) != len(values):
+        raise InputError(f"{len(wires)} wires but {len(values)} values")
+    say = progress or (lambda _m: None)
+    per = share_block(values, t, n, rng)
+    say(f"shared {len(wires)} wires among {n} servers (t={t})")
+    outcomes = []
+    for j, addr in enumerate(servers, start=1):
+        req = build_request(key, task, j, n, t, wires, per[j])
+        out = send(addr, j, req, ca, timeout)
+        say(
+            f"[{j}/{n}] {server_name(j)} at {addr}: "
+            + ("accepted" if out.accepted else f"rejected ({out.code}): {out.message}")
+        )
+        outcomes.append(out)
+    return outcomes
+
+
+def status(
+    address: str, server_index: int, task: TaskRef, do_address: bytes, ca: bytes, timeout: float = 10.0
+) -> Any:
+    """Submission.Status from one server (state, reason, batch_index, batch_tx)."""
+    pb, pbg = _pb()
+    with public_channel(address, server_index, ca) as ch:
+        return pbg.SubmissionStub(ch).Status(
+            pb.StatusRequest(chain_id=task.chain_id, market=task.market, do_address=do_address),
+            timeout=timeout,
+        )
