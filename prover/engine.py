@@ -22,7 +22,8 @@ API
 * ``msm_g1(section, scalars, start=0) -> G1`` — Σ scalars[i]·P[start+i] over zkey section
   5 (A), 6 (B1), 8 (C/L, first point = wire nPublic+1) or 9 (H); ``msm_g2`` over 7 (B2).
   Scalars are any ints (reduced mod r); points come back affine ``(x, y)`` / ``((x0, x1),
-  (y0, y1))``, infinity ``None`` (DESIGN.md's conventions).
+  (y0, y1))``, infinity ``None`` (DESIGN.md's conventions). A wrong section or range raises
+  ProofError like prover.groth16_prove.NativeEngine; failures inside node raise ToolError.
 * ``fft(values)`` / ``ifft(values)`` — snarkjs' ``Fr.fft``: natural order,
   ``out_k = Σ_i a_i ω^(ik)`` with ω = w[log n]; ``ifft`` is the exact inverse (includes 1/n).
 * ``prove(witness) -> (proof_json, public)`` — snarkjs ``groth16.prove`` on the cached zkey.
@@ -43,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from omniplus import paths
-from omniplus.errors import ToolError
+from omniplus.errors import ProofError, ToolError
 
 # BN254 scalar field (same value as prover/field.py's R; kept local so this module stands alone).
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
@@ -53,6 +54,9 @@ G1 = tuple[int, int]
 G2 = tuple[tuple[int, int], tuple[int, int]]
 
 _PREFIX = struct.Struct("<IQ")
+_MAX_HEADER = 1 << 24  # a larger reply header means stdout is out of step with the framing
+G1_SECTIONS = (5, 6, 8, 9)
+G2_SECTIONS = (7,)
 ENGINE_JS = paths.JS_DIR / "engine.js"
 
 
@@ -84,6 +88,7 @@ class NodeWorker:
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
         self._zkeys: dict[str, tuple[int, dict]] = {}  # path → (id, info)
         self._loaded: set[int] = set()  # zkey ids loaded in the current process
+        self._owner = os.getpid()  # after a fork the child must not share the parent's pipes
 
     # -- process management -------------------------------------------------------------
     @property
@@ -94,6 +99,9 @@ class NodeWorker:
     def start(self) -> None:
         """Start node if it is not running (no-op otherwise)."""
         with self._lock:
+            if self._owner != os.getpid():
+                self._proc, self._owner = None, os.getpid()  # the parent's worker: leave it alone
+                self._loaded.clear()
             if self._proc is not None and self._proc.poll() is None:
                 return
             self._discard()
@@ -184,6 +192,9 @@ class NodeWorker:
             if len(prefix) < _PREFIX.size:
                 raise self._died(cmd)
             hlen, plen = _PREFIX.unpack(prefix)
+            if hlen > _MAX_HEADER:
+                self._discard()
+                raise ToolError(f"node engine: stray output on stdout during {cmd} (framing lost)")
             head = proc.stdout.read(hlen)
             body = proc.stdout.read(plen) if plen else b""
             if len(head) < hlen or len(body) < plen:
@@ -299,14 +310,25 @@ class SnarkjsEngine:
         """How many points zkey section 5..9 holds."""
         return int(self._info["points"][section])
 
+    def _check(self, what: str, sections: tuple[int, ...], section: int, count: int, start: int) -> None:
+        """Same argument errors (ProofError) as the native engine, before any bytes move."""
+        if section not in sections:
+            raise ProofError(f"{what}: no {what[-2:].upper()} points in zkey section {section}")
+        total = self.n_points(section)
+        if start < 0 or start + count > total:
+            raise ProofError(f"{what}: section {section} has {total} points, "
+                             f"asked for {start}..{start + count}")
+
     def msm_g1(self, section: int, scalars: Sequence[int], start: int = 0) -> G1 | None:
         """Σ scalars[i]·P[start+i] over G1 section 5, 6, 8 or 9; None for infinity."""
+        self._check("msm_g1", G1_SECTIONS, section, len(scalars), start)
         reply, _ = self._worker.call("msm_g1", encode_scalars(scalars), zkey=self._id,
                                      section=section, start=start)
         return _point(reply["point"])
 
     def msm_g2(self, section: int, scalars: Sequence[int], start: int = 0) -> G2 | None:
         """Σ scalars[i]·P[start+i] over G2 section 7; None for infinity."""
+        self._check("msm_g2", G2_SECTIONS, section, len(scalars), start)
         reply, _ = self._worker.call("msm_g2", encode_scalars(scalars), zkey=self._id,
                                      section=section, start=start)
         return _point(reply["point"])

@@ -229,18 +229,43 @@ def test_msm_g2_matches_py_ecc(small: Setup) -> None:
     assert got == as_g2(naive_msm(pts[start:start + 2], scalars, Z2))
 
 
-def test_msm_errors_come_back_as_tool_errors(small: Setup) -> None:
+def test_msm_argument_errors_match_native_engine(small: Setup) -> None:
     eng = SnarkjsEngine(small.zkey)
-    with pytest.raises(ToolError, match="section 7 does not hold G1"):
+    with pytest.raises(ProofError, match="no G1 points in zkey section 7"):
         eng.msm_g1(7, [1])
-    with pytest.raises(ToolError, match="does not hold G2"):
+    with pytest.raises(ProofError, match="no G2 points"):
         eng.msm_g2(5, [1])
-    with pytest.raises(ToolError, match="cannot use"):
+    with pytest.raises(ProofError, match="asked for"):
         eng.msm_g1(9, [1] * (eng.n_points(9) + 1))
+
+
+def test_error_frames_become_tool_errors(small: Setup) -> None:
+    w = worker()
+    zid, info = w.load_zkey(small.zkey)
+    with pytest.raises(ToolError, match="section 7 does not hold G1"):
+        w.call("msm_g1", b"\x01" + bytes(31), zkey=zid, section=7)
+    with pytest.raises(ToolError, match="cannot use"):
+        w.call("msm_g1", bytes(32 * (info["points"][9] + 1)), zkey=zid, section=9)
+    with pytest.raises(ToolError, match="whole number of 32-byte values"):
+        w.call("msm_g1", bytes(33), zkey=zid, section=9)
     with pytest.raises(ToolError, match="unknown command"):
-        worker().call("no_such_command")
+        w.call("no_such_command")
+    with pytest.raises(ToolError, match="no such file|ENOENT"):
+        w.load_zkey(small.dir / "missing.zkey")
     # the worker survives error frames
-    assert worker().ping()["pid"] == worker().pid
+    assert w.ping()["pid"] == w.pid
+
+
+def test_python_prover_steps_on_node_engine(small: Setup) -> None:
+    """The single prover's steps (prover/groth16_prove.py) with this engine make a valid proof."""
+    from prover.groth16_prove import prove
+    from prover.proof import proof_to_json
+    from prover.zkey import read_zkey
+
+    inputs = small.inputs(x=5, a=3, b=4)
+    witness = small.witness(inputs, "steps")
+    proof, public = prove(read_zkey(small.zkey), witness, engine=SnarkjsEngine(small.zkey))
+    assert snarkjs_verifies(small, proof_to_json(proof), public, "steps")
 
 
 def test_fft_roundtrip_and_naive_dft() -> None:

@@ -15,7 +15,7 @@
  *     payload_len bytes      raw bytes
  *
  * Request header:  {"id": <int>, "cmd": <string>, ...arguments}
- * Reply header:    {"id": <same>, "ok": true, ...results}
+ * Reply header:    {"id": <same>, "ok": true, "ms": <node-side time>, ...results}
  *              or  {"id": <same>, "ok": false, "error": <message>}
  *
  * Field elements in payloads are 32-byte little-endian canonical integers
@@ -249,8 +249,10 @@ async function serve(headerText, payload) {
     try {
         const req = JSON.parse(headerText);
         id = req.id;
+        const t0 = process.hrtime.bigint();
         const [res, out] = await handle(req, payload);
-        writeFrame({ id, ok: true, ...res }, out);
+        const ms = Number(process.hrtime.bigint() - t0) / 1e6;
+        writeFrame({ id, ok: true, ms, ...res }, out);
     } catch (err) {
         const msg = (err && err.message) ? err.message : String(err);
         writeFrame({ id, ok: false, error: msg }, null);
