@@ -126,14 +126,24 @@ def public_channel(
     return grpc.secure_channel(address, creds, options=opts)
 
 
-def send(address: str, server_index: int, request: Any, ca: bytes, timeout: float = 30.0) -> Outcome:
-    """Send one request to one server; the outcome carries the server's status and message."""
+def send(
+    address: str, server_index: int, request: Any, ca: bytes, timeout: float = 30.0, retries: int = 3
+) -> Outcome:
+    """Send one request to one server; the outcome carries the server's status and message.
+
+    UNAVAILABLE (server starting, or a TLS failure such as a certificate that is not server j's)
+    is retried a few times with back-off, then reported with gRPC's reason."""
     _, pbg = _pb()
     with public_channel(address, server_index, ca) as ch:
-        try:
-            reply = pbg.SubmissionStub(ch).Submit(request, timeout=timeout, wait_for_ready=True)
-        except grpc.RpcError as exc:
-            return Outcome(server_index, address, False, exc.code().name, exc.details() or "")
+        stub = pbg.SubmissionStub(ch)
+        for attempt in range(retries + 1):
+            try:
+                reply = stub.Submit(request, timeout=timeout)
+                break
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == retries:
+                    return Outcome(server_index, address, False, exc.code().name, exc.details() or "")
+                time.sleep(0.25 * 2**attempt)
     return Outcome(server_index, address, True, "OK", reply.state, reply.payload_hash.hex())
 
 

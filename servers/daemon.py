@@ -44,6 +44,7 @@ from servers.transport import (
     TransportError,
     TransportLimits,
     add_peer_service,
+    add_service,
     grpc_options,
     mutual_server_credentials,
     peer_common_name,
@@ -375,12 +376,20 @@ class Daemon:
 
     # lifecycle
     def start(self) -> None:
-        _, pbg = _pb()
         pub = grpc.server(
             futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="public"),
             options=grpc_options(self.cfg.limits.max_submit_bytes),
         )
-        pbg.add_SubmissionServicer_to_server(SubmissionService(self), pub)
+        pb, _ = _pb()
+        sub = SubmissionService(self)
+        add_service(
+            pub,
+            "omniplus.v1.Submission",
+            {
+                "Submit": (sub.Submit, pb.SubmitRequest, pb.SubmitReply),
+                "Status": (sub.Status, pb.StatusRequest, pb.StatusReply),
+            },
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, pub)
         peer = grpc.server(
             futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="peer"),
@@ -388,7 +397,17 @@ class Daemon:
         )
         names = {p.cert_name: p.id for p in self.cfg.peers}
         add_peer_service(peer, PeerServicer(self.mailbox, names, self.limits))
-        pbg.add_ControlServicer_to_server(ControlService(self), peer)
+        ctl = ControlService(self)
+        add_service(
+            peer,
+            "omniplus.v1.Control",
+            {
+                "StartValidation": (ctl.StartValidation, pb.StartValidationRequest, pb.ControlAck),
+                "StartBatch": (ctl.StartBatch, pb.StartBatchRequest, pb.ControlAck),
+                "Abort": (ctl.Abort, pb.AbortRequest, pb.ControlAck),
+                "RoundStatus": (ctl.RoundStatus, pb.RoundStatusRequest, pb.RoundStatusReply),
+            },
+        )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, peer)
         p1 = pub.add_secure_port(self.cfg.listen, public_server_credentials(self.tls))
         p2 = peer.add_secure_port(self.cfg.peer_listen, mutual_server_credentials(self.tls))

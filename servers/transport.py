@@ -465,9 +465,35 @@ class PeerServicer:
         return pb.PeerAck()
 
 
+def add_service(server: grpc.Server, service: str, methods: Mapping[str, tuple[Any, Any, Any]]) -> None:
+    """Register unary methods {name: (handler, request type, reply type)} with parsing done by us:
+    bytes that are not a valid request get INVALID_ARGUMENT naming the type (gRPC's own
+    deserialisation failure would be an opaque INTERNAL)."""
+
+    def wrap(handler: Any, req_type: Any) -> Any:
+        def call(raw: bytes, context: grpc.ServicerContext) -> Any:
+            try:
+                request = req_type.FromString(raw)
+            except Exception as exc:  # protobuf's DecodeError and friends
+                context.abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, f"malformed {req_type.DESCRIPTOR.name}: {exc}"
+                )
+            return handler(request, context)
+
+        return call
+
+    handlers = {
+        name: grpc.unary_unary_rpc_method_handler(
+            wrap(h, req), request_deserializer=None, response_serializer=rep.SerializeToString
+        )
+        for name, (h, req, rep) in methods.items()
+    }
+    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, handlers),))
+
+
 def add_peer_service(server: grpc.Server, servicer: PeerServicer) -> None:
-    _, pbg = _pb()
-    pbg.add_PeerServicer_to_server(servicer, server)
+    pb, _ = _pb()
+    add_service(server, "omniplus.v1.Peer", {"Exchange": (servicer.Exchange, pb.PeerMessage, pb.PeerAck)})
 
 
 class GrpcNetwork(Network):

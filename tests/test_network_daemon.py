@@ -1,0 +1,277 @@
+"""The server daemon as a real process over TLS on 127.0.0.1: health, Submit checks, persistence,
+peer/control authentication, SIGTERM. Registration uses the dev allow-list (see
+test_network_registry.py for the on-chain check)."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from network_fixtures import (
+    CHAIN_ID,
+    MARKET,
+    LocalNet,
+    control_stub,
+    do_addr,
+    do_key,
+    health_status,
+    make_local_net,
+)
+
+from prover.field import R
+from servers import signing
+from servers.certs import make_network
+from servers.client import TaskRef, build_request, public_channel, send, status
+
+pb = pytest.importorskip("proto.gen.omniplus_pb2")
+pbg = pytest.importorskip("proto.gen.omniplus_pb2_grpc")
+
+TASK = TaskRef.parse(MARKET, CHAIN_ID)
+WIRES = [3, 4, 5, 9]
+SHARES = [11, 22, 33, R - 1]
+
+
+@pytest.fixture(scope="module")
+def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalNet]:
+    n = make_local_net(tmp_path_factory.mktemp("net"), limits={"max_submit_bytes": 64 * 1024})
+    n.start(1)
+    yield n
+    n.stop_all()
+
+
+def stored(net: LocalNet, j: int = 1) -> list[tuple[Any, ...]]:
+    """Rows of server j's submissions table, read straight from its sqlite file."""
+    db = sqlite3.connect(f"file:{net.root / f'state/server-{j}/server.sqlite3'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT do_address, wires, shares, state FROM submissions ORDER BY seq").fetchall()
+    finally:
+        db.close()
+
+
+def nonces(net: LocalNet, j: int = 1) -> int:
+    db = sqlite3.connect(f"file:{net.root / f'state/server-{j}/server.sqlite3'}?mode=ro", uri=True)
+    try:
+        return db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0]
+    finally:
+        db.close()
+
+
+def test_health_serving_on_both_ports(net: LocalNet) -> None:
+    assert health_status(net.public(1), 1, net.ca) == "SERVING"
+    assert health_status(net.public(1), 1, net.ca, service="omniplus.v1.Submission") == "SERVING"
+    _, cert, key = net.client_tls("coordinator")
+    assert health_status(net.peer(1), 1, net.ca, service="omniplus.v1.Peer", client=(cert, key)) == "SERVING"
+
+
+def test_submission_survives_kill_and_restart(net: LocalNet) -> None:
+    req = build_request(do_key(1), TASK, 1, 3, 1, WIRES, SHARES)
+    out = send(net.public(1), 1, req, net.ca)
+    assert out.accepted, out
+    assert status(net.public(1), 1, TASK, req.do_address, net.ca).state == "accepted"
+    net.kill(1)  # SIGKILL: no chance to flush anything that was not already on disk
+    net.start(1)
+    st = status(net.public(1), 1, TASK, req.do_address, net.ca)
+    assert st.state == "accepted" and st.batch_index == -1
+    rows = [r for r in stored(net) if bytes(r[0]) == req.do_address]
+    assert len(rows) == 1 and bytes(rows[0][2]) == req.shares
+    # after the restart the nonce is still remembered, and the DO cannot submit a second update
+    again = send(net.public(1), 1, req, net.ca)
+    assert (again.code, "replayed") == ("ALREADY_EXISTS", "replayed") and "nonce" in again.message
+    other = send(net.public(1), 1, build_request(do_key(1), TASK, 1, 3, 1, WIRES, [1, 2, 3, 4]), net.ca)
+    assert other.code == "ALREADY_EXISTS" and "duplicate submission" in other.message
+
+
+def _resign(req: Any, key: str) -> Any:
+    """Re-sign a (possibly altered) request so only the intended defect remains."""
+    header = signing.SubmissionHeader(
+        chain_id=req.chain_id,
+        market=req.market,
+        do_address=req.do_address,
+        server_index=req.server_index,
+        n_servers=req.n_servers,
+        threshold=req.threshold,
+        nonce=req.nonce,
+        expiry=req.expiry,
+    )
+    digest = signing.submission_digest(header, signing.payload_hash(list(req.wires), req.shares))
+    req.signature = signing.sign_digest(digest, key)
+    return req
+
+
+def _mut(resign: bool = True, **fields: Any) -> Callable[[Any], Any]:
+    """Change fields, then re-sign (unless the change breaks the signed header's own shape)."""
+
+    def f(req: Any) -> Any:
+        for k, v in fields.items():
+            if k == "wires":
+                del req.wires[:]
+                req.wires.extend(v)
+            else:
+                setattr(req, k, v)
+        return _resign(req, do_key(2)) if resign else req
+
+    return f
+
+
+def _noncanonical(req: Any) -> Any:
+    req.shares = req.shares[:32] + R.to_bytes(32, "little") + req.shares[64:]
+    return _resign(req, do_key(2))
+
+
+def _tampered(req: Any) -> Any:
+    req.shares = (1234).to_bytes(32, "little") + req.shares[32:]  # after signing
+    return req
+
+
+def _other_signer(req: Any) -> Any:
+    return _resign(req, do_key(3))
+
+
+def _garbage_sig(req: Any) -> Any:
+    req.signature = b"\x01" * 65
+    return req
+
+
+BAD = [
+    ("version", _mut(version=2), "INVALID_ARGUMENT", "unsupported protocol version"),
+    ("short payload", _mut(shares=b"\x01" * 100), "INVALID_ARGUMENT", "wrong share payload length"),
+    ("no wires", _mut(wires=[], shares=b""), "INVALID_ARGUMENT", "empty block"),
+    ("repeated wire", _mut(wires=[3, 3, 5, 9]), "INVALID_ARGUMENT", "distinct"),
+    ("wire zero", _mut(wires=[0, 4, 5, 9]), "INVALID_ARGUMENT", "wire 0"),
+    ("non-canonical", _noncanonical, "INVALID_ARGUMENT", "not a canonical field element"),
+    ("wrong market", _mut(market=b"\xcd" * 20), "INVALID_ARGUMENT", "wrong task"),
+    ("wrong chain", _mut(chain_id=1), "INVALID_ARGUMENT", "wrong task"),
+    ("short address", _mut(False, market=b"\xab" * 19), "INVALID_ARGUMENT", "20-byte"),
+    ("other server's share", _mut(server_index=2), "INVALID_ARGUMENT", "share for server 2 sent to server 1"),
+    ("wrong n", _mut(n_servers=5), "INVALID_ARGUMENT", "sharing parameters"),
+    ("wrong t", _mut(threshold=2), "INVALID_ARGUMENT", "sharing parameters"),
+    ("short nonce", _mut(False, nonce=b"\x01" * 8), "INVALID_ARGUMENT", "nonce"),
+    ("expired", _mut(expiry=int(time.time()) - 10), "INVALID_ARGUMENT", "expired"),
+    ("far expiry", _mut(expiry=int(time.time()) + 10**8), "INVALID_ARGUMENT", "expiry"),
+    ("signed by someone else", _other_signer, "UNAUTHENTICATED", "not by do_address"),
+    ("tampered after signing", _tampered, "UNAUTHENTICATED", "bad signature"),
+    ("garbage signature", _garbage_sig, "UNAUTHENTICATED", "bad signature"),
+    ("short signature", _mut(False, signature=b"\x01" * 64), "UNAUTHENTICATED", "65 bytes"),
+]
+
+
+@pytest.mark.parametrize("name,mutate,code,text", BAD, ids=[b[0] for b in BAD])
+def test_bad_submission_is_refused_and_nothing_stored(
+    net: LocalNet, name: str, mutate: Callable[[Any], Any], code: str, text: str
+) -> None:
+    before, before_nonces = stored(net), nonces(net)
+    req = mutate(build_request(do_key(2), TASK, 1, 3, 1, WIRES, SHARES))
+    out = send(net.public(1), 1, req, net.ca)
+    assert (out.code, text in out.message) == (code, True), out
+    assert stored(net) == before and nonces(net) == before_nonces
+    assert status(net.public(1), 1, TASK, bytes.fromhex(do_addr(2)[2:]), net.ca).state == "unknown"
+
+
+def test_unregistered_do_is_refused(net: LocalNet) -> None:
+    before = stored(net)
+    out = send(net.public(1), 1, build_request(do_key(9), TASK, 1, 3, 1, WIRES, SHARES), net.ca)
+    assert out.code == "PERMISSION_DENIED" and "not registered" in out.message
+    assert stored(net) == before
+
+
+def test_oversized_message_is_refused(net: LocalNet) -> None:
+    before = stored(net)
+    m = 3000  # 96 kB of shares against the configured 64 KiB limit
+    out = send(net.public(1), 1, build_request(do_key(2), TASK, 1, 3, 1, range(1, m + 1), [7] * m), net.ca)
+    assert out.code == "RESOURCE_EXHAUSTED", out
+    assert stored(net) == before
+
+
+def test_malformed_bytes_are_refused(net: LocalNet) -> None:
+    before = stored(net)
+    with public_channel(net.public(1), 1, net.ca) as ch:
+        raw = ch.unary_unary("/omniplus.v1.Submission/Submit")
+        with pytest.raises(grpc.RpcError) as err:
+            raw(b"\x52\x05ab", timeout=10)  # field 10 claims 5 bytes, has 2
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "malformed SubmitRequest" in err.value.details()
+    assert stored(net) == before
+
+
+def test_wrong_task_in_status(net: LocalNet) -> None:
+    other = TaskRef.parse("0x" + "cd" * 20, CHAIN_ID)
+    with pytest.raises(grpc.RpcError) as err:
+        status(net.public(1), 1, other, bytes.fromhex(do_addr(1)[2:]), net.ca)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_share_cannot_go_to_the_wrong_server(net: LocalNet) -> None:
+    """The client pins server-j's certificate name: server 1's address cannot receive share 2."""
+    out = send(net.public(1), 2, build_request(do_key(2), TASK, 2, 3, 1, WIRES, SHARES), net.ca)
+    assert out.code == "UNAVAILABLE"
+    assert status(net.public(1), 1, TASK, bytes.fromhex(do_addr(2)[2:]), net.ca).state == "unknown"
+
+
+def _peer_call(
+    net: LocalNet, cert: bytes | None, key: bytes | None, ca: bytes | None = None
+) -> grpc.RpcError:
+    creds = (
+        grpc.ssl_channel_credentials(root_certificates=ca or net.ca)
+        if cert is None
+        else grpc.ssl_channel_credentials(
+            root_certificates=ca or net.ca, certificate_chain=cert, private_key=key
+        )
+    )
+    with grpc.secure_channel(
+        net.peer(1), creds, options=[("grpc.ssl_target_name_override", "server-1")]
+    ) as ch:
+        stub = pbg.PeerStub(ch)
+        msg = pb.PeerMessage(session="s", round=0, tag="x", kind=pb.PAYLOAD_KIND_BYTES, data=b"hi")
+        with pytest.raises(grpc.RpcError) as err:
+            stub.Exchange(msg, timeout=5)
+    return err.value
+
+
+def test_peer_service_needs_a_server_certificate(net: LocalNet, tmp_path: Path) -> None:
+    # no client certificate: the mutual-TLS handshake fails
+    assert _peer_call(net, None, None).code() == grpc.StatusCode.UNAVAILABLE
+    # a certificate from another CA (with a server's name): refused at the handshake too
+    rogue = tmp_path / "rogue"
+    make_network(rogue, 2)
+    err = _peer_call(net, (rogue / "server-2.pem").read_bytes(), (rogue / "server-2.key").read_bytes())
+    assert err.code() == grpc.StatusCode.UNAVAILABLE
+    # a certificate from the right CA that names no server (the coordinator's, an outsider's)
+    for name in ("coordinator", "outsider"):
+        _, cert, key = net.client_tls(name)
+        err = _peer_call(net, cert, key)
+        assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "not a server" in err.details()
+
+
+def test_control_needs_a_coordinator_certificate(net: LocalNet) -> None:
+    _, cert, key = net.client_tls("outsider")
+    ch, stub = control_stub(net.peer(1), 1, net.ca, cert, key)
+    with ch, pytest.raises(grpc.RpcError) as err:
+        stub.RoundStatus(pb.RoundStatusRequest(session="x"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    ch, stub = control_stub(net.peer(1), 1, net.ca, None, None)
+    with ch, pytest.raises(grpc.RpcError) as err:
+        stub.RoundStatus(pb.RoundStatusRequest(session="x"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    _, cert, key = net.client_tls("coordinator")
+    ch, stub = control_stub(net.peer(1), 1, net.ca, cert, key)
+    with ch:
+        assert stub.RoundStatus(pb.RoundStatusRequest(session="x"), timeout=5).state == "unknown"
+        with pytest.raises(grpc.RpcError) as err:  # this network has no round engine configured
+            stub.StartValidation(pb.StartValidationRequest(session="v1"), timeout=5)
+        assert err.value.code() == grpc.StatusCode.UNIMPLEMENTED
+
+
+def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
+    n = make_local_net(tmp_path)
+    try:
+        n.start(2)
+        assert n.terminate(2) == 0
+        log = n.log(2)
+        assert '"event":"signal"' in log and '"event":"stopped"' in log
+    finally:
+        n.stop_all()
