@@ -89,6 +89,7 @@ class NodeWorker:
         self._zkeys: dict[str, tuple[int, dict]] = {}  # path → (id, info)
         self._loaded: set[int] = set()  # zkey ids loaded in the current process
         self._owner = os.getpid()  # after a fork the child must not share the parent's pipes
+        self._drainer: threading.Thread | None = None
 
     # -- process management -------------------------------------------------------------
     @property
@@ -117,7 +118,8 @@ class NodeWorker:
             except FileNotFoundError as exc:
                 raise ToolError(f"node engine: {self.node} not found") from exc
             self._stderr.clear()
-            threading.Thread(target=self._drain, args=(proc,), daemon=True).start()
+            self._drainer = threading.Thread(target=self._drain, args=(proc,), daemon=True)
+            self._drainer.start()
             self._proc = proc
             self._loaded.clear()
 
@@ -162,6 +164,15 @@ class NodeWorker:
                     pass
 
     def _died(self, what: str) -> ToolError:
+        """The error for a worker that stopped answering; waits briefly so its last words are read."""
+        proc = self._proc
+        if proc is not None:
+            try:
+                proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        if self._drainer is not None:
+            self._drainer.join(timeout=1)
         self._discard()
         self._loaded.clear()
         tail = " | ".join(list(self._stderr)[-8:])

@@ -309,3 +309,30 @@ def test_worker_stops_cleanly() -> None:
     proc = w._proc
     w.stop()
     assert proc is not None and proc.returncode == 0
+
+
+def test_worker_dying_mid_call_is_tool_error_with_stderr(tmp_path: Path) -> None:
+    script = tmp_path / "dies.js"
+    script.write_text('process.stdin.once("data", () => { console.error("boom: out of memory"); '
+                      'process.exit(3); });\n')
+    w = NodeWorker(script=script)
+    try:
+        with pytest.raises(ToolError, match="died during ping: boom: out of memory"):
+            w.ping()
+        assert w.pid is None
+        with pytest.raises(ToolError, match="died during ping"):  # restarted, died again
+            w.ping()
+    finally:
+        w.stop()
+
+
+def test_stray_stdout_is_detected(tmp_path: Path) -> None:
+    script = tmp_path / "chatty.js"
+    script.write_text('process.stdin.once("data", () => { '
+                      'process.stdout.write("hello from a library\\n"); });\n')
+    w = NodeWorker(script=script)
+    try:
+        with pytest.raises(ToolError, match="framing lost"):
+            w.ping()
+    finally:
+        w.stop()
