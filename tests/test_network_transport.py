@@ -1,0 +1,264 @@
+"""Channels: the in-process network and gRPC over mutual TLS deliver the same messages, with the
+same checks, and both run the protocol's own code (prover.mpc) unchanged."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+
+from prover.field import R
+from prover.mpc.net import LocalHub, NetError
+from prover.mpc.opening import open_scalars
+from prover.shamir import share
+from servers.certs import make_network
+from servers.config import server_name
+from servers.transport import (
+    KIND_FIELD,
+    Channel,
+    GrpcNetwork,
+    InProcessHub,
+    Mailbox,
+    Network,
+    PeerServicer,
+    TlsFiles,
+    TransportError,
+    TransportLimits,
+    decode_field,
+    encode_field,
+    serve_peer_port,
+)
+
+N = 3
+LIMITS = TransportLimits(
+    max_message_bytes=4096, max_buffered_bytes=1 << 20, send_timeout=5.0, recv_timeout=10.0
+)
+SECRETS = [5, R - 7, 123456789]
+_SHARINGS = [share(s, 1, N) for s in SECRETS]
+SHARES = {j: [sh[j - 1] for sh in _SHARINGS] for j in range(1, N + 1)}
+
+
+def tls_of(certs: Path, name: str) -> TlsFiles:
+    return TlsFiles.load(certs / "ca.pem", certs / f"{name}.pem", certs / f"{name}.key")
+
+
+@pytest.fixture(scope="module")
+def grpc_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Three parties' Peer services on 127.0.0.1 (mTLS) and their GrpcNetworks."""
+    certs = tmp_path_factory.mktemp("certs")
+    make_network(certs, N, clients=("coordinator",))
+    mailboxes = {j: Mailbox(LIMITS) for j in range(1, N + 1)}
+    names = {server_name(j): j for j in range(1, N + 1)}
+    servers, ports = {}, {}
+    for j in range(1, N + 1):
+        servers[j], ports[j] = serve_peer_port(
+            "127.0.0.1:0", tls_of(certs, server_name(j)), PeerServicer(mailboxes[j], names, LIMITS)
+        )
+    peers = {j: (f"127.0.0.1:{ports[j]}", server_name(j)) for j in range(1, N + 1)}
+    nets = {
+        j: GrpcNetwork(j, peers, tls_of(certs, server_name(j)), mailboxes[j], LIMITS) for j in range(1, N + 1)
+    }
+    yield {"certs": certs, "nets": nets, "ports": ports, "peers": peers}
+    for nt in nets.values():
+        nt.close()
+    for s in servers.values():
+        s.stop(0)
+
+
+def run_all(nets: dict[int, Any], body: Callable[[Any], Any]) -> dict[int, Any]:
+    """body(net) for every party in its own thread; re-raise the first failure."""
+    out: dict[int, Any] = {}
+    errors: list[BaseException] = []
+
+    def go(j: int) -> None:
+        try:
+            out[j] = body(nets[j])
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go, args=(j,)) for j in nets]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join(60)
+    if errors:
+        raise errors[0]
+    return out
+
+
+def protocol_body(net: Any) -> Any:
+    """What the protocol does with a Net: broadcast, private exchange, and a real prover.mpc opening."""
+    me = net.party
+    b = net.broadcast("hello", f"from {me}".encode())
+    x = net.exchange("private", {j: bytes([me, j]) for j in range(1, net.n + 1)})
+    opened = open_scalars(net, "open/secrets", SHARES[me], degree=1)
+    return b, x, opened
+
+
+def typed_body(ch: Channel) -> Any:
+    """Point-to-point typed messages: every party sends field elements to the next one."""
+    me, n = ch.party, ch.n
+    nxt, prv = me % n + 1, (me - 2) % n + 1
+    ch.send_field(nxt, 1, "ring", [me, R - 1, 0, me * 10**70])
+    got = ch.recv_field(prv, 1, "ring", count=4)
+    ch.send(nxt, 2, "raw", b"\x00" * me)
+    return got, ch.recv(prv, 2, "raw")
+
+
+def channels(nets: dict[int, Network], session: str) -> dict[int, Channel]:
+    return {j: nt.channel(session) for j, nt in nets.items()}
+
+
+def test_in_process_and_grpc_pass_the_same_messages(grpc_net: dict[str, Any]) -> None:
+    hub = InProcessHub(N, LIMITS)
+    local = run_all(channels({j: hub.network(j) for j in range(1, N + 1)}, "s1"), protocol_body)
+    remote_ch = channels(grpc_net["nets"], "s1")
+    remote = run_all(remote_ch, protocol_body)
+    lhub = LocalHub(N, timeout=10)
+    reference = run_all({j: lhub.net(j) for j in range(1, N + 1)}, protocol_body)
+    assert local == remote == reference
+    assert remote[1][2] == SECRETS  # the opening reconstructed the shared secrets
+    assert remote[2][0] == {1: b"from 1", 2: b"from 2", 3: b"from 3"}
+    assert remote[2][1] == {1: bytes([1, 2]), 2: bytes([2, 2]), 3: bytes([3, 2])}  # only what was meant for 2
+    # accounting agrees too: bytes sent to others, and two broadcasts + one exchange = 3 rounds
+    local_ch = channels({j: hub.network(j) for j in range(1, N + 1)}, "s1-stats")
+    run_all(local_ch, protocol_body)
+    for j in range(1, N + 1):
+        assert remote_ch[j].stats.bytes_sent == local_ch[j].stats.bytes_sent == lhub.bytes_sent[j]
+        assert remote_ch[j].stats.rounds == 3
+
+
+def test_typed_point_to_point(grpc_net: dict[str, Any]) -> None:
+    hub = InProcessHub(N, LIMITS)
+    local = run_all(channels({j: hub.network(j) for j in range(1, N + 1)}, "t1"), typed_body)
+    remote = run_all(channels(grpc_net["nets"], "t1"), typed_body)
+    assert local == remote
+    assert remote[2] == ([1, R - 1, 0, 10**70], b"\x00")
+
+
+def both(grpc_net: dict[str, Any]) -> list[dict[int, Network]]:
+    hub = InProcessHub(N, LIMITS)
+    return [{j: hub.network(j) for j in range(1, N + 1)}, grpc_net["nets"]]
+
+
+@pytest.mark.parametrize("which", ["in-process", "grpc"])
+def test_duplicate_message_is_refused(grpc_net: dict[str, Any], which: str) -> None:
+    nets = both(grpc_net)[which == "grpc"]
+    ch = nets[1].channel(f"dup-{which}")
+    ch.send(2, 0, "once", b"a")
+    with pytest.raises(TransportError) as err:
+        ch.send(2, 0, "once", b"b")
+    assert err.value.code == "ALREADY_EXISTS"
+    assert nets[2].channel(f"dup-{which}").recv(1, 0, "once") == b"a"  # the first one stands
+    with pytest.raises(TransportError):  # and a replay after it was consumed is refused too
+        ch.send(2, 0, "once", b"a")
+
+
+@pytest.mark.parametrize("which", ["in-process", "grpc"])
+def test_limits_and_shapes(grpc_net: dict[str, Any], which: str) -> None:
+    nets = both(grpc_net)[which == "grpc"]
+    ch = nets[1].channel(f"lim-{which}")
+    with pytest.raises(TransportError) as err:
+        ch.send(2, 0, "big", b"\x00" * 5000)
+    assert err.value.code == "RESOURCE_EXHAUSTED"
+    with pytest.raises(TransportError) as err:
+        ch.send(2, 0, "bad", R.to_bytes(32, "little"), KIND_FIELD, 1)
+    assert err.value.code == "INVALID_ARGUMENT" and "canonical" in str(err.value)
+    with pytest.raises(TransportError) as err:
+        ch.send(2, 0, "len", b"\x00" * 33, KIND_FIELD, 1)
+    assert err.value.code == "INVALID_ARGUMENT"
+    with pytest.raises(TransportError) as err:
+        ch.send(2, 0, "bad tag with spaces", b"")
+    assert err.value.code == "INVALID_ARGUMENT"
+    t0 = time.monotonic()
+    with pytest.raises(TransportError) as err:
+        ch.recv(3, 0, "never", timeout=0.3)
+    assert err.value.code == "DEADLINE_EXCEEDED" and time.monotonic() - t0 < 5
+    assert isinstance(err.value, NetError)  # protocol code that catches NetError catches ours
+
+
+def test_abort_wakes_a_waiting_receiver(grpc_net: dict[str, Any]) -> None:
+    ch = grpc_net["nets"][1].channel("abort-me")
+    threading.Timer(0.2, ch.abort, args=("coordinator said stop",)).start()
+    t0 = time.monotonic()
+    with pytest.raises(TransportError) as err:
+        ch.recv(2, 0, "x", timeout=30)
+    assert err.value.code == "ABORTED" and time.monotonic() - t0 < 5
+    with pytest.raises(TransportError) as err:  # a late message for the aborted session is refused
+        grpc_net["nets"][2].channel("abort-me").send(1, 0, "x", b"late")
+    assert err.value.code == "ABORTED"
+
+
+def test_server_side_checks_on_raw_messages(grpc_net: dict[str, Any]) -> None:
+    """A peer that skips its own checks still meets the receiver's: non-canonical, wrong length."""
+    from proto.gen import omniplus_pb2 as pb
+    from proto.gen import omniplus_pb2_grpc as pbg
+
+    certs, port = grpc_net["certs"], grpc_net["ports"][1]
+    tls = tls_of(certs, server_name(2))
+    creds = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
+    with grpc.secure_channel(
+        f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override", server_name(1))]
+    ) as chan:
+        stub = pbg.PeerStub(chan)
+        for msg, code in [
+            (
+                pb.PeerMessage(
+                    session="raw", tag="a", kind=pb.PAYLOAD_KIND_FIELD, count=1, data=R.to_bytes(32, "little")
+                ),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (
+                pb.PeerMessage(session="raw", tag="b", kind=pb.PAYLOAD_KIND_G1, count=1, data=b"\x00" * 63),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (pb.PeerMessage(session="raw", tag="c", kind=7, data=b""), grpc.StatusCode.INVALID_ARGUMENT),
+            (
+                pb.PeerMessage(session="", tag="d", kind=pb.PAYLOAD_KIND_BYTES),
+                grpc.StatusCode.INVALID_ARGUMENT,
+            ),
+            (
+                pb.PeerMessage(session="raw", tag="e", kind=pb.PAYLOAD_KIND_BYTES, data=b"\x00" * 10_000),
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+            ),
+        ]:
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Exchange(msg, timeout=5)
+            assert err.value.code() == code, (msg.tag, err.value.details())
+        # a well-formed one is accepted and attributed to the certificate's owner (party 2)
+        stub.Exchange(
+            pb.PeerMessage(session="raw", tag="ok", kind=pb.PAYLOAD_KIND_BYTES, data=b"hi"), timeout=5
+        )
+    assert grpc_net["nets"][1].channel("raw").recv(2, 0, "ok", timeout=5) == b"hi"
+
+
+def test_peer_identity_is_pinned(grpc_net: dict[str, Any]) -> None:
+    """If party 2's address actually answers with server-3's certificate, nothing is delivered."""
+    peers = dict(grpc_net["peers"])
+    peers[2] = (peers[3][0], server_name(2))
+    certs = grpc_net["certs"]
+    mb = Mailbox(LIMITS)
+    lim = TransportLimits(LIMITS.max_message_bytes, LIMITS.max_buffered_bytes, send_timeout=1.0)
+    nt = GrpcNetwork(1, peers, tls_of(certs, server_name(1)), mb, lim)
+    try:
+        with pytest.raises(TransportError) as err:
+            nt.channel("pin").send(2, 0, "x", b"secret share")
+        assert err.value.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+    finally:
+        nt.close()
+    with pytest.raises(TransportError):
+        grpc_net["nets"][3].channel("pin").recv(1, 0, "x", timeout=0.2)
+
+
+def test_field_codec_roundtrip() -> None:
+    vals = [0, 1, R - 1, 2**200]
+    assert decode_field(encode_field(vals), 4) == vals
+    with pytest.raises(TransportError):
+        decode_field(b"\xff" * 32)
+    with pytest.raises(TransportError):
+        decode_field(b"\x00" * 31)
