@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from omniplus import paths
-from omniplus.errors import ProofError, ToolError
+from omniplus.errors import ProofError, SetupError, ToolError
 
 # BN254 scalar field (same value as prover/field.py's R; kept local so this module stands alone).
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
@@ -86,7 +86,8 @@ class NodeWorker:
         self._lock = threading.RLock()
         self._next_id = 0
         self._stderr: collections.deque[str] = collections.deque(maxlen=40)
-        self._zkeys: dict[str, tuple[int, dict]] = {}  # path → (id, info)
+        self._zkeys: dict[str, tuple[int, dict, tuple[int, int]]] = {}  # path → (id, info, (size, mtime))
+        self._next_zkey = 0
         self._loaded: set[int] = set()  # zkey ids loaded in the current process
         self._owner = os.getpid()  # after a fork the child must not share the parent's pipes
         self._drainer: threading.Thread | None = None
@@ -221,25 +222,38 @@ class NodeWorker:
         return reply, body
 
     def load_zkey(self, path: str | os.PathLike) -> tuple[int, dict]:
-        """Register a zkey (by resolved path) and load it into node; returns (id, header info)."""
+        """Register a zkey and load it into node; returns (id, header info).
+
+        Keyed by resolved path, size and mtime: a rewritten zkey (a new phase-2 contribution)
+        is loaded again under a new id instead of proving against the stale copy in memory."""
         key = str(Path(path).resolve())
+        try:
+            st = os.stat(key)
+        except OSError as exc:
+            raise SetupError(f"{path}: cannot read zkey ({exc.strerror or exc})") from exc
+        stamp = (st.st_size, st.st_mtime_ns)
         with self._lock:
-            if key not in self._zkeys:
-                zid = len(self._zkeys) + 1
+            entry = self._zkeys.get(key)
+            if entry is not None and entry[2] != stamp:
+                self.forget_zkey(key)
+                entry = None
+            if entry is None:
+                self._next_zkey += 1
+                zid = self._next_zkey
                 self.start()
                 reply, _ = self._roundtrip("load_zkey", b"", {"zkey": zid, "path": key})
                 self._loaded.add(zid)
                 info = {k: reply[k] for k in ("n_vars", "n_public", "domain_size")}
                 info["points"] = {int(s): n for s, n in reply["points"].items()}
-                self._zkeys[key] = (zid, info)
+                entry = self._zkeys[key] = (zid, info, stamp)
             else:
-                self._ensure_loaded(self._zkeys[key][0])
-            return self._zkeys[key]
+                self._ensure_loaded(entry[0])
+            return entry[0], entry[1]
 
     def _ensure_loaded(self, zid: int) -> None:
         if zid in self._loaded:
             return
-        for key, (known, _) in self._zkeys.items():
+        for key, (known, _, _) in self._zkeys.items():
             if known == zid:
                 self.start()
                 self._roundtrip("load_zkey", b"", {"zkey": zid, "path": key})
@@ -305,6 +319,11 @@ class SnarkjsEngine:
         self._worker = node or worker()
         self._id, self._info = self._worker.load_zkey(self.zkey_path)
 
+    def _zkey_id(self) -> int:
+        """The worker's id for this zkey (re-loaded if the file changed or the worker restarted)."""
+        self._id, self._info = self._worker.load_zkey(self.zkey_path)
+        return self._id
+
     @property
     def n_vars(self) -> int:
         return int(self._info["n_vars"])
@@ -332,15 +351,17 @@ class SnarkjsEngine:
 
     def msm_g1(self, section: int, scalars: Sequence[int], start: int = 0) -> G1 | None:
         """Σ scalars[i]·P[start+i] over G1 section 5, 6, 8 or 9; None for infinity."""
+        zid = self._zkey_id()
         self._check("msm_g1", G1_SECTIONS, section, len(scalars), start)
-        reply, _ = self._worker.call("msm_g1", encode_scalars(scalars), zkey=self._id,
+        reply, _ = self._worker.call("msm_g1", encode_scalars(scalars), zkey=zid,
                                      section=section, start=start)
         return _point(reply["point"])
 
     def msm_g2(self, section: int, scalars: Sequence[int], start: int = 0) -> G2 | None:
         """Σ scalars[i]·P[start+i] over G2 section 7; None for infinity."""
+        zid = self._zkey_id()
         self._check("msm_g2", G2_SECTIONS, section, len(scalars), start)
-        reply, _ = self._worker.call("msm_g2", encode_scalars(scalars), zkey=self._id,
+        reply, _ = self._worker.call("msm_g2", encode_scalars(scalars), zkey=zid,
                                      section=section, start=start)
         return _point(reply["point"])
 
@@ -354,5 +375,5 @@ class SnarkjsEngine:
 
     def prove(self, witness: Sequence[int]) -> tuple[dict, list[int]]:
         """snarkjs groth16.prove on this zkey; returns (proof.json dict, public signals)."""
-        reply, _ = self._worker.call("prove", encode_scalars(witness), zkey=self._id)
+        reply, _ = self._worker.call("prove", encode_scalars(witness), zkey=self._zkey_id())
         return reply["proof"], [int(v) for v in reply["public"]]

@@ -19,7 +19,7 @@ import pytest
 from py_ecc.optimized_bn128 import FQ, FQ2, Z1, Z2, add, multiply, normalize
 
 from omniplus import paths
-from omniplus.errors import ProofError, ToolError
+from omniplus.errors import ProofError, SetupError, ToolError
 from omniplus.tooling import run_tool
 from prover.backends.base import ProveJob
 from prover.engine import NodeWorker, R, SnarkjsEngine, worker
@@ -250,7 +250,9 @@ def test_error_frames_become_tool_errors(small: Setup) -> None:
         w.call("msm_g1", bytes(33), zkey=zid, section=9)
     with pytest.raises(ToolError, match="unknown command"):
         w.call("no_such_command")
-    with pytest.raises(ToolError, match="no such file|ENOENT"):
+    with pytest.raises(ToolError, match="not a zkey file"):
+        w.load_zkey(small.dir / "small.r1cs")
+    with pytest.raises(SetupError, match="cannot read zkey"):
         w.load_zkey(small.dir / "missing.zkey")
     # the worker survives error frames
     assert w.ping()["pid"] == w.pid
@@ -283,6 +285,24 @@ def test_fft_roundtrip_and_naive_dft() -> None:
     assert w.fft(w.fft(big), inverse=True) == big
     with pytest.raises(ToolError, match="not a power of two"):
         w.fft([1, 2, 3])
+
+
+def test_rewritten_zkey_is_reloaded(small: Setup, tmp_path: Path) -> None:
+    import shutil
+
+    z = tmp_path / "copy.zkey"
+    shutil.copy(small.zkey, z)
+    eng = SnarkjsEngine(z)
+    first = eng.msm_g1(5, [1])
+    old_id = eng._id
+    data = bytearray(z.read_bytes())
+    sec5 = zkey_sections(z)[5]
+    at = bytes(data).index(sec5)
+    data[at:at + 64], data[at + 64:at + 128] = data[at + 64:at + 128], data[at:at + 64]  # swap points 0, 1
+    z.write_bytes(bytes(data))
+    os.utime(z, ns=(time.time_ns(), time.time_ns() + 10**9))
+    assert eng.msm_g1(5, [0, 1]) == first
+    assert eng._id != old_id
 
 
 def test_killed_worker_is_restarted(small: Setup) -> None:
