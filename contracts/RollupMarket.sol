@@ -65,19 +65,23 @@ contract RollupMarket {
     bool public immutable whitelistOnly;
     string public modelURI;
 
-    // ---- state ----
+    // ---- state (packed so a batch touches one slot per payee and one for the totals) ----
+    struct Member {
+        bool registered;
+        uint64 paidTag; // batchIndex + 1 of the batch that paid this DO; 0 = not paid yet
+        uint128 credit; // wei not yet withdrawn
+    }
+
     mapping(address => bool) public whitelisted;
-    mapping(address => bool) public registered;
-    /// batchIndex + 1 of the batch that paid this DO; 0 = not paid yet.
-    mapping(address => uint256) public paidInBatch;
-    mapping(address => uint256) public credit;
-    bytes32[] public aggregateCommitments;
-    uint256 public totalCredited;
+    mapping(address => Member) internal members;
+    mapping(uint256 => bytes32) public aggregateCommitments; // keccak256(abi.encodePacked(words))
+    uint128 public totalCredited;
+    uint64 internal batchCount;
+    bool public finished;
+    uint8 private locked = 1;
     uint256 public totalWithdrawn;
     uint256 public refunded;
-    bool public finished;
     uint256 public registeredCount;
-    uint256 private locked = 1;
 
     // ---- events (one per state change) ----
     event TaskCreated(bytes32 indexed taskId, address indexed modelOwner, address verifier, uint256 deposit,
@@ -134,6 +138,9 @@ contract RollupMarket {
             revert BadParams("M must be ceil(d/c)");
         }
         if (t.deadline <= block.timestamp) revert BadParams("deadline in the past");
+        if (t.batches >= type(uint64).max || t.reward >= type(uint128).max / (t.batchSize * t.batches)) {
+            revert BadParams("R or reward too large");
+        }
         uint256 required = t.batchSize * t.batches * t.reward;
         if (msg.value < required) revert DepositTooSmall(msg.value, required);
 
@@ -168,14 +175,29 @@ contract RollupMarket {
         if (finished) revert TaskFinished();
         if (block.timestamp > deadline) revert DeadlinePassed(block.timestamp, deadline);
         if (whitelistOnly && !whitelisted[msg.sender]) revert NotWhitelisted(msg.sender);
-        if (registered[msg.sender]) revert AlreadyRegistered(msg.sender);
-        registered[msg.sender] = true;
+        Member storage mem = members[msg.sender];
+        if (mem.registered) revert AlreadyRegistered(msg.sender);
+        mem.registered = true;
         registeredCount += 1;
         emit Registered(msg.sender);
     }
 
     function batchesSubmitted() external view returns (uint256) {
-        return aggregateCommitments.length;
+        return batchCount;
+    }
+
+    function registered(address who) external view returns (bool) {
+        return members[who].registered;
+    }
+
+    /// Index of the batch that paid `who`, or type(uint256).max if not paid.
+    function paidInBatch(address who) external view returns (uint256) {
+        uint256 tag = members[who].paidTag;
+        return tag == 0 ? type(uint256).max : tag - 1;
+    }
+
+    function credit(address who) external view returns (uint256) {
+        return members[who].credit;
     }
 
     /// The public inputs a proof for the next batch must have, for these words and payees.
@@ -184,7 +206,7 @@ contract RollupMarket {
         view
         returns (uint256 rho, uint256 f)
     {
-        return _publicInputs(aggregateCommitments.length, words, payees);
+        return _publicInputs(batchCount, words, payees);
     }
 
     function _publicInputs(uint256 batchIndex, uint256[] calldata words, address[] calldata payees)
@@ -211,10 +233,11 @@ contract RollupMarket {
         uint256[2] calldata c,
         uint256[] calldata words,
         address[] calldata payees
-    ) external nonReentrant {
+    ) external {
+        // No reentrancy lock: the only external call is a STATICCALL to the verifier.
         if (finished) revert TaskFinished();
         if (block.timestamp > deadline) revert DeadlinePassed(block.timestamp, deadline);
-        uint256 batchIndex = aggregateCommitments.length;
+        uint256 batchIndex = batchCount;
         if (batchIndex >= batches) revert AllBatchesDone(batches);
         if (words.length != nWords) revert WrongWordCount(words.length, nWords);
         uint256 limit = wordLimit;
@@ -225,15 +248,17 @@ contract RollupMarket {
         if (n == 0 || n > batchSize) revert BadPayeeCount(n, batchSize);
 
         // Effects on payees first (the proof check below reverts everything if it fails).
-        uint256 tag = batchIndex + 1;
+        uint64 tag = uint64(batchIndex + 1);
+        uint128 r = uint128(reward);
         for (uint256 i = 0; i < n; i++) {
             address p = payees[i];
-            if (!registered[p]) revert UnregisteredPayee(p);
-            uint256 prev = paidInBatch[p];
+            Member storage mem = members[p];
+            if (!mem.registered) revert UnregisteredPayee(p);
+            uint64 prev = mem.paidTag;
             if (prev == tag) revert DuplicatePayee(p);
             if (prev != 0) revert AlreadyPaid(p, prev - 1);
-            paidInBatch[p] = tag;
-            credit[p] += reward;
+            mem.paidTag = tag;
+            mem.credit += r;
         }
 
         (uint256 rho, uint256 f) = _publicInputs(batchIndex, words, payees);
@@ -242,16 +267,18 @@ contract RollupMarket {
         if (!verifier.verifyProof(a, b, c, [rho, f])) revert InvalidProof();
 
         bytes32 commitment = keccak256(abi.encodePacked(words));
-        aggregateCommitments.push(commitment);
-        totalCredited += n * reward;
+        aggregateCommitments[batchIndex] = commitment;
+        batchCount = uint64(batchIndex + 1);
+        totalCredited += uint128(n) * r;
         emit BatchSubmitted(batchIndex, commitment, words, payees, msg.sender);
     }
 
     /// Pull payment of everything credited to the caller.
     function withdraw() external nonReentrant {
-        uint256 amount = credit[msg.sender];
+        Member storage mem = members[msg.sender];
+        uint256 amount = mem.credit;
         if (amount == 0) revert NothingToWithdraw();
-        credit[msg.sender] = 0;
+        mem.credit = 0;
         totalWithdrawn += amount;
         emit Withdrawn(msg.sender, amount);
         (bool ok,) = msg.sender.call{value: amount}("");
@@ -262,8 +289,8 @@ contract RollupMarket {
     function finish() external nonReentrant {
         if (msg.sender != modelOwner) revert NotModelOwner();
         if (finished) revert TaskFinished();
-        if (aggregateCommitments.length < batches && block.timestamp <= deadline) {
-            revert NotFinishable(aggregateCommitments.length, deadline);
+        if (batchCount < batches && block.timestamp <= deadline) {
+            revert NotFinishable(batchCount, deadline);
         }
         finished = true;
         uint256 refund = deposit - totalCredited;

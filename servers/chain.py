@@ -364,11 +364,17 @@ def send_tx(w3: Web3, key: str, *, to: str | None, data: bytes | str = b"", valu
     return receipt
 
 
-def transact(w3: Web3, key: str, fn: Any, *, value: int = 0, gas: int | None = None) -> dict:
+# ABIs of every contract deployed from this process: errors bubbling up through another
+# contract (a proxy, an attacker) still decode by name.
+_KNOWN_ABIS: dict[str, list] = {}
+
+
+def transact(w3: Web3, key: str, fn: Any, *, value: int = 0, gas: int | None = None,
+             extra_abis: Sequence[list] = ()) -> dict:
     """Send a bound contract function call (contract.functions.f(args)) signed by key."""
     data = fn._encode_transaction_data()
     return send_tx(w3, key, to=fn.address, data=data, value=value, gas=gas,
-                   abis=[fn.contract_abi], what=fn.fn_name)
+                   abis=[fn.contract_abi, *extra_abis, *_KNOWN_ABIS.values()], what=fn.fn_name)
 
 
 def call(fn: Any, *, sender: str | None = None) -> Any:
@@ -393,5 +399,6 @@ def deploy(w3: Web3, key: str, artifact: Artifact, *args: Any, value: int = 0,
     if not addr:
         raise ChainError(f"deploy {artifact.name}: no contract address in the receipt")
     contract = w3.eth.contract(address=addr, abi=artifact.abi)
+    _KNOWN_ABIS.setdefault(artifact.name, artifact.abi)
     contract.deploy_receipt = receipt  # type: ignore[attr-defined]
     return contract

@@ -220,6 +220,9 @@ class RollupMarket:
     def credit(self, who: str) -> int:
         return self._get("credit", Web3.to_checksum_address(who))
 
+    def finished(self) -> bool:
+        return self._get("finished")
+
     def accounts(self) -> dict[str, int]:
         """deposit, totalCredited, totalWithdrawn, refunded and the contract's balance (wei)."""
         return {
