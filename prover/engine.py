@@ -28,6 +28,9 @@ API
   ``out_k = Σ_i a_i ω^(ik)`` with ω = w[log n]; ``ifft`` is the exact inverse (includes 1/n).
 * ``prove(witness) -> (proof_json, public)`` — snarkjs ``groth16.prove`` on the cached zkey.
 * ``n_vars``, ``n_public``, ``domain_size``, ``n_points(section)``.
+
+The zkey stays in node's memory, keyed by path, size and mtime (a rewritten file is loaded
+again); a missing zkey raises SetupError.
 """
 
 from __future__ import annotations
