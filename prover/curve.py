@@ -279,24 +279,57 @@ def g2_jac_add(p: G2Jac, q: G2Jac) -> G2Jac:
 
 
 def g2_jac_add_affine(p: G2Jac, x2: Any, y2: Any) -> G2Jac:
-    X1, Y1, Z1 = p
-    if _fq2_is_zero(Z1):
+    """madd-2007-bl over Fq2 with the Fq2 products written out: the bucket loop of the G2 MSM
+    spends its time here, and inlining halves it compared with the fq2_* helpers."""
+    (X0, X1), (Y0, Y1), (Z0, Z1) = p
+    if Z0 == 0 and Z1 == 0:
         return (x2, y2, FQ2_ONE)
-    Z1Z1 = fq2_sqr(Z1)
-    U2 = fq2_mul(x2, Z1Z1)
-    S2 = fq2_mul(fq2_mul(y2, Z1), Z1Z1)
-    H = fq2_sub(U2, X1)
-    r = fq2_scale(fq2_sub(S2, Y1), 2)
-    if _fq2_is_zero(H):
-        return g2_jac_double(p) if _fq2_is_zero(r) else G2_JAC_INF
-    HH = fq2_sqr(H)
-    I = fq2_scale(HH, 4)
-    J = fq2_mul(H, I)
-    V = fq2_mul(X1, I)
-    X3 = fq2_sub(fq2_sub(fq2_sqr(r), J), fq2_scale(V, 2))
-    Y3 = fq2_sub(fq2_mul(r, fq2_sub(V, X3)), fq2_scale(fq2_mul(Y1, J), 2))
-    Z3 = fq2_sub(fq2_sub(fq2_sqr(fq2_add(Z1, H)), Z1Z1), HH)
-    return (X3, Y3, Z3)
+    q = _Q
+    a0, a1 = x2
+    b0, b1 = y2
+    zz0 = (Z0 + Z1) * (Z0 - Z1) % q  # Z1Z1 = Z²
+    zz1 = 2 * Z0 * Z1 % q
+    t0 = a0 * zz0
+    t1 = a1 * zz1
+    h0 = (t0 - t1 - X0) % q  # H = x2·Z1Z1 − X
+    h1 = ((a0 + a1) * (zz0 + zz1) - t0 - t1 - X1) % q
+    t0 = Z0 * zz0
+    t1 = Z1 * zz1
+    zc0 = (t0 - t1) % q  # Z³
+    zc1 = ((Z0 + Z1) * (zz0 + zz1) - t0 - t1) % q
+    t0 = b0 * zc0
+    t1 = b1 * zc1
+    r0 = 2 * (t0 - t1 - Y0) % q  # r = 2(y2·Z³ − Y)
+    r1 = 2 * ((b0 + b1) * (zc0 + zc1) - t0 - t1 - Y1) % q
+    if h0 == 0 and h1 == 0:
+        return g2_jac_double(p) if r0 == 0 and r1 == 0 else G2_JAC_INF
+    hh0 = (h0 + h1) * (h0 - h1) % q
+    hh1 = 2 * h0 * h1 % q
+    i0 = 4 * hh0
+    i1 = 4 * hh1
+    t0 = h0 * i0
+    t1 = h1 * i1
+    j0 = (t0 - t1) % q
+    j1 = ((h0 + h1) * (i0 + i1) - t0 - t1) % q
+    t0 = X0 * i0
+    t1 = X1 * i1
+    v0 = (t0 - t1) % q
+    v1 = ((X0 + X1) * (i0 + i1) - t0 - t1) % q
+    x30 = ((r0 + r1) * (r0 - r1) - j0 - 2 * v0) % q
+    x31 = (2 * r0 * r1 - j1 - 2 * v1) % q
+    d0 = v0 - x30
+    d1 = v1 - x31
+    t0 = r0 * d0
+    t1 = r1 * d1
+    e0 = Y0 * j0
+    e1 = Y1 * j1
+    y30 = (t0 - t1 - 2 * (e0 - e1)) % q
+    y31 = ((r0 + r1) * (d0 + d1) - t0 - t1 - 2 * ((Y0 + Y1) * (j0 + j1) - e0 - e1)) % q
+    s0 = Z0 + h0
+    s1 = Z1 + h1
+    z30 = ((s0 + s1) * (s0 - s1) - zz0 - hh0) % q
+    z31 = (2 * s0 * s1 - zz1 - hh1) % q
+    return ((x30, x31), (y30, y31), (z30, z31))
 
 
 def g2_jac_neg(p: G2Jac) -> G2Jac:
