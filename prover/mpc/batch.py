@@ -51,6 +51,31 @@ class BatchOutcome:
     proof: Proof | None = None
 
 
+def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engine: ProverEngine,
+                      slot_blocks: Sequence[Sequence[int]], payees: Sequence[str], context: BindingContext,
+                      rng: Rng, tag: str) -> BatchOutcome:
+    """Steps 3–5 for already validated DOs in slot order: open the aggregate, bind, prove.
+
+    Every server must pass the same slot order and payees; `context.payees` is ignored."""
+    params = setup.params
+    if not 0 < len(slot_blocks) <= params.batch or len(payees) != len(slot_blocks):
+        raise InputError(f"a batch needs 1..{params.batch} DOs with one payee each, got "
+                         f"{len(slot_blocks)} blocks and {len(payees)} payees")
+    outcome = BatchOutcome(verdicts={}, included=list(payees))
+    g_pos = [layout.block_names.index(f"g[{j}]") for j in range(params.dims)]
+    agg_shares = [sum(block[p] for block in slot_blocks) % R for p in g_pos]
+    outcome.aggregate = [signed(x) for x in open_scalars(net, f"{tag}/aggregate", agg_shares, degree=t)]
+    outcome.words = pack_aggregate(params, outcome.aggregate)
+    ctx = BindingContext(chain_id=context.chain_id, market=context.market, task_id=context.task_id,
+                         batch_index=context.batch_index, payees=tuple(payees))
+    outcome.rho = binding_rho(ctx, outcome.words)
+    outcome.F = binding_F(outcome.words, outcome.rho)
+    w = witness_shares(setup, layout, slot_blocks, outcome.words, outcome.rho, outcome.F)
+    rnd = joint_randomness(net, t, rng, f"{tag}/blind")
+    outcome.proof = prove_party(net, t, zk, engine, w, rnd, f"{tag}/prove")
+    return outcome
+
+
 def run_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engine: ProverEngine,
                     blocks: Mapping[str, Sequence[int]], payee_of: Mapping[str, str],
                     context: BindingContext, rng: Rng, tag: str) -> BatchOutcome:
@@ -58,25 +83,13 @@ def run_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engi
 
     `blocks` (this server's shares) and `payee_of` (DO id → payee address) must list the same
     DO ids on every server; slot order is the sorted order of accepted ids, so all agree."""
-    params = setup.params
     verdicts = validate_blocks(net, t, layout.block, blocks, rng, round_id=f"{tag}/validate")
-    included = [do for do in sorted(blocks) if verdicts[do] is None][: params.batch]
-    outcome = BatchOutcome(verdicts=verdicts, included=included)
+    included = [do for do in sorted(blocks) if verdicts[do] is None][: setup.params.batch]
     if not included:
-        return outcome
-
-    g_pos = [layout.block_names.index(f"g[{j}]") for j in range(params.dims)]
-    agg_shares = [sum(blocks[do][p] for do in included) % R for p in g_pos]
-    outcome.aggregate = [signed(x) for x in open_scalars(net, f"{tag}/aggregate", agg_shares, degree=t)]
-    outcome.words = pack_aggregate(params, outcome.aggregate)
-    ctx = BindingContext(chain_id=context.chain_id, market=context.market, task_id=context.task_id,
-                         batch_index=context.batch_index, payees=tuple(payee_of[do] for do in included))
-    outcome.rho = binding_rho(ctx, outcome.words)
-    outcome.F = binding_F(outcome.words, outcome.rho)
-
-    w = witness_shares(setup, layout, [blocks[do] for do in included], outcome.words, outcome.rho, outcome.F)
-    rnd = joint_randomness(net, t, rng, f"{tag}/blind")
-    outcome.proof = prove_party(net, t, zk, engine, w, rnd, f"{tag}/prove")
+        return BatchOutcome(verdicts=verdicts, included=[])
+    outcome = prove_batch_party(net, t, setup, zk, layout, engine, [blocks[do] for do in included],
+                                [payee_of[do] for do in included], context, rng, tag)
+    outcome.verdicts, outcome.included = verdicts, included
     return outcome
 
 
