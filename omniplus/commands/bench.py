@@ -1,0 +1,31 @@
+"""`omniplus bench prover|gas|mpc|attack`: benchmarks that print a table and save CSV/PNG.
+
+Each benchmark is a module `bench/<name>.py` providing `add_arguments(parser)` and
+`run(args) -> int`; this verb only dispatches. Results go to bench/results/ unless --out says
+otherwise; --json prints the rows as JSON instead of the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHES = {
+    "prover": "setup and proving time per backend, native/snarkjs ratios (issue 2)",
+    "gas": "PlainMarket vs RollupMarket gas per operation (issue 3)",
+    "mpc": "collaborative proof vs single prover: time, CPU, bytes, rounds (issue 4)",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="run a benchmark", description=__doc__)
+    bsub = p.add_subparsers(dest="bench", metavar="BENCH")
+    for name, text in BENCHES.items():
+        try:
+            module = importlib.import_module(f"bench.{name}")
+        except ImportError:
+            continue  # not built yet
+        bp = bsub.add_parser(name, help=text, description=text)
+        module.add_arguments(bp)
+        bp.set_defaults(func=module.run)
+    p.set_defaults(func=lambda args: p.print_help() or 2)
