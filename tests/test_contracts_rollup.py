@@ -308,3 +308,16 @@ def test_refund_after_deadline(node, setup):
     with pytest.raises(ChainError, match="TaskFinished"):
         m.register(node.keys[2])
     conserved(m)
+
+
+def test_cli_deploy_market_from_setup(setup, capsys):
+    from omniplus.cli import main
+
+    if not (setup.dir / "params.json").exists():  # the CLI-made fallback setup has none
+        (setup.dir / "params.json").write_text(json.dumps(PARAMS.to_json()))
+    assert main(["deploy", "market", "--setup", str(setup.dir), "--exit", "--json", "--batches", "3",
+                 "--reward-wei", "7"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["params"] == {"N": 2, "d": 30, "k": 8, "B": 200_000, "M": 2, "w": 10, "c": 25, "R": 3}
+    assert out["deposit_wei"] == 2 * 3 * 7
+    assert out["market"].startswith("0x") and out["verifier"].startswith("0x")
