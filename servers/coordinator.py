@@ -1,0 +1,551 @@
+"""The coordinator: turns stored submissions into paid batches by driving the servers' Control RPCs.
+
+One pass (`Coordinator.step`):
+1. discover: DOs registered on RollupMarket (Registered events) and what every server holds for
+   each (Submission.Status). A DO is a candidate only once *every* server holds its share, since
+   the MPC needs the same DO list on every party.
+2. validate: StartValidation for the candidates on all servers, poll RoundStatus, require every
+   server's verdict to agree; rejected DOs keep their reason (the servers tell the DO too).
+3. batch: up to N valid DOs not yet paid on-chain (the chain's BatchSubmitted payees are the truth,
+   not the servers' "batched" flag, which a failed proof can leave behind), StartBatch with the
+   binding context read from the contract.
+4. verify locally (prover.groth16_verify, ρ recomputed from our own context) before anything
+   goes on-chain; a failing proof is logged with its batch index and never sent.
+5. RollupMarket.submitBatch with an explicit gas limit; the tx and its gas are recorded.
+
+Failure handling: a round whose server is unreachable, failed, aborted or interrupted (restarted
+mid-round) is aborted on every server, so nobody waits for a receive timeout; the coordinator
+waits until all servers answer health checks again and retries under a new session. Server
+state (shares, verdicts) is on disk, so a restarted server resumes with nothing lost.
+
+State (`state.json` in the state directory, rewritten atomically) records batches, attempts and
+rejections; logs are JSON lines on stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sys
+import threading
+import time
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from omniplus.errors import ChainError, InputError, OmniplusError, ProofError
+
+# Round states the daemon reports that end an attempt without a result.
+DEAD_STATES = ("failed", "aborted", "interrupted", "unknown")
+
+
+class RoundFailed(OmniplusError):
+    """An MPC round did not complete on every server; `retry` says whether a new session may help."""
+
+    def __init__(self, message: str, retry: bool = True) -> None:
+        super().__init__(message)
+        self.retry = retry
+
+
+@dataclass(frozen=True)
+class ServerRef:
+    id: int
+    peer: str  # HOST:PORT of its peer port (Control, mutual TLS)
+    public: str  # HOST:PORT of its public port (Submission.Status)
+
+
+@dataclass(frozen=True)
+class CoordinatorConfig:
+    servers: tuple[ServerRef, ...]
+    ca: Path
+    cert: Path
+    key: Path
+    rpc_url: str
+    market: str
+    chain_id: int
+    setup: Path
+    tx_key: str  # pays the gas of submitBatch (anyone may submit a batch)
+    state: Path
+    batch_wait: float = 2.0  # submit a partial batch after this long without new candidates
+    poll: float = 0.3
+    round_timeout: float = 600.0
+    server_down_grace: float = 1.0  # a server unreachable this long ends the attempt
+    recover_timeout: float = 300.0  # how long to wait for servers to come back
+    max_attempts: int = 3
+    threshold: int = 1
+
+    @property
+    def n(self) -> int:
+        return len(self.servers)
+
+
+def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
+    """Read the coordinator TOML (paths relative to the file); InputError on anything missing."""
+    p = Path(path)
+    try:
+        data = tomllib.loads(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"coordinator config {p} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"coordinator config {p}: {exc}") from None
+    base = p.resolve().parent
+
+    def path_of(v: Any, what: str) -> Path:
+        if not isinstance(v, str):
+            raise InputError(f"coordinator config: {what} must be a path string")
+        q = Path(v).expanduser()
+        return q if q.is_absolute() else base / q
+
+    try:
+        tls, task = data["tls"], data["task"]
+        servers = tuple(ServerRef(int(s["id"]), str(s["peer"]), str(s["public"])) for s in data["servers"])
+        key = data.get("key")
+        if key is None and "keyfile" in data:
+            key = path_of(data["keyfile"], "keyfile").read_text().strip()
+        if not key:
+            raise KeyError("key or keyfile")
+        opts = {
+            k: data[k]
+            for k in (
+                "batch_wait",
+                "poll",
+                "round_timeout",
+                "server_down_grace",
+                "recover_timeout",
+                "max_attempts",
+                "threshold",
+            )
+            if k in data
+        }
+        cfg = CoordinatorConfig(
+            servers=servers,
+            ca=path_of(tls["ca"], "[tls] ca"),
+            cert=path_of(tls["cert"], "[tls] cert"),
+            key=path_of(tls["key"], "[tls] key"),
+            rpc_url=str(task["rpc_url"]),
+            market=str(task["market"]),
+            chain_id=int(task.get("chain_id", 31337)),
+            setup=path_of(data["setup"], "setup"),
+            tx_key=str(key),
+            state=path_of(data.get("state", "coordinator-state"), "state"),
+            **opts,
+        )
+    except KeyError as exc:
+        raise InputError(f"coordinator config {p}: missing {exc}") from None
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"coordinator config {p}: {exc}") from None
+    if sorted(s.id for s in cfg.servers) != list(range(1, cfg.n + 1)):
+        raise InputError("coordinator config: [[servers]] ids must be 1..n")
+    if cfg.n < 2 * cfg.threshold + 1:
+        raise InputError(f"coordinator config: need n >= 2t+1 servers (n={cfg.n}, t={cfg.threshold})")
+    return cfg
+
+
+class JsonLines:
+    """One JSON object per line on stderr (or a given stream), like the daemons' logs."""
+
+    def __init__(self, stream: Any = None) -> None:
+        self.stream = stream or sys.stderr
+        self._lock = threading.Lock()
+
+    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
+        rec = {"ts": round(time.time(), 3), "level": level, "role": "coordinator", "event": event, **fields}
+        with self._lock:
+            print(json.dumps(rec, default=str, separators=(",", ":")), file=self.stream, flush=True)
+
+
+@dataclass
+class Batch:
+    """One batch as the coordinator tracks it (persisted in state.json)."""
+
+    index: int
+    dos: list[str]
+    payees: list[str]
+    status: str = "proving"  # proving | submitted | failed
+    attempts: list[dict[str, Any]] = field(default_factory=list)
+    tx: str = ""
+    gas_used: int = 0
+    proof: dict[str, Any] = field(default_factory=dict)
+    public: list[str] = field(default_factory=list)
+    words: list[str] = field(default_factory=list)
+    verified_locally: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class Coordinator:
+    """Drives validation and batch rounds; see the module docstring for the loop."""
+
+    def __init__(self, cfg: CoordinatorConfig, log: Callable[..., None] | None = None) -> None:
+        from prover.trusted_setup import SetupDir
+        from servers.chain import connect
+        from servers.market import RollupMarket
+        from servers.transport import TlsFiles
+
+        self.cfg = cfg
+        self.log = log or JsonLines()
+        self.setup = SetupDir.load(cfg.setup)
+        self.vkey = json.loads(self.setup.vkey.read_text())
+        self.tls = TlsFiles.load(cfg.ca, cfg.cert, cfg.key)
+        self.w3 = connect(cfg.rpc_url)
+        if self.w3.eth.chain_id != cfg.chain_id:
+            raise InputError(f"RPC {cfg.rpc_url} is chain {self.w3.eth.chain_id}, config says {cfg.chain_id}")
+        self.market = RollupMarket.at(self.w3, cfg.market)
+        cfg.state.mkdir(parents=True, exist_ok=True)
+        self.state_path = cfg.state / "state.json"
+        self.state: dict[str, Any] = {"batches": [], "rejected": {}, "valid": [], "events": []}
+        if self.state_path.exists():
+            self.state = json.loads(self.state_path.read_text())
+        self._channels: dict[int, grpc.Channel] = {}
+        self._last_candidates: set[str] = set()
+        self._idle_since = time.monotonic()
+        self.stopping = threading.Event()
+
+    # ------------------------------------------------------------------ plumbing
+    def _save(self) -> None:
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=2, default=str))
+        os.replace(tmp, self.state_path)
+
+    def _control(self, j: int) -> Any:
+        from proto.gen import omniplus_pb2_grpc
+        from servers.config import server_name
+        from servers.transport import peer_channel
+
+        if j not in self._channels:
+            ref = self.cfg.servers[j - 1]
+            self._channels[j] = peer_channel(ref.peer, server_name(j), self.tls, 64 << 20)
+        return omniplus_pb2_grpc.ControlStub(self._channels[j])
+
+    def close(self) -> None:
+        for ch in self._channels.values():
+            ch.close()
+        self._channels.clear()
+
+    def _pb(self) -> Any:
+        from proto.gen import omniplus_pb2
+
+        return omniplus_pb2
+
+    def healthy(self, j: int) -> bool:
+        """grpc.health on server j's public port (its certificate name pinned)."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        from servers.client import public_channel
+
+        ref = self.cfg.servers[j - 1]
+        try:
+            with public_channel(ref.public, j, self.tls.ca) as ch:
+                reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            return reply.status == health_pb2.HealthCheckResponse.SERVING
+        except grpc.RpcError:
+            return False
+
+    def wait_healthy(self, timeout: float | None = None) -> None:
+        """Block until every server answers SERVING (a restarted server is back)."""
+        deadline = time.monotonic() + (self.cfg.recover_timeout if timeout is None else timeout)
+        down: list[int] = []
+        while not self.stopping.is_set():
+            down = [s.id for s in self.cfg.servers if not self.healthy(s.id)]
+            if not down:
+                return
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        raise RoundFailed(f"servers {down} did not come back", retry=False)
+
+    # ------------------------------------------------------------------ discovery
+    def paid(self) -> set[str]:
+        """DO payees already in a batch on-chain (the contract is the source of truth)."""
+        return {p.lower() for ev in self.market.batch_events() for p in ev.payees}
+
+    def registered(self) -> list[str]:
+        logs = self.market.contract.events.Registered().get_logs(from_block=0)
+        return [str(e["args"]["dataOwner"]).lower() for e in logs]
+
+    def server_states(self, dos: Sequence[str]) -> dict[str, dict[int, Any]]:
+        """{DO: {server: StatusReply}} from every server's public port (unreachable: missing)."""
+        from servers.client import TaskRef, status
+
+        task = TaskRef.parse(self.cfg.market, self.cfg.chain_id)
+        out: dict[str, dict[int, Any]] = {do: {} for do in dos}
+        for ref in self.cfg.servers:
+            for do in dos:
+                try:
+                    out[do][ref.id] = status(
+                        ref.public, ref.id, task, bytes.fromhex(do[2:]), self.tls.ca, timeout=5
+                    )
+                except grpc.RpcError:
+                    pass
+        return out
+
+    def classify(self) -> tuple[list[str], list[str], dict[str, str]]:
+        """(to validate, valid and unpaid, rejected with reasons) over DOs every server holds."""
+        paid = self.paid()
+        dos = [d for d in self.registered() if d not in paid]
+        states = self.server_states(dos)
+        todo, valid, rejected = [], [], {}
+        for do in dos:
+            per = states[do]
+            if len(per) < self.cfg.n or any(r.state == "unknown" for r in per.values()):
+                continue  # not every server holds a share (yet), or a server is down
+            kinds = {r.state for r in per.values()}
+            if "invalid" in kinds:
+                rejected[do] = next(r.reason for r in per.values() if r.state == "invalid")
+            elif kinds <= {"valid", "batched"}:
+                valid.append(do)
+            else:
+                todo.append(do)
+        return todo, valid, rejected
+
+    # ------------------------------------------------------------------ rounds
+    def run_round(
+        self, kind: str, dos: Sequence[str], batch_index: int = 0, params: dict[str, Any] | None = None
+    ) -> tuple[str, dict[int, dict[str, Any]]]:
+        """Start one round on every server and wait for it; {server: result JSON}.
+
+        Any server failing, restarting or unreachable ends the attempt: the session is aborted
+        on every server (so peers stop waiting at once) and RoundFailed is raised."""
+        pb = self._pb()
+        session = f"{kind}-{batch_index}-{secrets.token_hex(4)}"
+        addrs = [bytes.fromhex(d[2:]) for d in dos]
+        started: list[int] = []
+        self.log("round_start", kind=kind, session=session, dos=list(dos), batch=batch_index)
+        try:
+            for ref in self.cfg.servers:
+                stub = self._control(ref.id)
+                if kind == "validate":
+                    stub.StartValidation(
+                        pb.StartValidationRequest(session=session, do_addresses=addrs), timeout=10
+                    )
+                else:
+                    stub.StartBatch(
+                        pb.StartBatchRequest(
+                            session=session,
+                            batch_index=batch_index,
+                            do_addresses=addrs,
+                            params=json.dumps(params or {}).encode(),
+                        ),
+                        timeout=10,
+                    )
+                started.append(ref.id)
+        except grpc.RpcError as exc:
+            self.abort(session, started, f"server {ref.id} refused to start: {exc.details()}")
+            raise RoundFailed(
+                f"{kind} {session}: server {ref.id} did not start the round: "
+                f"{exc.code().name}: {exc.details()}",
+                retry=exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED),
+            ) from None
+        deadline = time.monotonic() + self.cfg.round_timeout
+        down_since: dict[int, float] = {}
+        while True:
+            done: dict[int, dict[str, Any]] = {}
+            for ref in self.cfg.servers:
+                try:
+                    rep = self._control(ref.id).RoundStatus(pb.RoundStatusRequest(session=session), timeout=5)
+                except grpc.RpcError as exc:
+                    first = down_since.setdefault(ref.id, time.monotonic())
+                    if time.monotonic() - first >= self.cfg.server_down_grace:
+                        why = f"server {ref.id} unreachable during the round ({exc.code().name})"
+                        self.abort(session, [s for s in started if s != ref.id], why)
+                        raise RoundFailed(f"{kind} {session}: {why}") from None
+                    continue
+                down_since.pop(ref.id, None)
+                if rep.state in DEAD_STATES:
+                    why = f"server {ref.id} reports the round {rep.state}: {rep.error}"
+                    self.abort(session, started, why)
+                    raise RoundFailed(f"{kind} {session}: {why}")
+                if rep.state == "done":
+                    done[ref.id] = json.loads(rep.result or b"{}")
+            if len(done) == self.cfg.n:
+                self.log("round_done", kind=kind, session=session)
+                return session, done
+            if time.monotonic() > deadline or self.stopping.is_set():
+                self.abort(session, started, "coordinator timeout")
+                raise RoundFailed(f"{kind} {session}: not done after {self.cfg.round_timeout:.0f}s")
+            time.sleep(self.cfg.poll)
+
+    def abort(self, session: str, servers: Sequence[int], why: str) -> None:
+        pb = self._pb()
+        self.log("round_abort", level="warning", session=session, reason=why)
+        for j in servers:
+            try:
+                self._control(j).Abort(pb.AbortRequest(session=session, reason=why), timeout=5)
+            except grpc.RpcError:
+                pass  # a dead server's round is marked interrupted when it restarts
+
+    def with_retries(self, what: str, fn: Callable[[], Any]) -> Any:
+        """Run fn; on a retryable RoundFailed wait for every server to be healthy and try again."""
+        for attempt in range(1, self.cfg.max_attempts + 1):
+            try:
+                return fn()
+            except RoundFailed as exc:
+                self.log("attempt_failed", level="warning", what=what, attempt=attempt, error=str(exc))
+                self.state["events"].append({"what": what, "attempt": attempt, "error": str(exc)})
+                self._save()
+                if not exc.retry or attempt == self.cfg.max_attempts:
+                    raise
+                self.wait_healthy()
+        raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ steps
+    def validate(self, dos: Sequence[str]) -> dict[str, str | None]:
+        """Validation round with retries; {DO: None if valid else reason}, servers agreeing."""
+
+        def attempt() -> dict[str, str | None]:
+            _, results = self.run_round("validate", dos)
+            first = results[1]
+            if any(r != first for r in results.values()):
+                raise RoundFailed("servers disagree on the verdicts", retry=True)
+            return {do: (None if first[do]["valid"] else first[do]["reason"]) for do in dos}
+
+        verdicts = self.with_retries("validate", attempt)
+        for do, why in verdicts.items():
+            if why is None:
+                self.log("do_valid", do=do)
+            else:
+                self.state["rejected"][do] = why
+                self.log("do_rejected", level="warning", do=do, reason=why)
+        self._save()
+        return verdicts
+
+    def prove_and_submit(self, dos: Sequence[str]) -> Batch:
+        """One batch: joint proof, local verification, submitBatch. Never sends a failing proof."""
+        from eth_utils import to_checksum_address
+
+        from prover.binding import binding_F, binding_rho
+        from prover.groth16_verify import verify
+        from prover.proof import proof_from_json
+
+        index = self.market.batches_submitted()
+        payees = [to_checksum_address(d) for d in dos]  # ChainRegistry: a DO is its own payee
+        context = self.market.binding_context(payees, index)
+        batch = Batch(index=index, dos=list(dos), payees=payees)
+        self.state["batches"].append(batch.__dict__)
+        params = {
+            "chain_id": context.chain_id,
+            "market": context.market,
+            "task_id": context.task_id,
+            "payees": payees,
+        }
+
+        def attempt() -> None:
+            t0 = time.monotonic()
+            session, results = self.run_round("batch", dos, index, params)
+            t1 = time.monotonic()
+            first = results[1]
+            record = {"session": session, "prove_s": round(t1 - t0, 3)}
+            batch.attempts.append(record)
+            if any(r["proof"] != first["proof"] or r["words"] != first["words"] for r in results.values()):
+                record["error"] = "servers returned different proofs"
+            else:
+                words = [int(w) for w in first["words"]]
+                rho, F = int(first["public"][0]), int(first["public"][1])
+                want_rho = binding_rho(context, words)
+                try:
+                    proof = proof_from_json(first["proof"])
+                    ok = rho == want_rho and F == binding_F(words, rho) and verify(self.vkey, proof, [rho, F])
+                except ProofError as exc:
+                    ok, record["error"] = False, f"malformed proof: {exc}"
+                record["verify_s"] = round(time.monotonic() - t1, 3)
+                if ok:
+                    batch.proof, batch.public, batch.words = first["proof"], first["public"], first["words"]
+                    batch.verified_locally = True
+                    return
+                record.setdefault("error", "proof fails local verification (a server sent a wrong share?)")
+            self.log(
+                "batch_proof_rejected",
+                level="error",
+                batch=index,
+                session=session,
+                error=record["error"],
+                note="nothing was sent on-chain",
+            )
+            self._save()
+            raise RoundFailed(f"batch {index} ({session}): {record['error']}", retry=True)
+
+        try:
+            self.with_retries(f"batch {index}", attempt)
+        except RoundFailed as exc:
+            batch.status = "failed"
+            batch.attempts.append({"error": str(exc)})
+            self.log(
+                "batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain"
+            )
+            self._save()
+            raise
+        t2 = time.monotonic()
+        try:
+            receipt = self.market.submit_batch(
+                self.cfg.tx_key, batch.proof, [int(w) for w in batch.words], payees
+            )
+        except ChainError as exc:
+            batch.status = "failed"
+            batch.attempts.append({"error": f"submitBatch: {exc}"})
+            self.log("batch_failed", level="error", batch=index, error=str(exc))
+            self._save()
+            raise
+        batch.status = "submitted"
+        batch.tx = "0x" + bytes(receipt["transactionHash"]).hex()
+        batch.gas_used = int(receipt["gasUsed"])
+        batch.seconds["submit"] = round(time.monotonic() - t2, 3)
+        self.log("batch_submitted", batch=index, tx=batch.tx, gas_used=batch.gas_used, payees=payees)
+        self._save()
+        return batch
+
+    def step(self) -> Batch | None:
+        """One pass of discover → validate → (maybe) batch. Returns the batch it submitted, if any."""
+        todo, valid, rejected = self.classify()
+        for do, why in rejected.items():
+            self.state["rejected"].setdefault(do, why)
+        if todo:
+            verdicts = self.validate(todo)
+            valid += [d for d, why in verdicts.items() if why is None]
+            self._idle_since = time.monotonic()
+        candidates = set(valid)
+        if candidates != self._last_candidates:
+            self._last_candidates = candidates
+            self._idle_since = time.monotonic()
+        N = self.setup.params.batch
+        if not valid:
+            return None
+        if len(valid) < N and time.monotonic() - self._idle_since < self.cfg.batch_wait:
+            return None
+        chosen = sorted(valid)[:N]
+        batch = self.prove_and_submit(chosen)
+        self._last_candidates = set()
+        return batch
+
+    def run(self, batches: int | None = None, timeout: float | None = None) -> list[Batch]:
+        """Loop until `batches` batches are on-chain (None: until stopped) or `timeout` passes."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        made: list[Batch] = []
+        self.log(
+            "coordinator_started",
+            market=self.cfg.market,
+            servers=self.cfg.n,
+            batch_size=self.setup.params.batch,
+        )
+        while not self.stopping.is_set():
+            try:
+                b = self.step()
+            except RoundFailed as exc:
+                if batches is not None:
+                    raise
+                self.log("step_failed", level="error", error=str(exc), note="backing off")
+                self.stopping.wait(10 * self.cfg.poll + 5)
+                continue
+            if b is not None:
+                made.append(b)
+                if batches is not None and len(made) >= batches:
+                    break
+            if deadline is not None and time.monotonic() > deadline:
+                raise RoundFailed(
+                    f"only {len(made)} of {batches} batch(es) after {timeout:.0f}s", retry=False
+                )
+            time.sleep(self.cfg.poll)
+        return made

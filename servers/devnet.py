@@ -1,0 +1,530 @@
+"""A whole local network in one process tree: anvil, CA, setup, contracts, n servers, DOs, coordinator.
+
+Why real processes and real TLS even for a demo: the devnet is also the end-to-end test bed, so
+it exercises exactly what an operator runs (`omniplus server`, `omniplus coordinator`) — separate
+processes, mutual TLS on 127.0.0.1, registration checked on the chain, state on disk.
+
+    with Devnet(root, DevnetOptions(servers=3, dos=4, invalid=1)) as net:
+        net.start()            # anvil, certificates, setup (cached), verifier + RollupMarket, servers
+        net.submit_dos()       # register on-chain, share, send share j to server j
+        net.run_coordinator()  # validate, prove, verify locally, submitBatch
+        print(net.summary())
+
+Invalid DOs submit a block whose norm exceeds the bound: computed wire by wire without the
+client-side check (prover.witness.do_block(check=False)), so only the servers' validation on
+shares can reject it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omniplus.errors import OmniplusError, SetupError
+from omniplus.paths import ROOT, cache_dir
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class DevnetOptions:
+    servers: int = 3
+    dos: int = 4
+    invalid: int = 1
+    threshold: int = 1
+    batch: int = 4  # N
+    dims: int = 8  # d
+    bits: int = 6  # k
+    norm_bound: int = 2000  # B
+    backend: str = "native"
+    reward_wei: int = 10**15
+    batches: int = 4  # R
+    seed: int | None = None
+    batch_wait: float = 2.0
+    recv_timeout: float = 60.0
+    engines: dict[int, str] = field(default_factory=dict)  # server id -> engine spec (fault tests)
+    pythonpath: tuple[str, ...] = ()  # extra import paths for the server processes
+
+
+@dataclass
+class DoInfo:
+    index: int
+    address: str
+    key: str
+    row: list[int]
+    valid: bool  # what the DO's update should be judged (the servers decide)
+    submitted: bool = False
+
+
+def cached_setup(params: Any, progress: Progress | None = None) -> Any:
+    """A setup directory for `params` under the cache, made once and reused (keyed by params).
+
+    A lock file serialises concurrent devnets; run_setup writes atomically, so a crash leaves
+    no half-made directory."""
+    from prover.trusted_setup import SetupDir, run_setup
+
+    key = f"N{params.batch}-d{params.dims}-k{params.bits}-B{params.norm_bound}"
+    base = cache_dir() / "setups"
+    base.mkdir(parents=True, exist_ok=True)
+    out = base / key
+    with open(base / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return SetupDir.load(out)
+        except SetupError:
+            if out.exists():
+                shutil.rmtree(out)
+        if progress:
+            progress(f"running the trusted setup for {key} (cached in {out})")
+        return run_setup(
+            params,
+            out,
+            progress=(lambda label, dt: progress(f"  setup: {label} {dt:.1f}s")) if progress else None,
+        )
+
+
+def valid_row(params: Any, rng: random.Random) -> list[int]:
+    """A random quantised update inside the range and the norm bound."""
+    lim = 1 << (params.bits - 1)
+    span = lim
+    while True:
+        row = [rng.randrange(-span, span) for _ in range(params.dims)]
+        if sum(x * x for x in row) <= params.norm_bound:
+            return row
+        span = max(1, span * 3 // 4)
+
+
+def invalid_row(params: Any, rng: random.Random) -> list[int]:
+    """Every coordinate in range but the squared norm above B (or, if that cannot happen, one
+    coordinate out of range)."""
+    lim = 1 << (params.bits - 1)
+    if params.max_sq_norm <= params.norm_bound:
+        return [lim] + [0] * (params.dims - 1)
+    while True:
+        row = [rng.choice((-1, 1)) * rng.randrange(lim // 2, lim) for _ in range(params.dims)]
+        if sum(x * x for x in row) > params.norm_bound:
+            return row
+
+
+class Devnet:
+    """Owns every process it starts; `stop()` ends them (also on context exit)."""
+
+    def __init__(
+        self, root: str | Path, opts: DevnetOptions | None = None, progress: Progress | None = None
+    ) -> None:
+        self.root = Path(root).absolute()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.opts = opts or DevnetOptions()
+        self.t0 = time.monotonic()
+        self._say = progress
+        self.times: dict[str, float] = {}
+        self.anvil: Any = None
+        self.setup: Any = None
+        self.layout: Any = None
+        self.market: Any = None
+        self.verifier_address = ""
+        self.server_procs: dict[int, subprocess.Popen] = {}
+        self.coordinator_proc: subprocess.Popen | None = None
+        self.server_configs: list[Path] = []
+        self.coordinator_config: Path | None = None
+        self.dos: list[DoInfo] = []
+        self.rng = random.Random(self.opts.seed)
+
+    # ------------------------------------------------------------------ helpers
+    def say(self, msg: str) -> None:
+        if self._say:
+            self._say(f"[devnet {time.monotonic() - self.t0:6.1f}s] {msg}")
+
+    def _phase(self, name: str, fn: Callable[[], Any]) -> Any:
+        t = time.monotonic()
+        out = fn()
+        self.times[name] = round(time.monotonic() - t, 3)
+        return out
+
+    def __enter__(self) -> Devnet:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def params(self) -> Any:
+        from circuits.params import CircuitParams
+
+        o = self.opts
+        return CircuitParams(batch=o.batch, dims=o.dims, bits=o.bits, norm_bound=o.norm_bound).check()
+
+    @property
+    def certs(self) -> Path:
+        return self.root / "certs"
+
+    def _env(self) -> dict[str, str]:
+        paths = [*self.opts.pythonpath, str(ROOT)]
+        if os.environ.get("PYTHONPATH"):
+            paths.append(os.environ["PYTHONPATH"])
+        return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(paths)}
+
+    # ------------------------------------------------------------------ start
+    def start(self) -> Devnet:
+        """Chain, certificates, setup, contracts and every server, ready for submissions."""
+        o = self.opts
+        if o.servers < 2 * o.threshold + 1:
+            raise OmniplusError(f"--servers {o.servers} is too few for t={o.threshold} (need 2t+1)")
+        if not 0 <= o.invalid <= o.dos:
+            raise OmniplusError("--invalid must be between 0 and --dos")
+        self._phase("anvil", self._start_anvil)
+        self._phase("certs", self._make_certs)
+        self._phase("setup", self._load_setup)
+        self._phase("deploy", self._deploy)
+        self._phase("servers", self._start_servers)
+        return self
+
+    def _start_anvil(self) -> None:
+        from servers.chain import Anvil
+
+        self.anvil = Anvil(accounts=self.opts.dos + 2, log_path=str(self.root / "anvil.log")).start()
+        self.say(f"anvil at {self.anvil.rpc_url} (chain {self.anvil.chain_id})")
+
+    def _make_certs(self) -> None:
+        from servers.certs import make_network
+
+        if self.certs.exists():
+            shutil.rmtree(self.certs)
+        make_network(self.certs, self.opts.servers, clients=("coordinator",))
+        self.say(f"development CA and {self.opts.servers} server certificates in {self.certs}")
+
+    def _load_setup(self) -> None:
+        from prover.mpc.layout import load_layout
+
+        self.setup = cached_setup(self.params, self.say)
+        self.layout = load_layout(self.setup)
+        p = self.params
+        self.say(
+            f"setup N={p.batch} d={p.dims} k={p.bits} B={p.norm_bound}: "
+            f"{self.setup.manifest.get('n_constraints')} constraints, {self.layout.block_size} wires per DO"
+        )
+
+    def _deploy(self) -> None:
+        from servers.market import RollupMarket, TaskParams, deploy_verifier
+
+        w3, key = self.anvil.w3, self.anvil.keys[0]
+        verifier = deploy_verifier(w3, key, self.setup.path)
+        self.verifier_address = verifier.address
+        deadline = int(w3.eth.get_block("latest")["timestamp"]) + 7 * 24 * 3600
+        task = TaskParams.from_circuit(
+            self.params, reward=self.opts.reward_wei, batches=self.opts.batches, deadline=deadline
+        )
+        self.market = RollupMarket.deploy(w3, key, verifier.address, task)
+        self.say(
+            f"Groth16Verifier at {verifier.address}, RollupMarket at {self.market.address} "
+            f"(deposit {task.required_deposit} wei)"
+        )
+
+    def _ports(self) -> list[tuple[int, int]]:
+        from servers.chain import _free_port
+
+        return [(_free_port(), _free_port()) for _ in range(self.opts.servers)]
+
+    def _start_servers(self) -> None:
+        from servers.config import server_name, write_config
+
+        o = self.opts
+        ports = self._ports()
+        self.ports = ports
+        peers = [
+            {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}"}
+            for j in range(1, o.servers + 1)
+        ]
+        self.server_configs = []
+        for j in range(1, o.servers + 1):
+            data = {
+                "id": j,
+                "listen": f"127.0.0.1:{ports[j - 1][0]}",
+                "peer_listen": f"127.0.0.1:{ports[j - 1][1]}",
+                "storage": f"state/server-{j}",
+                "threshold": o.threshold,
+                "coordinators": ["coordinator"],
+                "task": {
+                    "market": self.market.address,
+                    "chain_id": self.anvil.chain_id,
+                    "rpc_url": self.anvil.rpc_url,
+                    "registry": "chain",
+                },
+                "tls": {
+                    "ca": "certs/ca.pem",
+                    "cert": f"certs/{server_name(j)}.pem",
+                    "key": f"certs/{server_name(j)}.key",
+                },
+                "prover": {
+                    "backend": o.backend,
+                    "setup": str(self.setup.path),
+                    "engine": o.engines.get(j, "servers.mpc_engine:make_engine"),
+                },
+                "limits": {"send_timeout": 10.0, "recv_timeout": o.recv_timeout},
+                "peers": peers,
+            }
+            self.server_configs.append(write_config(self.root / f"server-{j}.toml", data))
+        for j in range(1, o.servers + 1):
+            self.start_server(j, wait=False)
+        for j in range(1, o.servers + 1):
+            self.wait_serving(j)
+        self.say(
+            f"{o.servers} servers serving: "
+            + ", ".join(f"server-{j} 127.0.0.1:{ports[j - 1][0]}" for j in range(1, o.servers + 1))
+        )
+
+    def start_server(self, j: int, wait: bool = True) -> subprocess.Popen:
+        """(Re)start server j as an `omniplus server` process; its log goes to server-j.log.
+
+        The entry point is servers.daemon's own `__main__` (what `omniplus server` calls), so a
+        server process does not import every other CLI verb."""
+        log = open(self.root / f"server-{j}.log", "ab")  # noqa: SIM115 - owned by the process
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "servers.daemon", "--config", str(self.server_configs[j - 1])],
+            cwd=self.root,
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            env=self._env(),
+        )
+        log.close()
+        self.server_procs[j] = proc
+        if wait:
+            self.wait_serving(j)
+        return proc
+
+    def server_log(self, j: int) -> str:
+        p = self.root / f"server-{j}.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def wait_serving(self, j: int, timeout: float = 60.0) -> None:
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        from servers.client import public_channel
+
+        ca = (self.certs / "ca.pem").read_bytes()
+        addr = f"127.0.0.1:{self.ports[j - 1][0]}"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            proc = self.server_procs.get(j)
+            if proc is not None and proc.poll() is not None:
+                raise OmniplusError(
+                    f"server {j} exited with {proc.returncode}:\n{self.server_log(j)[-3000:]}"
+                )
+            try:
+                with public_channel(addr, j, ca) as ch:
+                    rep = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if rep.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except Exception:  # noqa: BLE001 - not up yet
+                pass
+            time.sleep(0.2)
+        raise OmniplusError(f"server {j} not serving after {timeout:.0f}s:\n{self.server_log(j)[-3000:]}")
+
+    def kill_server(self, j: int) -> None:
+        """SIGKILL: the hardest stop (no graceful shutdown, state only from disk)."""
+        proc = self.server_procs.pop(j)
+        proc.kill()
+        proc.wait(10)
+        self.say(f"server {j} killed")
+
+    # ------------------------------------------------------------------ DOs
+    def make_dos(self) -> list[DoInfo]:
+        o = self.opts
+        accounts = self.anvil.accounts[1 : 1 + o.dos]
+        bad = set(range(o.dos - o.invalid, o.dos))  # the last --invalid DOs are out of bound
+        self.dos = []
+        for i, acct in enumerate(accounts):
+            row = invalid_row(self.params, self.rng) if i in bad else valid_row(self.params, self.rng)
+            self.dos.append(DoInfo(i, acct.address, acct.key, row, i not in bad))
+        return self.dos
+
+    def block_of(self, do: DoInfo) -> list[int]:
+        """The DO's witness block in protocol order; for an invalid DO built without the check."""
+        from prover.field import R
+        from prover.mpc.batch import make_block
+        from prover.witness import do_block
+
+        if do.valid:
+            return make_block(self.setup, self.layout, do.row)
+        wires = do_block(self.setup, 0, do.row, check=False)
+        return [wires[w] % R for w in self.layout.slot_wires[0]]
+
+    def submit_dos(self) -> list[DoInfo]:
+        """Each DO registers on RollupMarket, then sends share j to server j (signed)."""
+        from servers.client import TaskRef, submit_block
+
+        self.make_dos() if not self.dos else None
+        ca = (self.certs / "ca.pem").read_bytes()
+        task = TaskRef.parse(self.market.address, self.anvil.chain_id)
+        servers = [f"127.0.0.1:{p[0]}" for p in self.ports]
+
+        def run() -> None:
+            for do in self.dos:
+                self.market.register(do.key)
+                outs = submit_block(
+                    do.key,
+                    task,
+                    servers,
+                    list(self.layout.slot_wires[0]),
+                    self.block_of(do),
+                    ca,
+                    t=self.opts.threshold,
+                )
+                bad = [o for o in outs if not o.accepted]
+                if bad:
+                    raise OmniplusError(
+                        f"DO {do.address}: refused by server {bad[0].server}: {bad[0].message}"
+                    )
+                do.submitted = True
+                norm = sum(x * x for x in do.row)
+                self.say(
+                    f"DO {do.index} {do.address} registered and submitted "
+                    f"(|g|^2={norm}, {'within' if norm <= self.opts.norm_bound else 'ABOVE'} the bound)"
+                )
+
+        self._phase("dos", run)
+        return self.dos
+
+    # ------------------------------------------------------------------ coordinator
+    def write_coordinator_config(self, **overrides: Any) -> Path:
+        import tomli_w
+
+        data: dict[str, Any] = {
+            "setup": str(self.setup.path),
+            "state": "coordinator-state",
+            "key": self.anvil.keys[self.opts.dos + 1],
+            "threshold": self.opts.threshold,
+            "batch_wait": self.opts.batch_wait,
+            "tls": {"ca": "certs/ca.pem", "cert": "certs/coordinator.pem", "key": "certs/coordinator.key"},
+            "task": {
+                "rpc_url": self.anvil.rpc_url,
+                "market": self.market.address,
+                "chain_id": self.anvil.chain_id,
+            },
+            "servers": [
+                {"id": j, "peer": f"127.0.0.1:{p[1]}", "public": f"127.0.0.1:{p[0]}"}
+                for j, p in enumerate(self.ports, start=1)
+            ],
+            **overrides,
+        }
+        path = self.root / "coordinator.toml"
+        path.write_text(tomli_w.dumps(data))
+        self.coordinator_config = path
+        return path
+
+    def start_coordinator(self, batches: int | None = 1, **overrides: Any) -> subprocess.Popen:
+        """`omniplus coordinator` as a process; --batches None keeps it running (devnet --keep)."""
+        cfg = self.write_coordinator_config(**overrides)
+        log = open(self.root / "coordinator.log", "ab")  # noqa: SIM115
+        cmd = [sys.executable, "-m", "omniplus.commands.coordinator", "--config", str(cfg)]
+        if batches is not None:
+            cmd += ["--batches", str(batches)]
+        self.coordinator_proc = subprocess.Popen(
+            cmd, cwd=self.root, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=self._env()
+        )
+        log.close()
+        self.say("coordinator started")
+        return self.coordinator_proc
+
+    def coordinator_state(self) -> dict[str, Any]:
+        p = self.root / "coordinator-state" / "state.json"
+        return json.loads(p.read_text()) if p.exists() else {"batches": [], "rejected": {}, "events": []}
+
+    def coordinator_log(self) -> str:
+        p = self.root / "coordinator.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def wait_batch(self, timeout: float = 600.0) -> dict[str, Any]:
+        """Until the coordinator has a batch on-chain (or gives up); returns its record."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            st = self.coordinator_state()
+            done = [b for b in st["batches"] if b["status"] == "submitted"]
+            if done:
+                return done[0]
+            proc = self.coordinator_proc
+            if proc is not None and proc.poll() is not None:
+                raise OmniplusError(
+                    f"coordinator exited with {proc.returncode} before a batch was on-chain:\n"
+                    f"{self.coordinator_log()[-4000:]}"
+                )
+            time.sleep(0.3)
+        raise OmniplusError(f"no batch on-chain after {timeout:.0f}s:\n{self.coordinator_log()[-4000:]}")
+
+    def run_coordinator(self, timeout: float = 600.0) -> dict[str, Any]:
+        """Start the coordinator for one batch and wait for it (phase time: 'batch')."""
+        self.start_coordinator(batches=1)
+        batch = self._phase("batch", lambda: self.wait_batch(timeout))
+        self.say(f"batch {batch['index']} on-chain: tx {batch['tx']}, gas {batch['gas_used']}")
+        return batch
+
+    # ------------------------------------------------------------------ summary
+    def summary(self) -> dict[str, Any]:
+        """What happened, for humans and for --json."""
+        from omniplus.api import snarkjs_verify
+
+        st = self.coordinator_state()
+        batch = next((b for b in st["batches"] if b["status"] == "submitted"), None)
+        verified = None
+        if batch is not None:
+            d = self.root / f"batch-{batch['index']}"
+            d.mkdir(exist_ok=True)
+            (d / "proof.json").write_text(json.dumps(batch["proof"]))
+            (d / "public.json").write_text(json.dumps(batch["public"]))
+            verified = snarkjs_verify(self.setup.vkey, d / "public.json", d / "proof.json")
+        accepted = [p for p in (batch["payees"] if batch else [])]
+        rejected = {self._name(a): why for a, why in st.get("rejected", {}).items()}
+        return {
+            "market": self.market.address,
+            "verifier": self.verifier_address,
+            "rpc_url": self.anvil.rpc_url,
+            "params": self.params.to_json(),
+            "accepted": accepted,
+            "rejected": rejected,
+            "batch_index": batch["index"] if batch else None,
+            "batch_tx": batch["tx"] if batch else None,
+            "verify_gas": batch["gas_used"] if batch else None,
+            "credited": {do.address: self.market.credit(do.address) for do in self.dos},
+            "proof_verified_by_snarkjs": verified,
+            "proof_attempts": batch["attempts"] if batch else [],
+            "accounts": self.market.accounts(),
+            "times_s": {**self.times, "total": round(time.monotonic() - self.t0, 3)},
+            "workdir": str(self.root),
+        }
+
+    def _name(self, addr: str) -> str:
+        for do in self.dos:
+            if do.address.lower() == addr.lower():
+                return do.address
+        return addr
+
+    # ------------------------------------------------------------------ stop
+    def stop(self) -> None:
+        """Coordinator, servers (SIGTERM, then SIGKILL), anvil: everything this devnet started."""
+        procs = ([self.coordinator_proc] if self.coordinator_proc else []) + list(self.server_procs.values())
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait(5)
+        self.coordinator_proc = None
+        self.server_procs.clear()
+        if self.anvil is not None:
+            self.anvil.stop()
+            self.anvil = None
