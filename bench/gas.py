@@ -1,0 +1,347 @@
+"""Gas benchmark (issue 3 §4): PlainMarket (OmniLytics on-chain baseline) vs RollupMarket (one
+Groth16 proof per batch) vs a per-DO-proof rollup (the same RollupMarket, one proof per DO), all on
+one anvil in one run.
+
+Every number is the gasUsed of a real transaction. RollupMarket rows use real proofs for the real
+circuit (a trusted setup per (N, d), cached under cache_dir()/"bench_setups"); sizes whose circuit
+exceeds --max-constraints are reported as skipped (too large for this machine) rather than faked.
+Per-DO-proof rows prove at most `per_do_sample` batches for real; every per-DO batch has the same
+shape (1 payee, M words), so the remaining batches are counted at the measured mean and the row
+says how many were extrapolated.
+
+Categories (gas): register (DO registrations), pubkey (PlainMarket's PubKeyInteract),
+upload_aggregate (masked uploads summed on-chain), outlier_suppression (on-chain multi-Krum),
+verify (submitBatch: binding + Groth16 verification + crediting), payment (withdrawals + the MO's
+finish). `total_gas` is their sum; deployment (and PlainMarket's on-chain copy of the public model W)
+is reported separately in `deploy_gas` and is not in the total.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from circuits.params import CircuitParams
+from omniplus.paths import BENCH_RESULTS, cache_dir
+from servers.chain import Anvil
+from servers.market import (
+    MaskingKey,
+    PlainMarket,
+    RollupMarket,
+    TaskParams,
+    deploy_verifier,
+    fixed_point,
+    masked_vector,
+    pairwise_mask,
+)
+
+DIMS = (250, 5701)
+BATCHES = (2, 4, 8, 16, 32)
+ROUNDS = 8
+MU = (1, 4)
+BITS = 8
+REWARD = 10**15
+CATEGORIES = ("register", "pubkey", "upload_aggregate", "outlier_suppression", "verify", "payment")
+FIELDS = ("contract", "N", "d", "R", *CATEGORIES, "total_gas", "deploy_gas", "txs", "per_batch_gas",
+          "target_per_batch", "meets_target", "proofs", "note")
+
+
+def _gas(receipts: Sequence[dict] | dict) -> int:
+    if isinstance(receipts, dict):
+        return receipts["gasUsed"]
+    return sum(r["gasUsed"] for r in receipts)
+
+
+def _row(contract: str, N: int, d: int, R: int) -> dict:
+    return {"contract": contract, "N": N, "d": d, "R": R, **{c: 0 for c in CATEGORIES}, "total_gas": 0,
+            "deploy_gas": 0, "txs": 0, "per_batch_gas": None, "target_per_batch": None,
+            "meets_target": None, "proofs": "", "note": ""}
+
+
+def _finish_row(row: dict) -> dict:
+    row["total_gas"] = sum(row[c] for c in CATEGORIES)
+    return row
+
+
+# ------------------------------------------------------------------------------ PlainMarket
+def plain_row(node: Anvil, N: int, d: int, R: int = ROUNDS, mu: tuple[int, int] = MU,
+              seed: int = 0) -> dict:
+    """One full SecModelUpdate session: N DOs per round, R rounds, mu·R rounds Byzantine (random)."""
+    rng = random.Random(seed)
+    w3, mo = node.w3, node.keys[0]
+    row = _row("PlainMarket", N, d, R)
+    pm = PlainMarket.deploy(w3, mo, d, 10**18)
+    deploy_gas = _gas(pm.deploy_receipt) + _gas(pm.load_model(mo, fixed_point([rng.uniform(-1, 1)
+                                                                                 for _ in range(d)])))
+    deploy_gas += _gas(pm.start(mo, rounds=R, per_round=N, mu=mu))
+    txs = 0
+    truth = [rng.gauss(0, 0.05) for _ in range(d)]
+    n_byz = mu[0] * R // mu[1]
+    byzantine = set(rng.sample(range(R), n_byz))
+    dos = node.accounts[1:1 + N * R]
+    for r in range(R):
+        members = dos[r * N:(r + 1) * N]
+        row["register"] += _gas([pm.register(a.key) for a in members])
+        mkeys = [MaskingKey() for _ in members]
+        row["pubkey"] += _gas([pm.post_public_key(a.key, mk.public_bytes) for a, mk in zip(members, mkeys,
+                                                                                          strict=True)])
+        pks = [mk.public_bytes for mk in mkeys]
+        for i, (a, mk) in enumerate(zip(members, mkeys, strict=True)):
+            if r in byzantine:
+                vec = fixed_point([rng.uniform(-1, 1) for _ in range(d)])
+            else:
+                vec = fixed_point([t + rng.gauss(0, 0.01) for t in truth])
+            rcs = pm.upload(a.key, masked_vector(vec, pairwise_mask(i, mk, pks, r, d)))
+            row["upload_aggregate"] += _gas(rcs)
+            txs += len(rcs)
+        txs += 2 * N
+    rcs = pm.suppress_outliers(mo, chunks_per_tx=4)
+    row["outlier_suppression"] = _gas(rcs)
+    txs += len(rcs)
+    selected = pm.selected_rounds()
+    for r in selected:
+        for a in dos[r * N:(r + 1) * N]:
+            row["payment"] += _gas(pm.withdraw(a.key))
+            txs += 1
+    row["payment"] += _gas(pm.finish(mo))
+    row["txs"] = txs + 1
+    row["deploy_gas"] = deploy_gas
+    honest = not set(selected) & byzantine
+    row["note"] = f"Krum selected rounds {sorted(selected)}; Byzantine {sorted(byzantine)}; " + (
+        "all selected honest" if honest else "A BYZANTINE ROUND WAS SELECTED")
+    return _finish_row(row)
+
+
+# ------------------------------------------------------------------------------ RollupMarket
+def estimate_constraints(params: CircuitParams) -> int:
+    """Rough size of the batch circuit: per DO d·(k+2) + norm bits, plus one per packed word."""
+    return params.batch * (params.dims * (params.bits + 2) + params.norm_bits) + params.n_words
+
+
+def bench_params(N: int, d: int, bits: int = BITS) -> CircuitParams:
+    """B = d·2^(2k−2): every in-range row is valid, so random rows always prove."""
+    return CircuitParams(batch=N, dims=d, bits=bits, norm_bound=d << (2 * bits - 2)).check()
+
+
+def cached_setup(params: CircuitParams, log: Callable[[str], None]):
+    """A setup directory per (N, d, k), made once with prover.trusted_setup and kept in the cache."""
+    from prover.trusted_setup import SetupDir, run_setup
+
+    out = cache_dir() / "bench_setups" / f"N{params.batch}_d{params.dims}_k{params.bits}_B{params.norm_bound}"
+    try:
+        return SetupDir.load(out)
+    except Exception:  # missing or incomplete: rebuild
+        if out.exists():
+            import shutil
+            shutil.rmtree(out)
+    log(f"[gas] trusted setup for N={params.batch} d={params.dims} "
+        f"(~{estimate_constraints(params)} constraints) ...")
+    t = time.perf_counter()
+    s = run_setup(params, out)
+    log(f"[gas]   done in {time.perf_counter() - t:.0f}s")
+    return s
+
+
+class _Prover:
+    """Real proofs with the snarkjs backend (one long-lived node worker per zkey)."""
+
+    def __init__(self) -> None:
+        from prover.backends.base import get_backend
+
+        self.backend = get_backend("snarkjs")
+
+    def prove(self, setup, market: RollupMarket, payees: list[str], rows: list[list[int]], work: Path):
+        from prover.backends.base import ProveJob
+        from prover.binding import public_inputs
+        from prover.witness import circuit_inputs, full_witness
+
+        ctx = market.binding_context(payees)
+        words, rho, F = public_inputs(setup.params, ctx, rows)
+        job = ProveJob(zkey=setup.zkey, wasm=setup.wasm, witness=full_witness(setup, rows, rho, F),
+                       input_json=circuit_inputs(setup.params, rows, rho, F), workdir=work)
+        proof, public = self.backend.prove(job)
+        if [int(x) for x in public] != [rho, F]:
+            raise RuntimeError("the proof's public signals are not [rho, F]")
+        return proof, words
+
+
+def _calldata_gas(words: Sequence[int]) -> int:
+    raw = b"".join(int(w).to_bytes(32, "big") for w in words)
+    return sum(16 if b else 4 for b in raw)
+
+
+def rollup_row(node: Anvil, N: int, d: int, R: int = ROUNDS, *, per_do: bool = False, prover: _Prover,
+               log: Callable[[str], None], per_do_sample: int = 16, seed: int = 0) -> dict:
+    """R batches of N DOs (or, per_do, N·R batches of one DO each, each with its own proof)."""
+    rng = random.Random(seed)
+    w3, mo = node.w3, node.keys[0]
+    circuit_n = 1 if per_do else N
+    params = bench_params(circuit_n, d)
+    setup = cached_setup(params, log)
+    n_batches = N * R if per_do else R
+    row = _row("RollupPerDO" if per_do else "RollupMarket", N, d, R)
+    verifier = deploy_verifier(w3, mo, setup.verifier_sol)
+    deadline = w3.eth.get_block("latest")["timestamp"] + 10**7
+    task = TaskParams.from_circuit(params, reward=REWARD, batches=n_batches, deadline=deadline)
+    m = RollupMarket.deploy(w3, mo, verifier.address, task, model_hash=b"\x01" * 32, model_uri="bench://model")
+    row["deploy_gas"] = _gas(verifier.deploy_receipt) + _gas(m.deploy_receipt)
+    dos = node.accounts[1:1 + N * R]
+    row["register"] = _gas([m.register(a.key) for a in dos])
+    half = 1 << (params.bits - 1)
+    measured: list[int] = []
+    words = []
+    work = cache_dir() / "bench_work"
+    proved = n_batches if not per_do else min(n_batches, per_do_sample)
+    for b in range(proved):
+        members = dos[b * circuit_n:(b + 1) * circuit_n]
+        rows = [[rng.randrange(-half, half) for _ in range(d)] for _ in members]
+        proof, words = prover.prove(setup, m, [a.address for a in members], rows, work)
+        rc = m.submit_batch(mo, proof, words, [a.address for a in members])  # any relayer would do
+        measured.append(_gas(rc))
+    extrapolated = n_batches - proved
+    mean = sum(measured) / len(measured)
+    row["verify"] = sum(measured) + round(mean * extrapolated)
+    paid = dos if not extrapolated else dos[:proved * circuit_n]
+    withdraw_gas = [_gas(m.withdraw(a.key)) for a in paid]
+    row["payment"] = sum(withdraw_gas) + round(sum(withdraw_gas) / len(withdraw_gas)) * (len(dos) - len(paid))
+    if extrapolated:
+        node.increase_time(10**7 + 1)  # unproved batches: close after the deadline instead
+    row["payment"] += _gas(m.finish(mo))
+    row["txs"] = len(dos) + n_batches + len(dos) + 1
+    row["per_batch_gas"] = round(mean)
+    row["target_per_batch"] = 300_000 + 25_000 * circuit_n + _calldata_gas(words) + 100 * params.n_words
+    row["meets_target"] = row["per_batch_gas"] <= row["target_per_batch"]
+    row["proofs"] = f"{proved} real" + (f", {extrapolated} extrapolated at the measured mean" if extrapolated
+                                        else "")
+    row["note"] = f"M={params.n_words} words (w={params.word_bits}, c={params.per_word}), k={params.bits}"
+    return _finish_row(row)
+
+
+# ------------------------------------------------------------------------------ driver
+def run_gas_bench(dims: Sequence[int] = DIMS, batches: Sequence[int] = BATCHES, json_out: bool = False, *,
+                  rounds: int = ROUNDS, max_constraints: int = 150_000, per_do_sample: int = 16,
+                  contracts: Sequence[str] = ("plain", "rollup", "perdo"), out_dir: Path = BENCH_RESULTS,
+                  log: Callable[[str], None] | None = None) -> list[dict]:
+    """Run every (contract, N, d) on one anvil; print the table (or JSON lines); write CSV and PNG."""
+    import sys
+
+    say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    rows: list[dict] = []
+    n_keys = 1 + max(batches) * rounds + 4
+    prover = _Prover() if {"rollup", "perdo"} & set(contracts) else None
+    with Anvil(accounts=n_keys, gas_limit=30_000_000) as node:
+        for d in dims:
+            for N in batches:
+                for kind in contracts:
+                    t = time.perf_counter()
+                    if kind == "plain":
+                        row = plain_row(node, N, d, rounds)
+                    else:
+                        circuit_n = 1 if kind == "perdo" else N
+                        est = estimate_constraints(bench_params(circuit_n, d))
+                        if est > max_constraints:
+                            row = _row("RollupPerDO" if kind == "perdo" else "RollupMarket", N, d, rounds)
+                            row["total_gas"] = None
+                            row["note"] = (f"skipped: ~{est} constraints > --max-constraints "
+                                           f"{max_constraints} (too large for this machine)")
+                            rows.append(row)
+                            _emit(row, json_out)
+                            continue
+                        row = rollup_row(node, N, d, rounds, per_do=kind == "perdo", prover=prover, log=say,
+                                         per_do_sample=per_do_sample)
+                    row["seconds"] = round(time.perf_counter() - t, 1)
+                    rows.append(row)
+                    _emit(row, json_out)
+    _ratios(rows)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_csv(rows, out_dir / "gas.csv")
+    _plot(rows, out_dir / "gas.png")
+    if not json_out:
+        print(format_table(rows))
+        print(f"\nCSV: {out_dir / 'gas.csv'}  PNG: {out_dir / 'gas.png'}")
+    return rows
+
+
+def _emit(row: dict, json_out: bool) -> None:
+    if json_out:
+        print(json.dumps(row), flush=True)
+
+
+def _ratios(rows: list[dict]) -> None:
+    """PlainMarket / RollupMarket (and / per-DO rollup) per (N, d), stored on the rollup rows."""
+    plain = {(r["N"], r["d"]): r["total_gas"] for r in rows if r["contract"] == "PlainMarket"}
+    for r in rows:
+        p = plain.get((r["N"], r["d"]))
+        if r["contract"] != "PlainMarket" and p and r["total_gas"]:
+            r["plain_ratio"] = round(p / r["total_gas"], 1)
+
+
+def format_table(rows: list[dict]) -> str:
+    cols = ("contract", "N", "d", "R", "register", "pubkey", "upload_aggregate", "outlier_suppression",
+            "verify", "payment", "total_gas", "per_batch_gas", "plain_ratio")
+    head = ["contract", "N", "d", "R", "register", "pubkey", "upload/agg", "outlier", "verify", "payment",
+            "total", "per batch", "plain/x"]
+    lines = [[str(r.get(c) if r.get(c) is not None else "-") for c in cols] for r in rows]
+    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(head)]
+    out = ["  ".join(h.rjust(w) for h, w in zip(head, widths, strict=True))]
+    out += ["  ".join(v.rjust(w) for v, w in zip(line, widths, strict=True)) for line in lines]
+    notes = [f"{r['contract']} N={r['N']} d={r['d']}: {r['note']}" for r in rows if r.get("note")]
+    return "\n".join(out + [""] + notes)
+
+
+def _write_csv(rows: list[dict], path: Path) -> None:
+    keys = list(FIELDS) + ["plain_ratio", "seconds"]
+    with path.open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+
+
+def _plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    dims = sorted({r["d"] for r in rows})
+    fig, axes = plt.subplots(1, len(dims), figsize=(6 * len(dims), 4.5), squeeze=False)
+    for ax, d in zip(axes[0], dims, strict=True):
+        for contract in ("PlainMarket", "RollupMarket", "RollupPerDO"):
+            pts = sorted((r["N"], r["total_gas"]) for r in rows
+                         if r["d"] == d and r["contract"] == contract and r["total_gas"])
+            if pts:
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=contract)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("N (DOs per round / batch)")
+        ax.set_ylabel("total gas (R = 8)")
+        ax.set_title(f"d = {d}")
+        ax.grid(True, which="both", alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    p = argparse.ArgumentParser(description="gas benchmark: PlainMarket vs RollupMarket")
+    p.add_argument("--dims", default=",".join(map(str, DIMS)))
+    p.add_argument("--batch", default=",".join(map(str, BATCHES)))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--max-constraints", type=int, default=150_000)
+    p.add_argument("--contracts", default="plain,rollup,perdo")
+    a = p.parse_args(argv)
+    run_gas_bench([int(x) for x in a.dims.split(",")], [int(x) for x in a.batch.split(",")], a.json,
+                  max_constraints=a.max_constraints, contracts=a.contracts.split(","))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
