@@ -328,19 +328,40 @@ def _plot(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def add_arguments(p) -> None:
+    """Flags of `omniplus bench gas` (the verb lives in omniplus/commands/bench.py)."""
+    from bench.common import add_output_arguments, int_list, str_list
+
+    p.add_argument("--dims", type=int_list, default=list(DIMS), help="d values (default 250,5701)")
+    p.add_argument("--batch", type=int_list, default=list(BATCHES), help="N values (default 2,4,8,16,32)")
+    p.add_argument("--rounds", type=int, default=ROUNDS, help="R rounds / batches (default 8)")
+    p.add_argument("--max-constraints", type=int, default=150_000,
+                   help="skip rollup sizes whose circuit is larger (default 150000)")
+    p.add_argument("--per-do-sample", type=int, default=16,
+                   help="real proofs per per-DO-proof row; the rest at the measured mean (default 16)")
+    p.add_argument("--contracts", type=str_list, default=["plain", "rollup", "perdo"],
+                   help="subset of plain,rollup,perdo")
+    add_output_arguments(p)
+
+
+def run(args) -> int:
+    from omniplus.errors import InputError
+
+    bad = set(args.contracts) - {"plain", "rollup", "perdo"}
+    if bad:
+        raise InputError(f"unknown --contracts {sorted(bad)}: choose from plain, rollup, perdo")
+    run_gas_bench(args.dims, args.batch, args.json, rounds=args.rounds, max_constraints=args.max_constraints,
+                  per_do_sample=args.per_do_sample, contracts=args.contracts,
+                  out_dir=args.out or BENCH_RESULTS)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import argparse
 
     p = argparse.ArgumentParser(description="gas benchmark: PlainMarket vs RollupMarket")
-    p.add_argument("--dims", default=",".join(map(str, DIMS)))
-    p.add_argument("--batch", default=",".join(map(str, BATCHES)))
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--max-constraints", type=int, default=150_000)
-    p.add_argument("--contracts", default="plain,rollup,perdo")
-    a = p.parse_args(argv)
-    run_gas_bench([int(x) for x in a.dims.split(",")], [int(x) for x in a.batch.split(",")], a.json,
-                  max_constraints=a.max_constraints, contracts=a.contracts.split(","))
-    return 0
+    add_arguments(p)
+    return run(p.parse_args(argv))
 
 
 if __name__ == "__main__":
