@@ -320,7 +320,9 @@ class Coordinator:
                 stub = self._control(ref.id)
                 if kind == "validate":
                     stub.StartValidation(
-                        pb.StartValidationRequest(session=session, do_addresses=addrs), timeout=10
+                        pb.StartValidationRequest(session=session, do_addresses=addrs),
+                        timeout=10,
+                        wait_for_ready=True,
                     )
                 else:
                     stub.StartBatch(
@@ -331,6 +333,7 @@ class Coordinator:
                             params=json.dumps(params or {}).encode(),
                         ),
                         timeout=10,
+                        wait_for_ready=True,
                     )
                 started.append(ref.id)
         except grpc.RpcError as exc:
@@ -389,6 +392,7 @@ class Coordinator:
                 self._save()
                 if not exc.retry or attempt == self.cfg.max_attempts:
                     raise
+                self.close()  # fresh channels: gRPC would still be backing off from a dead server
                 self.wait_healthy()
         raise AssertionError("unreachable")
 
