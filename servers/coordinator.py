@@ -109,19 +109,29 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
             key = path_of(data["keyfile"], "keyfile").read_text().strip()
         if not key:
             raise KeyError("key or keyfile")
-        opts = {
-            k: data[k]
-            for k in (
-                "batch_wait",
-                "poll",
-                "round_timeout",
-                "server_down_grace",
-                "recover_timeout",
-                "max_attempts",
-                "threshold",
-            )
-            if k in data
-        }
+        opts: dict[str, Any] = {}
+        for name, typ in (
+            ("batch_wait", float),
+            ("poll", float),
+            ("round_timeout", float),
+            ("server_down_grace", float),
+            ("recover_timeout", float),
+            ("max_attempts", int),
+            ("threshold", int),
+        ):
+            if name in data:
+                v = data[name]
+                if (
+                    isinstance(v, bool)
+                    or not isinstance(v, int | float)
+                    or (typ is int and not isinstance(v, int))
+                ):
+                    raise InputError(
+                        f"coordinator config {p}: {name} must be a{'n integer' if typ is int else ' number'}"
+                    )
+                if v <= 0:
+                    raise InputError(f"coordinator config {p}: {name} must be positive")
+                opts[name] = typ(v)
         cfg = CoordinatorConfig(
             servers=servers,
             ca=path_of(tls["ca"], "[tls] ca"),
@@ -407,7 +417,11 @@ class Coordinator:
                 raise RoundFailed("servers disagree on the verdicts", retry=True)
             return {do: (None if first[do]["valid"] else first[do]["reason"]) for do in dos}
 
+        t0 = time.monotonic()
         verdicts = self.with_retries("validate", attempt)
+        self.state.setdefault("validations", []).append(
+            {"dos": len(dos), "seconds": round(time.monotonic() - t0, 3)}
+        )
         for do, why in verdicts.items():
             if why is None:
                 self.log("do_valid", do=do)
@@ -459,6 +473,7 @@ class Coordinator:
                 if ok:
                     batch.proof, batch.public, batch.words = first["proof"], first["public"], first["words"]
                     batch.verified_locally = True
+                    batch.seconds.update(prove=record["prove_s"], verify=record["verify_s"])
                     return
                 record.setdefault("error", "proof fails local verification (a server sent a wrong share?)")
             self.log(

@@ -51,7 +51,7 @@ class DevnetOptions:
     reward_wei: int = 10**15
     batches: int = 4  # R
     seed: int | None = None
-    batch_wait: float = 2.0
+    batch_wait: float = 1.0  # the DOs have all submitted when the coordinator starts
     recv_timeout: float = 60.0
     engines: dict[int, str] = field(default_factory=dict)  # server id -> engine spec (fault tests)
     pythonpath: tuple[str, ...] = ()  # extra import paths for the server processes
@@ -499,6 +499,10 @@ class Devnet:
             "credited": {do.address: self.market.credit(do.address) for do in self.dos},
             "proof_verified_by_snarkjs": verified,
             "proof_attempts": batch["attempts"] if batch else [],
+            "batch_phases_s": {
+                "validate": [v["seconds"] for v in st.get("validations", [])],
+                **(batch["seconds"] if batch else {}),
+            },
             "accounts": self.market.accounts(),
             "times_s": {**self.times, "total": round(time.monotonic() - self.t0, 3)},
             "workdir": str(self.root),
