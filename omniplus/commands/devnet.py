@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import tempfile
 import time
@@ -65,6 +66,12 @@ def run(args: argparse.Namespace) -> int:
         print(msg, file=sys.stderr, flush=True)
 
     net = Devnet(root, opts, progress=say)
+
+    def on_term(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt  # SIGTERM stops everything we started, like Ctrl-C
+
+    signal.signal(signal.SIGTERM, on_term)
+    summary: dict = {}
     try:
         net.start()
         net.submit_dos()
