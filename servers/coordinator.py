@@ -121,11 +121,7 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
         ):
             if name in data:
                 v = data[name]
-                if (
-                    isinstance(v, bool)
-                    or not isinstance(v, int | float)
-                    or (typ is int and not isinstance(v, int))
-                ):
+                if isinstance(v, bool) or not isinstance(v, int | float) or (typ is int and not isinstance(v, int)):
                     raise InputError(
                         f"coordinator config {p}: {name} must be a{'n integer' if typ is int else ' number'}"
                     )
@@ -286,9 +282,7 @@ class Coordinator:
         for ref in self.cfg.servers:
             for do in dos:
                 try:
-                    out[do][ref.id] = status(
-                        ref.public, ref.id, task, bytes.fromhex(do[2:]), self.tls.ca, timeout=5
-                    )
+                    out[do][ref.id] = status(ref.public, ref.id, task, bytes.fromhex(do[2:]), self.tls.ca, timeout=5)
                 except grpc.RpcError:
                     pass
         return out
@@ -349,8 +343,7 @@ class Coordinator:
         except grpc.RpcError as exc:
             self.abort(session, started, f"server {ref.id} refused to start: {exc.details()}")
             raise RoundFailed(
-                f"{kind} {session}: server {ref.id} did not start the round: "
-                f"{exc.code().name}: {exc.details()}",
+                f"{kind} {session}: server {ref.id} did not start the round: {exc.code().name}: {exc.details()}",
                 retry=exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED),
             ) from None
         deadline = time.monotonic() + self.cfg.round_timeout
@@ -419,9 +412,7 @@ class Coordinator:
 
         t0 = time.monotonic()
         verdicts = self.with_retries("validate", attempt)
-        self.state.setdefault("validations", []).append(
-            {"dos": len(dos), "seconds": round(time.monotonic() - t0, 3)}
-        )
+        self.state.setdefault("validations", []).append({"dos": len(dos), "seconds": round(time.monotonic() - t0, 3)})
         for do, why in verdicts.items():
             if why is None:
                 self.log("do_valid", do=do)
@@ -492,15 +483,17 @@ class Coordinator:
         except RoundFailed as exc:
             batch.status = "failed"
             batch.attempts.append({"error": str(exc)})
-            self.log(
-                "batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain"
-            )
+            self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain")
             self._save()
             raise
+        from servers.market import submit_gas
+
         t2 = time.monotonic()
         try:
+            words = [int(w) for w in batch.words]
+            # explicit gas: eth_estimateGas under-estimates the pairing precompile
             receipt = self.market.submit_batch(
-                self.cfg.tx_key, batch.proof, [int(w) for w in batch.words], payees
+                self.cfg.tx_key, batch.proof, words, payees, gas=submit_gas(len(payees), len(words))
             )
         except ChainError as exc:
             batch.status = "failed"
@@ -563,8 +556,6 @@ class Coordinator:
                 if batches is not None and len(made) >= batches:
                     break
             if deadline is not None and time.monotonic() > deadline:
-                raise RoundFailed(
-                    f"only {len(made)} of {batches} batch(es) after {timeout:.0f}s", retry=False
-                )
+                raise RoundFailed(f"only {len(made)} of {batches} batch(es) after {timeout:.0f}s", retry=False)
             time.sleep(self.cfg.poll)
         return made
