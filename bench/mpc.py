@@ -412,7 +412,7 @@ COLUMNS = [
     Column("prove_sent_b", "sent/server B", "{:.0f}"), Column("rounds", "rounds", "{:.0f}"),
     Column("validate_cpu_s", "validate CPU s", "{:.2f}"), Column("validate_rounds", "val. rounds", "{:.0f}"),
     Column("per_do_over_block", "B per DO / block×32", "{:.3f}"),
-    Column("verified", "verified"),
+    Column("verified", "verified"), Column("load1", "load"),
 ]
 
 
@@ -457,6 +457,12 @@ def notes_for(rows: list[Row], engine: str) -> list[str]:
         "B per DO / block×32: (share of the block one server receives + its server-to-server bytes / #DOs)"
         " over block wires × 32 bytes",
     ]
+    for circuit in CIRCUITS:
+        seen = {(r["power"], r["rounds"]) for r in rows if r["circuit"] == circuit}
+        if len({p for p, _ in seen}) > 1:
+            counts = sorted({k for _, k in seen})
+            notes.append(f"{circuit}: proof rounds per server {counts} across sizes "
+                         f"{sorted({p for p, _ in seen})}: " + ("constant" if len(counts) == 1 else "NOT constant"))
     grad = [r for r in rows if r["circuit"] == "gradient"]
     if grad:
         r = max(grad, key=lambda x: (x["power"], x["n"]))

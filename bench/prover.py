@@ -195,6 +195,7 @@ def measure_size(power: int, backends: list[str], run_native: bool, repeat: int,
     row["snarkjs_over_direct"] = ratio(row.get("snarkjs_s"), row.get("direct_s"))
     row["circom_over_direct"] = ratio(row.get("circom_s"), row.get("direct_s"))
     row["all_verified"] = ok
+    row["load1"] = round(os.getloadavg()[0], 2)  # the machine is shared: context for the times
     return row
 
 
@@ -208,7 +209,7 @@ COLUMNS = [
     Column("circom_mb", "circom MB", "{:.0f}"), Column("direct_mb", "CLI MB", "{:.0f}"),
     Column("native_over_snarkjs", "native/snarkjs", "{:.1f}x"),
     Column("snarkjs_over_direct", "snarkjs/CLI", "{:.2f}x"),
-    Column("all_verified", "verified"),
+    Column("all_verified", "verified"), Column("load1", "load"),
 ]
 
 
@@ -266,6 +267,7 @@ def run(args: argparse.Namespace) -> int:
         "the larger of Python and the node processes it reaped for snarkjs/circom; node itself for CLI",
         "setup = compile + dev ptau + groth16 setup + 1 contribution + exports, as recorded when the "
         "cached setup under ~/.cache/omniplus/bench was made",
+        "load = 1-minute load average after the row (2 cores): above 2, other jobs shared the CPUs",
     ]
     if "native" in args.backends and any(s > native_max for s in sizes):
         notes.append(f"native skipped ('-') above 2^{native_max} (pure Python; --native-max or --sizes "
