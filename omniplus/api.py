@@ -114,7 +114,8 @@ def snarkjs_verify(vkey: Path, public_json: Path, proof_json: Path) -> bool:
     return proc.returncode == 0
 
 
-def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | None = None) -> VerifyReport:
+def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | None = None,
+           key: str | None = None) -> VerifyReport:
     """Check one proof with the Python verifier, snarkjs' verifier and (optionally) the Solidity verifier."""
     from prover.groth16_verify import verify as py_verify
     from prover.proof import read_proof_dir
@@ -146,7 +147,7 @@ def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | N
         from contracts.verifier import verify_onchain
 
         t0 = time.perf_counter()
-        report.onchain, report.verify_gas = verify_onchain(setup, proof, public, rpc=rpc)
+        report.onchain, report.verify_gas = verify_onchain(setup, proof, public, rpc=rpc, key=key)
         report.seconds["onchain"] = round(time.perf_counter() - t0, 3)
         log(f"[verify] on-chain verifier: {'valid' if report.onchain else 'INVALID'} "
             f"(verify tx gas {report.verify_gas})")

@@ -35,11 +35,12 @@ def batch_env(small_setup):
 
 
 def valid_row(params, rng: random.Random) -> list[int]:
+    """A random in-range row, halved until it is inside the norm bound."""
     lim = 2 ** (params.bits - 1)
-    while True:
-        row = [rng.randrange(-lim, lim) for _ in range(params.dims)]
-        if sum(x * x for x in row) <= params.norm_bound:
-            return row
+    row = [rng.randrange(-lim, lim) for _ in range(params.dims)]
+    while sum(x * x for x in row) > params.norm_bound:
+        row = [x // 2 for x in row]
+    return row
 
 
 def share_all(blocks: dict[str, list[int]], t: int, n: int) -> dict[int, dict[str, list[int]]]:

@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--proof", type=Path, required=True, help="proof directory from `omniplus prove`")
     p.add_argument("--onchain", action="store_true", help="also verify with the Solidity verifier")
     p.add_argument("--rpc", default=None, help="JSON-RPC URL (default: start a local anvil)")
+    p.add_argument("--key", default=None, help="funded private key (hex) for --rpc")
+    p.add_argument("--keyfile", type=Path, default=None, help="file holding the private key for --rpc")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -25,7 +27,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from omniplus.api import verify
 
-    report = verify(args.setup, args.proof, onchain=args.onchain, rpc=args.rpc)
+    key = None
+    if args.key or args.keyfile:
+        from servers.chain import load_key
+
+        key = load_key(args.key, args.keyfile)
+    report = verify(args.setup, args.proof, onchain=args.onchain, rpc=args.rpc, key=key)
     if args.json:
         print(json.dumps(report.to_json()))
     else:
