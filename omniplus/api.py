@@ -164,15 +164,11 @@ def fresh_dir(path: Path) -> Path:
 
 
 def random_gradients(params, rows: int, scale_bits: int, seed: int | None = None) -> dict:
-    """Random float updates that quantise inside the range and norm bounds of `params`."""
-    import numpy as np
+    """A gradients document of random updates inside the range and norm bounds of `params`."""
+    import random
 
-    rng = np.random.default_rng(seed if seed is not None else secrets.randbits(32))
-    limit = 2 ** (params.bits - 1) - 1
-    out = []
-    for _ in range(rows):
-        q = rng.integers(-limit, limit + 1, size=params.dims)
-        while int((q.astype(object) ** 2).sum()) > params.norm_bound:
-            q = q // 2
-        out.append([float(v) / 2**scale_bits for v in q])
-    return {"scale_bits": scale_bits, "gradients": out}
+    from servers.devnet import valid_row
+
+    rng = random.Random(seed if seed is not None else secrets.randbits(32))
+    return {"scale_bits": scale_bits,
+            "gradients": [[q / 2**scale_bits for q in valid_row(params, rng)] for _ in range(rows)]}

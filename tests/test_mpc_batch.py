@@ -25,6 +25,7 @@ from prover.mpc.validation import REASON_INCONSISTENT, REASON_INVALID
 from prover.proof import proof_to_json
 from prover.shamir import lagrange_at
 from prover.zkey import read_zkey
+from servers.devnet import valid_row
 
 PAYEES = {f"do{i}": "0x" + f"{i + 1:02x}" * 20 for i in range(6)}
 
@@ -32,15 +33,6 @@ PAYEES = {f"do{i}": "0x" + f"{i + 1:02x}" * 20 for i in range(6)}
 @pytest.fixture(scope="module")
 def batch_env(small_setup):
     return small_setup, load_layout(small_setup), read_zkey(small_setup.zkey)
-
-
-def valid_row(params, rng: random.Random) -> list[int]:
-    """A random in-range row, halved until it is inside the norm bound."""
-    lim = 2 ** (params.bits - 1)
-    row = [rng.randrange(-lim, lim) for _ in range(params.dims)]
-    while sum(x * x for x in row) > params.norm_bound:
-        row = [x // 2 for x in row]
-    return row
 
 
 def share_all(blocks: dict[str, list[int]], t: int, n: int) -> dict[int, dict[str, list[int]]]:
