@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 import random
-import struct
 from pathlib import Path
 
 import pytest
 
 from circuits.build import check_blocks, compile_circuit
-from circuits.params import CircuitParams, R
+from circuits.params import CircuitParams
 from omniplus import paths
 from omniplus.errors import InputError, ToolError
 from omniplus.tooling import run_tool
 from prover.binding import BindingContext, public_inputs
+from prover.r1cs import first_unsatisfied, read_r1cs
 from prover.witness import (
     batch_wires,
     circuit_inputs,
@@ -22,63 +22,15 @@ from prover.witness import (
     do_wires,
     full_witness,
 )
+from prover.wtns import read_wtns
 
 SMALL = CircuitParams(batch=2, dims=8, bits=8, norm_bound=40000)
 # k=24 makes w=26 and c=9, so d=20 needs M=3 words: exercises the Horner chain.
 MULTIWORD = CircuitParams(batch=2, dims=20, bits=24, norm_bound=1 << 50)
 
 
-def read_wtns_local(path: Path) -> list[int]:
-    """Section 2 of a .wtns: n8-byte little-endian plain values (fallback if prover/wtns.py is absent)."""
-    try:
-        from prover.wtns import read_wtns
-
-        return read_wtns(path)
-    except ImportError:
-        pass
-    data = path.read_bytes()
-    off, sections = 12, {}
-    for _ in range(struct.unpack_from("<I", data, 8)[0]):
-        stype, size = struct.unpack_from("<IQ", data, off)
-        sections[stype] = data[off + 12: off + 12 + size]
-        off += 12 + size
-    n8 = struct.unpack_from("<I", sections[1], 0)[0]
-    body = sections[2]
-    return [int.from_bytes(body[i: i + n8], "little") for i in range(0, len(body), n8)]
-
-
 def r1cs_first_unsatisfied(r1cs_path: Path, witness: list[int]) -> int | None:
-    """Index of the first violated constraint (prover/r1cs.py if present, else a local parser)."""
-    try:
-        from prover.r1cs import first_unsatisfied, read_r1cs
-
-        return first_unsatisfied(read_r1cs(r1cs_path), witness)
-    except ImportError:
-        pass
-    data = r1cs_path.read_bytes()
-    off, sections = 12, {}
-    for _ in range(struct.unpack_from("<I", data, 8)[0]):
-        stype, size = struct.unpack_from("<IQ", data, off)
-        sections[stype] = (off + 12, size)
-        off += 12 + size
-    h = sections[1][0]
-    n8 = struct.unpack_from("<I", data, h)[0]
-    n_constraints = struct.unpack_from("<I", data, h + 4 + n8 + 16 + 8)[0]
-    o = sections[2][0]
-    for idx in range(n_constraints):
-        vals = []
-        for _ in range(3):
-            acc = 0
-            for _t in range(struct.unpack_from("<I", data, o)[0]):
-                wire = struct.unpack_from("<I", data, o + 4)[0]
-                coef = int.from_bytes(data[o + 8: o + 8 + n8], "little")
-                acc += coef * witness[wire]
-                o += 4 + n8
-            o += 4
-            vals.append(acc % R)
-        if vals[0] * vals[1] % R != vals[2]:
-            return idx
-    return None
+    return first_unsatisfied(read_r1cs(r1cs_path), witness)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +47,7 @@ def wasm_witness(compiled, inputs: dict, tmp: Path) -> list[int]:
     (tmp / "input.json").write_text(json.dumps(inputs))
     run_tool([paths.node_tool("snarkjs"), "wtns", "calculate", compiled.wasm, tmp / "input.json",
               tmp / "out.wtns"], what="snarkjs wtns calculate", timeout=120)
-    return read_wtns_local(tmp / "out.wtns")
+    return read_wtns(tmp / "out.wtns")
 
 
 def random_rows(params: CircuitParams, rng: random.Random, n: int) -> list[list[int]]:
