@@ -86,3 +86,28 @@ def test_servers_told_the_dos_their_outcome(devnet: tuple[Devnet, dict[str, Any]
     for j in range(1, 4):
         assert "round_failed" not in net.server_log(j)
     assert Path(s["workdir"]).exists()
+
+
+def test_submit_status_shows_the_outcome_from_servers_and_chain(devnet, capsys) -> None:
+    """`omniplus submit --status --rpc`: what each server says plus the batch and credit on-chain.
+    Runs after the withdraw test, so honest DOs show their credit paid out."""
+    import json
+
+    from omniplus.cli import main
+
+    net, s = devnet
+    servers = ",".join(f"127.0.0.1:{public}" for public, _ in net.ports)
+    for do in net.dos:
+        code = main(["submit", "--status", "--json", "--servers", servers, "--task", net.market.address,
+                     "--chain-id", str(net.anvil.chain_id), "--ca", str(net.certs / "ca.pem"),
+                     "--key", do.key, "--rpc", net.anvil.rpc_url])
+        out = json.loads(capsys.readouterr().out)
+        assert code == 0
+        chain = out["chain"]
+        if do.valid:
+            assert {r["state"] for r in out["servers"]} == {"batched"}
+            assert chain["included_in_batch"] == s["batch_index"] and chain["batch_tx"] == s["batch_tx"]
+            assert chain["withdrawn_wei"] == net.opts.reward_wei and chain["credit_wei"] == 0
+        else:
+            assert {r["reason"] for r in out["servers"]} == {REASON_INVALID}
+            assert chain == {"included_in_batch": None, "batch_tx": None, "credit_wei": 0, "withdrawn_wei": 0}

@@ -30,6 +30,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threshold", "-t", type=int, default=1, help="sharing degree t (default 1)")
     p.add_argument("--timeout", type=float, default=30.0, help="per-server timeout in seconds")
     p.add_argument("--status", action="store_true", help="only query the servers' status for this DO")
+    p.add_argument("--rpc", default=None,
+                   help="with --status: also read the market on this chain (batch that included the DO, credit)")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON")
     p.set_defaults(func=run)
 
@@ -55,9 +57,13 @@ def run(args: argparse.Namespace) -> int:
             st = status(addr, j, task, me, ca, timeout=args.timeout)
             rows.append({"server": j, "state": st.state, "reason": st.reason, "batch_index": st.batch_index,
                          "batch_tx": st.batch_tx})
-        _print(args.json, {"do": checksum(me), "servers": rows},
-               [f"server-{r['server']}: {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
-                + (f", batch {r['batch_index']}" if r["batch_index"] >= 0 else "") for r in rows])
+        lines = [f"server-{r['server']}: {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
+                 + (f", batch {r['batch_index']}" if r["batch_index"] >= 0 else "") for r in rows]
+        out: dict = {"do": checksum(me), "servers": rows}
+        if args.rpc:
+            out["chain"] = chain_outcome(args.rpc, args.task, checksum(me))
+            lines.append(_chain_line(out["chain"]))
+        _print(args.json, out, lines)
         return 0
 
     if args.gradients is None or args.setup is None:
@@ -73,6 +79,29 @@ def run(args: argparse.Namespace) -> int:
                          "message": o.message} for o in outcomes]},
            [f"accepted by all {len(outcomes)} servers" if ok else "NOT accepted by every server"])
     return 0 if ok else 1
+
+
+def chain_outcome(rpc: str, market: str, do: str) -> dict:
+    """What the chain says: the batch whose payees include this DO, and its credit / withdrawals."""
+    from servers.chain import connect
+    from servers.market import RollupMarket
+
+    m = RollupMarket.at(connect(rpc), market)
+    batch = next((e for e in m.batch_events() if do.lower() in (p.lower() for p in e.payees)), None)
+    withdrawn = m.contract.events.Withdrawn().get_logs(from_block=0, argument_filters={"payee": do})
+    return {
+        "included_in_batch": batch.index if batch else None,
+        "batch_tx": batch.tx_hash if batch else None,
+        "credit_wei": m.credit(do),
+        "withdrawn_wei": sum(int(e["args"]["amount"]) for e in withdrawn),
+    }
+
+
+def _chain_line(c: dict) -> str:
+    if c["included_in_batch"] is None:
+        return "on-chain: not in any batch yet"
+    return (f"on-chain: included in batch {c['included_in_batch']} (tx {c['batch_tx']}); "
+            f"credit {c['credit_wei']} wei, withdrawn {c['withdrawn_wei']} wei")
 
 
 def _block(setup_dir: Path, gradients: Path, row: int) -> tuple[list[int], list[int]]:
