@@ -427,9 +427,13 @@ def _draw(rows: list[Row]):
                              marker=marker, label=f"{circuit}: CPU per server, n={n}")
                     ax2.plot([r["constraints"] for r in pts], [r["cpu_over_single_cpu"] for r in pts],
                              marker=marker, label=f"{circuit}, n={n}")
-            pts = [r for r in rows if r["circuit"] == circuit]
-            if pts:
-                ax1.plot([r["constraints"] for r in pts], [r["single_cpu_s"] for r in pts], marker=marker,
+            single: dict[int, list[float]] = {}  # measured once per row: average per size
+            for r in rows:
+                if r["circuit"] == circuit:
+                    single.setdefault(r["constraints"], []).append(r["single_cpu_s"])
+            if single:
+                xs = sorted(single)
+                ax1.plot(xs, [sum(single[x]) / len(single[x]) for x in xs], marker=marker,
                          linestyle="--", color="black", label=f"{circuit}: single prover CPU")
         ax1.set(xscale="log", yscale="log", xlabel="constraints", ylabel="CPU seconds",
                 title="Collaborative proof: CPU per server vs single prover")
