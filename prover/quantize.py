@@ -84,3 +84,22 @@ def quantize(rows: Sequence[Sequence[float]], scale_bits: int, params: CircuitPa
         out.append(q_row)
     out += [[0] * d for _ in range(N - len(out))]
     return out
+
+
+def stochastic_round(values: Sequence[float], seed: int | None = None) -> list[int]:
+    """Round each x to ⌊x⌋ or ⌊x⌋+1 with P(⌊x⌋+1) = x − ⌊x⌋: unbiased (E[q] = x), |q − x| < 1.
+
+    For DOs' ML updates (ml/updates.py): a sum of many DOs' updates then carries no systematic
+    rounding bias, unlike round-to-nearest on small values. Range and norm are the caller's
+    business (ml.updates.QuantSpec sizes B so every clipped update passes)."""
+    import random
+
+    rng = random.Random(seed)
+    out: list[int] = []
+    for j, x in enumerate(values):
+        xf = float(x)
+        if not math.isfinite(xf):
+            raise InputError(f"coordinate {j}: {x!r} is not finite")
+        lo = math.floor(xf)
+        out.append(lo + (1 if rng.random() < xf - lo else 0))
+    return out
