@@ -221,29 +221,32 @@ def require_registered(market: Any, address: str) -> None:
         )
 
 
-def submit_update(net: Devnet, do: DataOwner, row: Sequence[int]) -> None:
+def submit_row(setup: Any, layout: Any, market: Any, key: str, address: str, row: Sequence[int], ca: bytes,
+               servers: Sequence[str], t: int = 1, *, check: bool = True) -> None:
     """Share the DO's witness block, send share j to server j (signed). An honest DO's client
-    refuses an out-of-bound row itself; an attacker builds its block without that check."""
+    refuses an out-of-bound row itself (check=True); an attacker builds its block without it."""
     from prover.field import R
     from prover.mpc.batch import make_block
     from prover.witness import do_block
     from servers.client import TaskRef, submit_block
 
-    require_registered(net.market, do.address)
-    if do.attack is None:
-        block = make_block(net.setup, net.layout, row)
+    require_registered(market, address)
+    if check:
+        block = make_block(setup, layout, row)
     else:
-        wires = do_block(net.setup, 0, list(row), check=False)
-        block = [wires[w] % R for w in net.layout.slot_wires[0]]
-    ca = (net.certs / "ca.pem").read_bytes()
-    task = TaskRef.parse(net.market.address, net.anvil.chain_id)
-    servers = [f"127.0.0.1:{p[0]}" for p in net.ports]
-    outs = submit_block(
-        do.key, task, servers, list(net.layout.slot_wires[0]), block, ca, t=net.opts.threshold
-    )
+        wires = do_block(setup, 0, list(row), check=False)
+        block = [wires[w] % R for w in layout.slot_wires[0]]
+    task = TaskRef.parse(market.address, market.chain_id)
+    outs = submit_block(key, task, servers, list(layout.slot_wires[0]), block, ca, t=t)
     bad = [o for o in outs if not o.accepted]
     if bad:
-        raise OmniplusError(f"DO {do.address}: refused by server {bad[0].server}: {bad[0].message}")
+        raise OmniplusError(f"DO {address}: refused by server {bad[0].server}: {bad[0].message}")
+
+
+def submit_update(net: Devnet, do: DataOwner, row: Sequence[int]) -> None:
+    """submit_row against a running devnet."""
+    submit_row(net.setup, net.layout, net.market, do.key, do.address, row, (net.certs / "ca.pem").read_bytes(),
+               [f"127.0.0.1:{p[0]}" for p in net.ports], net.opts.threshold, check=do.attack is None)
 
 
 # ---------------------------------------------------------------------- network

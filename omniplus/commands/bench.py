@@ -16,6 +16,7 @@ BENCHES = {
     "prover": "setup and proving time per backend, native/snarkjs ratios (issue 2)",
     "gas": "PlainMarket vs RollupMarket gas per operation (issue 3)",
     "mpc": "collaborative proof vs single prover: time, CPU, bytes, rounds (issue 4)",
+    "attack": "final accuracy vs attack rate, multi-Krum μ ∈ {0.25, 0.5} vs plain FedAvg (issue 5)",
 }
 
 

@@ -1,12 +1,20 @@
 """`omniplus demo`: the whole pipeline on an embedded default, with nothing to configure.
 
-Part 1 makes (or reuses from the cache) a trusted setup for a small batch statement, proves the
-same random batch with all three prover backends, checks each proof with the Python verifier,
-snarkjs' verifier and the exported Solidity verifier on a local anvil it starts and stops, and
-prints the gas of each on-chain verification.
-Part 2 runs the prover network on loopback: anvil, three server processes over mutual TLS, the
-coordinator and four DOs, one of them out of bound; the servers validate the shared updates,
-prove the batch jointly, RollupMarket verifies it and credits the three honest DOs.
+The default (`--part market`) is the data market with real training (ml/market.py): anvil,
+three server processes over mutual TLS, RollupMarket carrying the public model's hash, the MO
+and 8 DOs on scikit-learn's digits for 4 rounds (batches of N=2), one DO malicious (its update
+scaled ×100 breaks the norm bound: the servers reject it and it is never paid). It ends with
+MO-only vs final accuracy, gas per batch next to PlainMarket (OmniLytics) for the same d, N, R,
+payments per DO, the rejected DO and why, time per phase, and a PNG of accuracy and gas per round.
+
+`--part backends` (formerly part 1) makes (or reuses from the cache) a trusted setup for a small
+batch statement, proves the same random batch with all three prover backends, checks each proof
+with the Python verifier, snarkjs' verifier and the exported Solidity verifier on a local anvil
+it starts and stops, and prints the gas of each on-chain verification.
+`--part network` (formerly part 2) runs the prover network on loopback: anvil, three server
+processes over mutual TLS, the coordinator and four DOs, one of them out of bound; the servers
+validate the shared updates, prove the batch jointly, RollupMarket verifies it and credits the
+three honest DOs.
 """
 
 from __future__ import annotations
@@ -24,7 +32,14 @@ DEFAULT = CircuitParams(batch=4, dims=32, bits=8, norm_bound=2**15)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="setup → prove with every backend → verify three ways", description=__doc__)
+    p = sub.add_parser("demo", help="the ML data market end to end (or: --part backends|network)",
+                       description=__doc__)
+    p.add_argument("--part", choices=("market", "backends", "network"), default="market",
+                   help="market (default): MO + 8 DOs training digits over the prover network; "
+                        "backends: prove one batch with every backend; network: the random-update devnet")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for the market's PNG and JSON (default bench/results/)")
+    p.add_argument("--workdir", type=Path, default=None, help="market: configs, logs, model (default temp)")
     p.add_argument("--dims", type=int, default=DEFAULT.dims, help=f"coordinates per update (default {DEFAULT.dims})")
     p.add_argument("--batch", type=int, default=DEFAULT.batch, help=f"DOs per batch (default {DEFAULT.batch})")
     p.add_argument("--bits", type=int, default=DEFAULT.bits, help=f"bits per coordinate (default {DEFAULT.bits})")
@@ -32,12 +47,48 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help=f"squared L2 bound (default {DEFAULT.norm_bound})")
     p.add_argument("--backends", default="native,snarkjs,circom", help="comma-separated backends")
     p.add_argument("--no-network", action="store_true",
-                   help="skip part 2 (the prover network: 3 servers, 4 DOs, one invalid)")
+                   help="backends part: skip the prover network afterwards")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.part == "market":
+        return run_market_demo(args)
+    if args.part == "network":
+        args.backends = ""
+    return run_backends(args)
+
+
+def run_market_demo(args: argparse.Namespace) -> int:
+    """The default: the ML market (ml/market.py) with defaults only."""
+    from ml.market import MarketConfig, format_summary, plot, run_market
+    from omniplus.paths import BENCH_RESULTS
+
+    cfg = MarketConfig().check()
+    log(f"[demo] the market: MO + {cfg.dos} DOs (DO {','.join(map(str, cfg.malicious))} sends its update "
+        f"×100), {cfg.rounds} rounds of N={cfg.batch}, 3 servers over mutual TLS, snarkjs engine")
+    if args.workdir is not None:
+        s = run_market(cfg, args.workdir, log)
+    else:
+        with tempfile.TemporaryDirectory(prefix="omniplus-demo-market-") as root:
+            s = run_market(cfg, root, log)
+    out = Path(args.out) if args.out else BENCH_RESULTS
+    s["png"] = str(plot(s, out / "demo_market.png"))
+    (out / "demo_market.json").write_text(json.dumps(s, indent=2, default=str))
+    ok = (s["final_accuracy"] > s["mo_only_accuracy"] and bool(s["rejected"])
+          and all(v == 0 for a, v in s["paid"].items() if a in s["rejected"]))
+    s["ok"] = ok
+    if args.json:
+        print(json.dumps(s, default=str))
+    else:
+        print(format_summary(s))
+        print(f"PNG: {s['png']}")
+        print("all checks passed" if ok else "SOMETHING FAILED (no gain, or the attacker was not rejected)")
+    return 0 if ok else 1
+
+
+def run_backends(args: argparse.Namespace) -> int:
     from contracts.verifier import verify_onchain
     from omniplus.api import prove, random_gradients, verify
     from prover.proof import read_proof_dir
@@ -54,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="omniplus-demo-") as work, Anvil() as node:
         grads = Path(work) / "gradients.json"
         grads.write_text(json.dumps(random_gradients(params, params.batch, scale_bits=4)))
-        for backend in backends:
+        for backend in backends:  # --part network: none
             res = prove(setup.path, grads, backend, Path(work) / backend)
             report = verify(setup.path, res.out)
             proof, public = read_proof_dir(res.out)
