@@ -88,8 +88,10 @@ contract RollupMarket {
         bytes32 modelHash, string modelURI);
     event Whitelisted(address indexed dataOwner);
     event Registered(address indexed dataOwner);
-    event BatchSubmitted(uint256 indexed batchIndex, bytes32 aggregateCommitment, uint256[] words,
-        address[] payees, address submitter);
+    /// The packed words are not repeated in the log (8 gas per byte): the MO reads them from this
+    /// transaction's calldata and checks them against aggregateCommitment = keccak256(words).
+    event BatchSubmitted(uint256 indexed batchIndex, bytes32 aggregateCommitment, address[] payees,
+        address submitter);
     event Withdrawn(address indexed payee, uint256 amount);
     event Finished(uint256 refund, uint256 totalCredited);
 
@@ -217,9 +219,16 @@ contract RollupMarket {
         rho = uint256(
             keccak256(abi.encodePacked(block.chainid, address(this), taskId, batchIndex, payees.length, payees, words))
         ) % R_FIELD;
+        // Horner, with the packing bound checked on the way (one pass over the words).
+        uint256 limit = wordLimit;
         uint256 acc = 0;
-        for (uint256 m = words.length; m > 0; m--) {
-            acc = addmod(mulmod(acc, rho, R_FIELD), words[m - 1], R_FIELD);
+        for (uint256 m = words.length; m > 0;) {
+            unchecked {
+                --m;
+            }
+            uint256 w = words[m];
+            if (w >= limit) revert WordTooLarge(m);
+            acc = addmod(mulmod(acc, rho, R_FIELD), w, R_FIELD);
         }
         f = mulmod(acc, rho, R_FIELD);
     }
@@ -240,10 +249,6 @@ contract RollupMarket {
         uint256 batchIndex = batchCount;
         if (batchIndex >= batches) revert AllBatchesDone(batches);
         if (words.length != nWords) revert WrongWordCount(words.length, nWords);
-        uint256 limit = wordLimit;
-        for (uint256 m = 0; m < words.length; m++) {
-            if (words[m] >= limit) revert WordTooLarge(m);
-        }
         uint256 n = payees.length;
         if (n == 0 || n > batchSize) revert BadPayeeCount(n, batchSize);
 
@@ -270,7 +275,7 @@ contract RollupMarket {
         aggregateCommitments[batchIndex] = commitment;
         batchCount = uint64(batchIndex + 1);
         totalCredited += uint128(n) * r;
-        emit BatchSubmitted(batchIndex, commitment, words, payees, msg.sender);
+        emit BatchSubmitted(batchIndex, commitment, payees, msg.sender);
     }
 
     /// Pull payment of everything credited to the caller.
