@@ -402,6 +402,11 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
             agg = read_aggregates(net.market, net.params)[-1]
             if agg["index"] != r:
                 raise ChainError(f"expected batch {r} on-chain, found {agg['index']}")
+            paid_rows = [row for do, row in zip(members, rows, strict=True)
+                         if do.address.lower() in {a.lower() for a in agg["payees"]}]
+            # a check only this in-process harness can make (the MO never sees single updates)
+            sums = [sum(c) for c in zip(*paid_rows, strict=True)]
+            rec["aggregate_is_sum_of_paid_updates"] = agg["aggregate"] == sums[: len(agg["aggregate"])]
             w = next_public(w, agg["aggregate"], len(agg["payees"]), spec)
             unflatten_into(public_params(model, layers), w)
             after_agg = accuracy(model, test.x, test.y)

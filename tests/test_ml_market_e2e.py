@@ -1,0 +1,64 @@
+"""The market end to end on a real devnet (anvil, 3 server processes over TLS, coordinator): one
+round, a tiny model, 2 honest DOs and one ×100 attacker that the servers reject and that is never
+paid; the MO's aggregate read from the chain equals the sum of the accepted quantised updates.
+And a DO not registered for the task gets a clear error before sending anything."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ml.market import (
+    MarketConfig,
+    MarketNet,
+    NotRegistered,
+    current_public,
+    read_aggregates,
+    require_registered,
+    run_market,
+    submit_row,
+)
+from servers.devnet import DevnetOptions
+
+# The same (N, d, k, B) as the CLI/demo's small statement, so the cached setup is shared.
+TINY = dict(batch=4, dims=32, bits=8, norm_bound=32768, hidden=(2,), public=("fc2",))
+
+
+def test_one_round_attacker_rejected_and_unpaid(tmp_path) -> None:
+    cfg = MarketConfig(dos=3, malicious=(2,), rounds=1, do_epochs=3, do_warmup_epochs=1, mo_pre_epochs=5,
+                       mo_epochs=2, plain_gas=False, **TINY)
+    s = run_market(cfg, tmp_path, progress=print)
+    assert s["rounds"] == 1
+    r0 = s["per_round"][0]
+    honest = [d["address"] for d in s["dos"] if d["attack"] is None]
+    attacker = next(d for d in s["dos"] if d["attack"])
+    assert sorted(a.lower() for a in r0["payees"]) == sorted(a.lower() for a in honest)
+    assert r0["aggregate_is_sum_of_paid_updates"]
+    assert attacker["paid_wei"] == 0 and "bound" in (attacker["rejected"] or "")
+    assert list(s["rejected"]) == [attacker["address"]]
+    assert all(s["paid"][a] == cfg.reward_wei for a in honest)
+    assert s["accounts"]["totalCredited"] == 2 * cfg.reward_wei
+    assert 200_000 < s["rollup_gas_per_batch"] < 400_000
+    assert 0 <= s["final_accuracy"] <= 1
+
+
+def test_unregistered_do_refused(tmp_path) -> None:
+    cfg = MarketConfig(dos=2, malicious=(), rounds=1, **TINY)
+    net = MarketNet(tmp_path, DevnetOptions(dos=2, invalid=0, batch=4, dims=32, bits=8, norm_bound=32768))
+    try:
+        net._start_anvil()
+        net._load_setup()
+        net._deploy()
+        do = net.anvil.accounts[1]
+        with pytest.raises(NotRegistered, match="not registered for task"):
+            require_registered(net.market, do.address)
+        with pytest.raises(NotRegistered):  # nothing is shared or sent (no servers are even running)
+            submit_row(net.setup, net.layout, net.market, do.key, do.address, [0] * 32, b"", ["127.0.0.1:1"])
+        net.market.register(do.key)
+        require_registered(net.market, do.address)
+        spec = cfg.spec(30)
+        w0 = torch.zeros(30)
+        assert torch.equal(current_public(w0, net.market, net.params, spec), w0)  # no batch yet
+        assert read_aggregates(net.market, net.params) == []
+    finally:
+        net.stop()
