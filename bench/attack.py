@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from bench.common import Column, add_output_arguments, int_list, log, report
-from ml.attacks import ATTACKS, apply_attack
+from ml.attacks import ATTACKS, RANDOM_SPREAD, apply_attack
 from ml.krum import multi_krum
 from ml.market import DataOwner, MarketConfig, prepare_data, pretrain
 from ml.model import accuracy, check_public, private_params, public_params, public_size, train
@@ -141,5 +141,12 @@ def run(args: argparse.Namespace) -> int:
         "quantised update; aggregates as the prover network would post them",
         f"{args.dos} DOs per MO round in batches of N={args.batch}; multi-Krum over the batch aggregates; "
         f"{args.repeats} run(s) per cell; {time.monotonic() - t0:.0f}s",
+        f"attack {args.attack}: " + {
+            "random": f"uniform noise in [-{RANDOM_SPREAD:g}, {RANDOM_SPREAD:g}] per coordinate",
+            "scale": "the honest update x100",
+            "signflip": "minus the honest update",
+        }[args.attack],
+        "fedavg/krum_*: no bound (every update aggregated, as OmniLytics); bound_*: the servers reject "
+        "updates outside the range/norm bound, then multi-Krum over batch aggregates",
     ]
     return report(args, "attack", rows, columns, notes, draw)

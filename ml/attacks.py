@@ -14,8 +14,12 @@ from omniplus.errors import InputError
 ATTACKS = ("random", "scale", "signflip")
 
 
-def random_vector(update: torch.Tensor, seed: int, spread: float = 1.0) -> torch.Tensor:
-    """Uniform noise in [−spread, spread] of the same shape (the paper's Byzantine DO)."""
+RANDOM_SPREAD = 10.0  # per coordinate: a random "model" far outside what honest training moves
+
+
+def random_vector(update: torch.Tensor, seed: int, spread: float = RANDOM_SPREAD) -> torch.Tensor:
+    """Uniform noise in [−spread, spread] of the same shape (the paper's Byzantine DO uploads random
+    data of the model's dimension; the spread is our choice, stated in the bench's output)."""
     gen = torch.Generator().manual_seed(seed)
     return (torch.rand(update.shape, generator=gen, dtype=torch.float64) * 2 - 1) * spread
 

@@ -30,6 +30,6 @@ def test_attacks() -> None:
     assert torch.equal(apply_attack("scale", u, 0), u * 100)
     assert torch.equal(apply_attack("signflip", u, 0), -u)
     r = apply_attack("random", u, 1)
-    assert r.shape == u.shape and float(r.abs().max()) <= 1
+    assert r.shape == u.shape and float(r.abs().max()) <= 10
     with pytest.raises(InputError):
         apply_attack("nope", u, 0)
