@@ -75,10 +75,10 @@ def run_market_demo(args: argparse.Namespace) -> int:
             s = run_market(cfg, root, log)
     out = Path(args.out) if args.out else BENCH_RESULTS
     s["png"] = str(plot(s, out / "demo_market.png"))
-    (out / "demo_market.json").write_text(json.dumps(s, indent=2, default=str))
     ok = (s["final_accuracy"] > s["mo_only_accuracy"] and bool(s["rejected"])
           and all(v == 0 for a, v in s["paid"].items() if a in s["rejected"]))
     s["ok"] = ok
+    (out / "demo_market.json").write_text(json.dumps(s, indent=2, default=str))
     if args.json:
         print(json.dumps(s, default=str))
     else:
