@@ -93,12 +93,7 @@ class MarketConfig:
         d = self.dims or d_public
         if d < d_public:
             raise InputError(f"circuit d={d} is smaller than the public part ({d_public} values)")
-        target = math.sqrt(self.norm_bound) - math.sqrt(d) - 1e-6
-        if target <= 1:
-            raise InputError(f"B={self.norm_bound} is too small for d={d}: no room for an update")
-        spec = QuantSpec(clip=self.clip, target=target, bits=self.bits, dims=d)
-        assert spec.norm_bound <= self.norm_bound
-        return spec
+        return spec_for(d, self.bits, self.norm_bound, self.clip)
 
     def check(self) -> MarketConfig:
         if not 1 <= self.batch:
@@ -108,6 +103,17 @@ class MarketConfig:
         if any(not 0 <= i < self.dos for i in self.malicious):
             raise InputError(f"malicious DO indices {self.malicious} must be in [0, {self.dos})")
         return self
+
+
+def spec_for(dims: int, bits: int, norm_bound: int, clip: float) -> QuantSpec:
+    """The quantisation a task's (d, k, B) implies for a float clip C: T = √B − √d, scale T/C.
+    The MO and every DO derive it from the same on-chain numbers."""
+    target = math.sqrt(norm_bound) - math.sqrt(dims) - 1e-6
+    if target <= 1:
+        raise InputError(f"B={norm_bound} is too small for d={dims}: no room for an update")
+    spec = QuantSpec(clip=clip, target=target, bits=bits, dims=dims)
+    assert spec.norm_bound <= norm_bound
+    return spec
 
 
 # ---------------------------------------------------------------------- the public model file
@@ -500,8 +506,9 @@ def plot(s: dict, path: Path) -> Path:
     a2.bar(rs, [r["gas"] for r in s["per_round"]], label="RollupMarket (one proof per batch)")
     if s["plain_gas_per_batch"]:
         a2.axhline(s["plain_gas_per_batch"], color="red", label="PlainMarket per round (OmniLytics)")
+    a2.set_yscale("log")
     a2.set_xlabel("round")
-    a2.set_ylabel("gas")
+    a2.set_ylabel("gas (log scale)")
     a2.legend()
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)

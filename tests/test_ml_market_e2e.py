@@ -62,3 +62,39 @@ def test_unregistered_do_refused(tmp_path) -> None:
         assert read_aggregates(net.market, net.params) == []
     finally:
         net.stop()
+
+
+def test_cli_mo_pretrain_and_do_train(tmp_path, capsys) -> None:
+    """`omniplus mo pretrain` publishes; `omniplus do train` checks the hash against the chain."""
+    import json
+
+    from omniplus.cli import main
+    from omniplus.errors import InputError
+
+    assert main(["mo", "pretrain", "--out", str(tmp_path / "mo"), "--hidden", "2", "--public", "fc2"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["public_size"] == 30 and 0 <= info["mo_only_accuracy"] <= 1
+    net = MarketNet(tmp_path / "net", DevnetOptions(dos=1, invalid=0, batch=4, dims=32, bits=8, norm_bound=32768))
+    net.model_hash_ = bytes.fromhex(info["model_hash"][2:])
+    try:
+        net._start_anvil()
+        net._load_setup()
+        net._deploy()
+        argv = ["do", "train", "--public", info["public_model"], "--market", net.market.address, "--rpc",
+                net.anvil.rpc_url, "--part", "0", "--of", "4", "--epochs", "1", "--out", str(tmp_path / "u.json")]
+        assert main(argv) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["sq_norm"] <= out["bound"] == 32768
+        assert len(json.loads((tmp_path / "u.json").read_text())["q"]) == 32  # the task's d (zero-padded)
+        doc = json.loads(open(info["public_model"]).read())
+        doc["weights"][0] += 0.5
+        (tmp_path / "tampered.json").write_text(json.dumps(doc))
+        argv[argv.index("--public") + 1] = str(tmp_path / "tampered.json")
+        with pytest.raises(InputError, match="modelHash"):
+            from omniplus.cli import build_parser
+            from omniplus.commands.do import run_train
+
+            run_train(build_parser().parse_args(argv))
+        assert main(argv) == 1  # the CLI turns it into a one-line error
+    finally:
+        net.stop()

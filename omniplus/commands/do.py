@@ -57,17 +57,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ml.market import DataOwner, MarketConfig, current_public, prepare_data, read_public
+    from circuits.params import CircuitParams
+    from ml.market import DataOwner, MarketConfig, current_public, prepare_data, read_public, spec_for
     from ml.model import make_model
     from ml.updates import quantize_update
 
     market = _market(args.rpc, args.market)
     doc = read_public(args.public, market.contract.functions.modelHash().call())
-    spec = doc["quant"]
-    from circuits.params import CircuitParams
-
     t = market.contract.functions
     params = CircuitParams(t.batchSize().call(), t.dims().call(), t.bits().call(), t.normBound().call())
+    # k, B and d come from the task on-chain; only the float clip comes from the MO's file
+    spec = spec_for(params.dims, params.bits, params.norm_bound, doc["quant"].clip)
     w = current_public(doc["weights"], market, params, spec)
     cfg = MarketConfig(dos=args.of, do_epochs=args.epochs, seed=args.seed, hidden=tuple(doc["arch"]["hidden"]),
                        public=tuple(doc["public_layers"]))
