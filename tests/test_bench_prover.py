@@ -24,8 +24,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
 def test_defaults_and_native_limit() -> None:
     args = parse([])
     assert args.sizes is None and args.backends == ["native", "snarkjs", "circom"]
-    assert bp.native_limit(None, None) == bp.DEFAULT_NATIVE_MAX < max(bp.DEFAULT_SIZES)
-    assert bp.native_limit([10, 14], None) == 14  # --sizes overrides the default limit
+    assert bp.native_limit(None, None) == bp.DEFAULT_NATIVE_MAX
+    assert bp.native_limit([10, 18], None) == 18  # --sizes overrides the default limit
     assert bp.native_limit([10, 14], 10) == 10
 
 
