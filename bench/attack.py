@@ -7,7 +7,8 @@ As in OmniLytics, each MO round runs P batches of N DOs in parallel from the sam
 the MO then keeps the m batch aggregates multi-Krum selects (μ) and averages them.
 
 Columns: plain FedAvg with no bound (every update averaged), OmniLytics' multi-Krum without the
-bound (μ = 0.5, 0.25), and this market: the bound plus multi-Krum (μ = 0.5, 0.25).
+bound (μ = 0.5, 0.25), and this market: the bound alone (FedAvg over the accepted updates) and
+the bound plus multi-Krum (μ = 0.5, 0.25).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ SCHEMES = {  # name: (bound, mu or None for plain FedAvg)
     "fedavg": (False, None),
     "krum_0.5": (False, 0.5),
     "krum_0.25": (False, 0.25),
+    "bound_fedavg": (True, None),
     "bound_krum_0.5": (True, 0.5),
     "bound_krum_0.25": (True, 0.25),
 }
@@ -108,7 +110,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", type=int, default=5, help="DOs per batch N (default 5)")
     p.add_argument("--mo-rounds", type=int, default=2, help="MO rounds (default 2)")
     p.add_argument("--repeats", type=int, default=1, help="runs averaged per cell (default 1)")
-    p.add_argument("--epochs", type=int, default=10, help="DO training epochs (default 10)")
+    p.add_argument("--epochs", type=int, default=20, help="DO training epochs (default 20)")
     p.add_argument("--attack", choices=ATTACKS, default="random", help="what attackers send (default random)")
     p.add_argument("--schemes", default=",".join(SCHEMES), help=f"columns (default {','.join(SCHEMES)})")
     add_output_arguments(p)
