@@ -15,7 +15,6 @@ import math
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
@@ -24,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from omniplus import paths
+from omniplus.api import log  # noqa: F401 - re-exported for the bench modules
 
 Row = dict[str, Any]
 
@@ -48,11 +48,6 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the rows as JSON instead of the table")
     p.add_argument("--out", type=Path, default=None,
                    help=f"folder for the CSV and PNG (default {paths.BENCH_RESULTS})")
-
-
-def log(msg: str) -> None:
-    """Progress on stderr, so stdout holds only the table or the JSON."""
-    print(msg, file=sys.stderr, flush=True)
 
 
 # --- measuring -----------------------------------------------------------------------------------

@@ -23,7 +23,6 @@ import os
 import secrets
 import shutil
 import sys
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from bench.common import (
 )
 from omniplus import paths
 from omniplus.tooling import run_tool
+from prover.mpc.net import run_parties
 
 DEFAULT_SIZES = [12, 14, 16]
 DEFAULT_PARTIES = [3, 5]
@@ -147,31 +147,6 @@ def stop_servers(servers: Sequence[Server]) -> None:
     for s in servers:
         if s.worker is not None:
             s.worker.stop()
-
-
-def run_threads(n: int, body: Any, timeout: float = 7200) -> tuple[list[Any], Any]:
-    """prover.mpc.net.run_parties, keeping the hub for its byte and round counters."""
-    from prover.mpc.net import LocalHub
-
-    hub = LocalHub(n, timeout=timeout)
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-
-    def target(j: int) -> None:
-        try:
-            results[j - 1] = body(hub.net(j))
-        except BaseException as exc:  # noqa: BLE001 - re-raised below
-            errors.append(exc)
-            hub.abort(f"party {j} failed: {exc}")
-
-    threads = [threading.Thread(target=target, args=(j,), daemon=True) for j in range(1, n + 1)]
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join(timeout)
-    if errors:
-        raise errors[0]
-    return results, hub
 
 
 def phase_stats(servers: Sequence[Server], a: int, b: int) -> dict[str, float]:
@@ -321,7 +296,7 @@ def bench_gradient(power: int, n: int, engine_kind: str, repeat: int) -> Row:
 
     log(f"[mpc] gradient 2^{power}, n={n}: {len(dos)} DOs, block {layout.block_size} wires")
     try:
-        outcomes, _ = run_threads(n, body)
+        outcomes = run_parties(n, body, timeout=7200)
     finally:
         stop_servers(servers)
     o = outcomes[0]
@@ -367,7 +342,7 @@ def bench_dense(power: int, n: int, engine_kind: str, repeat: int, work: Path) -
 
     log(f"[mpc] dense 2^{power}, n={n}: {n_constraints} constraints, {len(private)} shared wires")
     try:
-        proofs, _ = run_threads(n, body)
+        proofs = run_parties(n, body, timeout=7200)
     finally:
         stop_servers(servers)
     verified = all(p == proofs[0] for p in proofs) and check_proof(files["vkey"], proofs[0],
