@@ -13,7 +13,7 @@ $(VENV_OK): requirements.lock pyproject.toml
 	@test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip==25.3
 	$(PIP) install -q -r requirements.lock
-	$(PIP) install -q --no-deps -e .
+	$(PIP) install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
 $(NPM_OK): package.json package-lock.json
@@ -21,7 +21,7 @@ $(NPM_OK): package.json package-lock.json
 	@touch $@
 
 $(PROTO_OK): $(wildcard proto/*.proto) $(VENV_OK)
-	$(PY) -m omniplus.protogen
+	$(PY) proto/build.py
 	@touch $@
 
 proto: $(PROTO_OK)

@@ -20,12 +20,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from bench.common import Column, add_output_arguments, int_list, log, report
-from ml.attacks import ATTACKS, RANDOM_SPREAD, apply_attack
-from ml.krum import multi_krum
-from ml.market import DataOwner, MarketConfig, prepare_data, pretrain
-from ml.model import accuracy, check_public, private_params, public_params, public_size, train
-from ml.updates import dequantize, flatten, quantize_update, unflatten_into
+from omniplus.bench.common import Column, add_output_arguments, int_list, log, report
+from omniplus.ml.attacks import ATTACKS, RANDOM_SPREAD, apply_attack
+from omniplus.ml.krum import multi_krum
+from omniplus.ml.market import DataOwner, MarketConfig, prepare_data, pretrain
+from omniplus.ml.model import accuracy, check_public, private_params, public_params, public_size, train
+from omniplus.ml.updates import dequantize, flatten, quantize_update, unflatten_into
 
 RATES = (0, 2, 4, 6, 8, 12, 16)
 SCHEMES = {  # name: (bound, mu or None for plain FedAvg)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omniplus import paths
 from omniplus.api import log  # noqa: F401 - re-exported for the bench modules
+from omniplus.core import resources as paths
 
 Row = dict[str, Any]
 
@@ -205,7 +205,7 @@ def gradient_params(power: int):
 
     N = 4 DOs, k = 8 bits, B = d·2^(2k−4) (RMS a quarter of the range); d is the largest that
     keeps nConstraints + 2 public inputs below 2^power, so snarkjs picks a 2^power domain."""
-    from circuits.params import CircuitParams
+    from omniplus.circuits.params import CircuitParams
 
     def make(d: int) -> CircuitParams:
         return CircuitParams(GRAD_BATCH, d, GRAD_BITS, d << (2 * GRAD_BITS - 4))
@@ -233,7 +233,7 @@ def gradient_setup(power: int) -> tuple[Any, float, bool]:
 
     Setup seconds are the step timings recorded in params.json when the setup was made, so a
     cached setup still reports what it cost."""
-    from prover.trusted_setup import SetupDir, run_setup
+    from omniplus.prover.trusted_setup import SetupDir, run_setup
 
     p = gradient_params(power)
     out = bench_cache("gradient", f"N{p.batch}_d{p.dims}_k{p.bits}_B{p.norm_bound}")
@@ -256,7 +256,7 @@ def gradient_statement(setup: Any, seed: int = 1) -> tuple[list[list[int]], int,
     """Seeded in-bound updates for every slot and their public inputs (rho, F)."""
     import random
 
-    from prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
+    from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
 
     p = setup.params
     rng = random.Random(seed)

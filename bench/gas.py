@@ -25,10 +25,9 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from circuits.params import CircuitParams
-from omniplus.paths import BENCH_RESULTS, cache_dir
-from servers.chain import Anvil
-from servers.market import (
+from omniplus.circuits.params import CircuitParams
+from omniplus.contracts.chain import Anvil
+from omniplus.contracts.markets import (
     MaskingKey,
     PlainMarket,
     RollupMarket,
@@ -38,6 +37,7 @@ from servers.market import (
     masked_vector,
     pairwise_mask,
 )
+from omniplus.core.resources import BENCH_RESULTS, cache_dir
 
 DIMS = (250, 5701)
 BATCHES = (2, 4, 8, 16, 32)
@@ -129,7 +129,7 @@ def bench_params(N: int, d: int, bits: int = BITS) -> CircuitParams:
 
 def cached_setup(params: CircuitParams, log: Callable[[str], None]):
     """A setup directory per (N, d, k), made once with prover.trusted_setup and kept in the cache."""
-    from prover.trusted_setup import SetupDir, run_setup
+    from omniplus.prover.trusted_setup import SetupDir, run_setup
 
     out = cache_dir() / "bench_setups" / f"N{params.batch}_d{params.dims}_k{params.bits}_B{params.norm_bound}"
     try:
@@ -150,14 +150,14 @@ class _Prover:
     """Real proofs with the snarkjs backend (one long-lived node worker per zkey)."""
 
     def __init__(self) -> None:
-        from prover.backends.base import get_backend
+        from omniplus.prover.backends.base import get_backend
 
         self.backend = get_backend("snarkjs")
 
     def prove(self, setup, market: RollupMarket, payees: list[str], rows: list[list[int]], work: Path):
-        from prover.backends.base import ProveJob
-        from prover.binding import public_inputs
-        from prover.witness import circuit_inputs, full_witness
+        from omniplus.prover.backends.base import ProveJob
+        from omniplus.prover.binding import public_inputs
+        from omniplus.prover.witness import circuit_inputs, full_witness
 
         ctx = market.binding_context(payees)
         words, rho, F = public_inputs(setup.params, ctx, rows)
@@ -330,7 +330,7 @@ def _plot(rows: list[dict], path: Path) -> None:
 
 def add_arguments(p) -> None:
     """Flags of `omniplus bench gas` (the verb lives in omniplus/commands/bench.py)."""
-    from bench.common import add_output_arguments, int_list, str_list
+    from omniplus.bench.common import add_output_arguments, int_list, str_list
 
     p.add_argument("--dims", type=int_list, default=list(DIMS), help="d values (default 250,5701)")
     p.add_argument("--batch", type=int_list, default=list(BATCHES), help="N values (default 2,4,8,16,32)")
@@ -345,7 +345,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from omniplus.errors import InputError
+    from omniplus.core.errors import InputError
 
     bad = set(args.contracts) - {"plain", "rollup", "perdo"}
     if bad:

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from omniplus.bench.common import (
     Column,
     Row,
     add_output_arguments,
@@ -44,9 +44,9 @@ from bench.common import (
     report,
     str_list,
 )
-from omniplus import paths
-from omniplus.tooling import run_tool
-from prover.mpc.net import run_parties
+from omniplus.core import resources as paths
+from omniplus.core.tools import run_tool
+from omniplus.prover.mpc.net import run_parties
 
 DEFAULT_SIZES = [12, 14, 16]
 DEFAULT_PARTIES = [3, 5]
@@ -128,8 +128,8 @@ class Server:
 
 def make_servers(n: int, zkey_path: Path, engine_kind: str, zk: Any) -> list[Server]:
     """n engines; with snarkjs each gets a private node worker with the zkey already loaded."""
-    from prover.engine import NodeWorker, SnarkjsEngine
-    from prover.groth16_prove import NativeEngine
+    from omniplus.prover.engine import NodeWorker, SnarkjsEngine
+    from omniplus.prover.groth16_prove import NativeEngine
 
     servers = []
     for j in range(1, n + 1):
@@ -171,8 +171,8 @@ def single_prover(zkey: Path, witness: Sequence[int], repeat: int) -> dict[str, 
 
     Also proves once on a random full-field "witness" of the same length (the proof is invalid;
     only its cost matters): what the single prover would pay if its scalars were not small."""
-    from prover.engine import NodeWorker, SnarkjsEngine
-    from prover.field import R
+    from omniplus.prover.engine import NodeWorker, SnarkjsEngine
+    from omniplus.prover.field import R
 
     w = NodeWorker()
     try:
@@ -201,8 +201,8 @@ def dense_setup(power: int) -> tuple[dict[str, Path], float, int]:
     Same ingredients as prover/trusted_setup.py (circom2 --O2, the development ptau of the
     needed power, `snarkjs groth16 setup`, one contribution) through the snarkjs CLI, since
     run_setup only builds the gradient circuit."""
-    from circuits.build import r1cs_header
-    from prover.ptau import resolve_ptau
+    from omniplus.circuits.build import r1cs_header
+    from omniplus.prover.ptau import resolve_ptau
 
     n = (1 << power) - 2
     out = bench_cache("dense", f"squarings_{n}")
@@ -242,8 +242,8 @@ def dense_setup(power: int) -> tuple[dict[str, Path], float, int]:
 
 def dense_witness(files: dict[str, Path], work: Path) -> list[int]:
     """The circuit's own wasm computes the witness for a random x (all wires dense)."""
-    from prover.field import R
-    from prover.wtns import read_wtns
+    from omniplus.prover.field import R
+    from omniplus.prover.wtns import read_wtns
 
     (work / "input.json").write_text(json.dumps({"x": str(secrets.randbelow(R))}))
     run_tool([paths.node_tool("snarkjs"), "wtns", "calculate", files["wasm"], work / "input.json",
@@ -252,20 +252,20 @@ def dense_witness(files: dict[str, Path], work: Path) -> list[int]:
 
 
 def check_proof(vkey_path: Path, proof: Any, public: list[int]) -> bool:
-    from prover.groth16_verify import verify
+    from omniplus.prover.groth16_verify import verify
 
     return verify(json.loads(vkey_path.read_text()), proof, public)
 
 
 def bench_gradient(power: int, n: int, engine_kind: str, repeat: int) -> Row:
     """N DOs submit shared blocks; servers validate on shares, open the aggregate and prove."""
-    from prover.binding import BindingContext
-    from prover.mpc.batch import make_block, prove_batch_party, share_block
-    from prover.mpc.layout import load_layout
-    from prover.mpc.randomness import Rng
-    from prover.mpc.validation import validate_blocks
-    from prover.witness import full_witness
-    from prover.zkey import read_zkey
+    from omniplus.prover.binding import BindingContext
+    from omniplus.prover.mpc.batch import make_block, prove_batch_party, share_block
+    from omniplus.prover.mpc.layout import load_layout
+    from omniplus.prover.mpc.randomness import Rng
+    from omniplus.prover.mpc.validation import validate_blocks
+    from omniplus.prover.witness import full_witness
+    from omniplus.prover.zkey import read_zkey
 
     t = (n - 1) // 2
     setup, _, _ = gradient_setup(power)
@@ -316,10 +316,10 @@ def bench_gradient(power: int, n: int, engine_kind: str, repeat: int) -> Row:
 
 def bench_dense(power: int, n: int, engine_kind: str, repeat: int, work: Path) -> Row:
     """One dealer shares the whole dense witness (public wires stay constants); servers prove."""
-    from prover.field import R
-    from prover.mpc.groth16 import joint_randomness, prove_party
-    from prover.mpc.randomness import Rng, poly_shares
-    from prover.zkey import read_zkey
+    from omniplus.prover.field import R
+    from omniplus.prover.mpc.groth16 import joint_randomness, prove_party
+    from omniplus.prover.mpc.randomness import Rng, poly_shares
+    from omniplus.prover.zkey import read_zkey
 
     t = (n - 1) // 2
     files, _, n_constraints = dense_setup(power)

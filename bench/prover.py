@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import (
+from omniplus.bench.common import (
     Column,
     Row,
     add_output_arguments,
@@ -41,7 +41,7 @@ from bench.common import (
     run_measured,
     str_list,
 )
-from omniplus import paths
+from omniplus.core import resources as paths
 
 DEFAULT_SIZES = [10, 12, 14, 16]
 # Largest default size for the pure-Python prover. Measured on this 2-core machine under load 4-8:
@@ -70,8 +70,8 @@ def child_main(job_path: str) -> int:
     """Prove with one backend as the job file says; print timings and the proof as JSON.
 
     Runs in its own process so its peak memory is its own (see the module doc)."""
-    from prover.backends import ProveJob, get_backend
-    from prover.proof import proof_to_json
+    from omniplus.prover.backends import ProveJob, get_backend
+    from omniplus.prover.proof import proof_to_json
 
     job = json.loads(Path(job_path).read_text())
     name = job["backend"]
@@ -102,8 +102,8 @@ def child_main(job_path: str) -> int:
     if name == "native":
         out["steps"] = dict(backend.timings)
     if name == "snarkjs":
-        from bench.common import proc_peak_mb
-        from prover.engine import worker
+        from omniplus.bench.common import proc_peak_mb
+        from omniplus.prover.engine import worker
 
         w = worker()
         if w.pid is not None:
@@ -129,8 +129,8 @@ def _run_child(job: dict, work: Path) -> tuple[dict, float, float]:
 
 
 def _verified(vkey: dict, proof_json: dict, public: list[str]) -> bool:
-    from prover.groth16_verify import verify
-    from prover.proof import proof_from_json
+    from omniplus.prover.groth16_verify import verify
+    from omniplus.prover.proof import proof_from_json
 
     return verify(vkey, proof_from_json(proof_json), [int(x) for x in public])
 
@@ -138,8 +138,8 @@ def _verified(vkey: dict, proof_json: dict, public: list[str]) -> bool:
 # --- one size ------------------------------------------------------------------------------------
 def measure_size(power: int, backends: list[str], run_native: bool, repeat: int, direct: bool) -> Row:
     """Set up (or reuse) the 2^power circuit and prove it with every requested prover."""
-    from prover.witness import circuit_inputs, full_witness
-    from prover.wtns import write_wtns
+    from omniplus.prover.witness import circuit_inputs, full_witness
+    from omniplus.prover.wtns import write_wtns
 
     setup, setup_s, cached = gradient_setup(power)
     p = setup.params

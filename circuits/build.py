@@ -23,10 +23,10 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from circuits.params import CircuitParams
-from omniplus import paths
-from omniplus.errors import SetupError
-from omniplus.tooling import run_tool
+from omniplus.circuits.params import CircuitParams
+from omniplus.core import resources as paths
+from omniplus.core.errors import SetupError
+from omniplus.core.tools import run_tool
 
 TEMPLATE = Path(__file__).resolve().parent / "gradient_validity.circom"
 CIRCUIT_NAME = "circuit"

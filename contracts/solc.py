@@ -15,9 +15,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from omniplus.errors import ToolError
-from omniplus.paths import CONTRACTS_DIR, NODE_MODULES, cache_dir
-from omniplus.tooling import run_tool
+from omniplus.core.errors import ToolError
+from omniplus.core.resources import CONTRACTS_DIR, NODE_MODULES, cache_dir
+from omniplus.core.tools import run_tool
 
 EVM_VERSION = "cancun"
 OPTIMIZER_RUNS = 200

@@ -10,10 +10,10 @@ from __future__ import annotations
 from contextlib import ExitStack
 from typing import TYPE_CHECKING
 
-from omniplus.errors import ChainError
+from omniplus.core.errors import ChainError
 
 if TYPE_CHECKING:
-    from prover.proof import Proof
+    from omniplus.prover.proof import Proof
 
 VERIFY_GAS = 1_000_000
 
@@ -22,8 +22,8 @@ def verify_onchain(setup, proof: Proof, public: list[int], rpc: str | None = Non
                    key: str | None = None) -> tuple[bool, int]:
     """Deploy the setup's verifier (on an anvil we start when no RPC is given), check the proof with
     an eth_call, and send the same call as a transaction to measure its gas."""
-    from servers.chain import Anvil, connect, transact
-    from servers.market import deploy_verifier, proof_calldata
+    from omniplus.contracts.chain import Anvil, connect, transact
+    from omniplus.contracts.markets import deploy_verifier, proof_calldata
 
     with ExitStack() as stack:
         if rpc is None:

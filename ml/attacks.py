@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
 
 ATTACKS = ("random", "scale", "signflip")
 

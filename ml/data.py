@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
 
 
 @dataclass

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 import torch
 
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
 
 
 def default_m(count: int, mu: float) -> int:

@@ -32,9 +32,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from ml.attacks import apply_attack
-from ml.data import Dataset, load_digits, split_dirichlet, split_iid, train_test_split
-from ml.model import (
+from omniplus.core.errors import ChainError, InputError, OmniplusError
+from omniplus.devnet import Devnet, DevnetOptions
+from omniplus.ml.attacks import apply_attack
+from omniplus.ml.data import Dataset, load_digits, split_dirichlet, split_iid, train_test_split
+from omniplus.ml.model import (
     MLP,
     accuracy,
     check_public,
@@ -45,9 +47,7 @@ from ml.model import (
     public_size,
     train,
 )
-from ml.updates import QuantSpec, fedavg_delta, flatten, quantize_update, unflatten_into
-from omniplus.errors import ChainError, InputError, OmniplusError
-from servers.devnet import Devnet, DevnetOptions
+from omniplus.ml.updates import QuantSpec, fedavg_delta, flatten, quantize_update, unflatten_into
 
 Progress = Callable[[str], None]
 
@@ -163,7 +163,7 @@ def words_hash(words: Sequence[int]) -> bytes:
 def read_aggregates(market: Any, params: Any) -> list[dict]:
     """Every batch on-chain: the event's words checked against its commitment, the contract's stored
     commitment and the submitBatch calldata; then unpacked to the signed aggregate."""
-    from prover.binding import unpack_words
+    from omniplus.prover.binding import unpack_words
 
     out = []
     for ev in sorted(market.batch_events(), key=lambda e: e.index):
@@ -231,10 +231,10 @@ def submit_row(setup: Any, layout: Any, market: Any, key: str, address: str, row
                servers: Sequence[str], t: int = 1, *, check: bool = True) -> None:
     """Share the DO's witness block, send share j to server j (signed). An honest DO's client
     refuses an out-of-bound row itself (check=True); an attacker builds its block without it."""
-    from prover.field import R
-    from prover.mpc.batch import make_block
-    from prover.witness import do_block
-    from servers.client import TaskRef, submit_block
+    from omniplus.prover.field import R
+    from omniplus.prover.mpc.batch import make_block
+    from omniplus.prover.witness import do_block
+    from omniplus.servers.client import TaskRef, submit_block
 
     require_registered(market, address)
     if check:
@@ -263,7 +263,7 @@ class MarketNet(Devnet):
     model_uri: str = ""
 
     def _deploy(self) -> None:
-        from servers.market import RollupMarket, TaskParams, deploy_verifier
+        from omniplus.contracts.markets import RollupMarket, TaskParams, deploy_verifier
 
         w3, key = self.anvil.w3, self.anvil.keys[0]
         verifier = deploy_verifier(w3, key, self.setup.path)
@@ -319,8 +319,8 @@ def pretrain(cfg: MarketConfig, mo: Dataset) -> MLP:
 
 def plain_gas(d: int, N: int, R: int) -> dict:
     """PlainMarket (OmniLytics) gas for the same d, N, R on a fresh anvil (bench/gas.py's run)."""
-    from bench.gas import plain_row
-    from servers.chain import Anvil
+    from omniplus.bench.gas import plain_row
+    from omniplus.contracts.chain import Anvil
 
     with Anvil(accounts=N * R + 2) as node:
         row = plain_row(node, N, d, R)

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
 
 
 class MLP(nn.Module):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def quantize_update(update: torch.Tensor, spec: QuantSpec, seed: int, *, clip: b
 
     Honest DOs: each coordinate is also clamped to the range (only bites for a spike beyond
     2^(k−1) quantised units). Without `clip`, values are rounded but not clamped in norm."""
-    from prover.quantize import stochastic_round
+    from omniplus.prover.quantize import stochastic_round
 
     u = pad(update.to(torch.float64), spec.dims)
     if clip:

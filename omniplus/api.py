@@ -16,8 +16,8 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from omniplus.errors import InputError, ProofError
-from omniplus.paths import node_tool
+from omniplus.core.errors import InputError, ProofError
+from omniplus.core.resources import node_tool
 
 
 def log(msg: str) -> None:
@@ -52,9 +52,9 @@ class VerifyReport:
 
 def statement(setup_dir: Path, gradients: Path, context=None):
     """Load the setup, quantise the gradients and derive the public inputs (rho, F) from the context."""
-    from prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
-    from prover.quantize import load_gradients, quantize
-    from prover.trusted_setup import SetupDir
+    from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
+    from omniplus.prover.quantize import load_gradients, quantize
+    from omniplus.prover.trusted_setup import SetupDir
 
     setup = SetupDir.load(Path(setup_dir))
     ctx = context or BindingContext()
@@ -68,9 +68,9 @@ def statement(setup_dir: Path, gradients: Path, context=None):
 
 def prove(setup_dir: Path, gradients: Path, backend: str, out: Path, context=None) -> ProveResult:
     """Make one Groth16 proof of the batch statement with the chosen backend; write out/ atomically."""
-    from prover.backends import ProveJob, get_backend
-    from prover.proof import write_proof_dir
-    from prover.witness import circuit_inputs, full_witness
+    from omniplus.prover.backends import ProveJob, get_backend
+    from omniplus.prover.proof import write_proof_dir
+    from omniplus.prover.witness import circuit_inputs, full_witness
 
     engine = get_backend(backend)
     setup, ctx, q_rows, words, rho, F = statement(setup_dir, gradients, context)
@@ -117,9 +117,9 @@ def snarkjs_verify(vkey: Path, public_json: Path, proof_json: Path) -> bool:
 def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | None = None,
            key: str | None = None) -> VerifyReport:
     """Check one proof with the Python verifier, snarkjs' verifier and (optionally) the Solidity verifier."""
-    from prover.groth16_verify import verify as py_verify
-    from prover.proof import read_proof_dir
-    from prover.trusted_setup import SetupDir
+    from omniplus.prover.groth16_verify import verify as py_verify
+    from omniplus.prover.proof import read_proof_dir
+    from omniplus.prover.trusted_setup import SetupDir
 
     setup = SetupDir.load(Path(setup_dir))
     proof, public = read_proof_dir(Path(proof_dir))
@@ -133,7 +133,7 @@ def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | N
 
     # snarkjs reads the files as written; re-serialise so what it checks is exactly what we parsed.
     with tempfile.TemporaryDirectory(prefix="omniplus-verify-") as work:
-        from prover.proof import proof_to_json
+        from omniplus.prover.proof import proof_to_json
 
         pj, pub = Path(work) / "proof.json", Path(work) / "public.json"
         pj.write_text(json.dumps(proof_to_json(proof)))
@@ -144,7 +144,7 @@ def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | N
     log(f"[verify] snarkjs verifier: {'valid' if report.snarkjs else 'INVALID'}")
 
     if onchain:
-        from contracts.verifier import verify_onchain
+        from omniplus.contracts.verifier import verify_onchain
 
         t0 = time.perf_counter()
         report.onchain, report.verify_gas = verify_onchain(setup, proof, public, rpc=rpc, key=key)
@@ -167,7 +167,7 @@ def random_gradients(params, rows: int, scale_bits: int, seed: int | None = None
     """A gradients document of random updates inside the range and norm bounds of `params`."""
     import random
 
-    from servers.devnet import valid_row
+    from omniplus.devnet import valid_row
 
     rng = random.Random(seed if seed is not None else secrets.randbits(32))
     return {"scale_bits": scale_bits,

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 
-from circuits.params import CircuitParams, R
-from omniplus.errors import InputError
+from omniplus.circuits.params import CircuitParams, R
+from omniplus.core.errors import InputError
 
 ZERO_ADDRESS = "0x" + "00" * 20
 

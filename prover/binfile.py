@@ -11,7 +11,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from omniplus.errors import OmniplusError, SetupError
+from omniplus.core.errors import OmniplusError, SetupError
 
 
 @dataclass

@@ -12,8 +12,8 @@ from typing import Any
 
 from gmpy2 import invert, mpz
 
-from omniplus.errors import ProofError
-from prover.field import Q, R, from_mont, int_to_le, to_mont
+from omniplus.core.errors import ProofError
+from omniplus.prover.field import Q, R, from_mont, int_to_le, to_mont
 
 G1Point = tuple[int, int] | None
 Fq2 = tuple[int, int]

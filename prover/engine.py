@@ -46,8 +46,8 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from omniplus import paths
-from omniplus.errors import ProofError, SetupError, ToolError
+from omniplus.core import resources as paths
+from omniplus.core.errors import ProofError, SetupError, ToolError
 
 # BN254 scalar field (same value as prover/field.py's R; kept local so this module stands alone).
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617

@@ -23,13 +23,13 @@ from typing import Any, Protocol
 
 from gmpy2 import mpz
 
-from omniplus.errors import ProofError
-from prover import msm as M
-from prover.curve import G1Point, G2Point, g1_add, g1_mul, g1_neg, g2_add, g2_mul
-from prover.field import R
-from prover.ntt import coset_generator, intt, ntt
-from prover.proof import Proof
-from prover.zkey import Zkey
+from omniplus.core.errors import ProofError
+from omniplus.prover import msm as M
+from omniplus.prover.curve import G1Point, G2Point, g1_add, g1_mul, g1_neg, g2_add, g2_mul
+from omniplus.prover.field import R
+from omniplus.prover.ntt import coset_generator, intt, ntt
+from omniplus.prover.proof import Proof
+from omniplus.prover.zkey import Zkey
 
 SECTION_A, SECTION_B1, SECTION_B2, SECTION_C, SECTION_H = 5, 6, 7, 8, 9
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from omniplus.errors import ProofError
-from prover.curve import (
+from omniplus.core.errors import ProofError
+from omniplus.prover.curve import (
     G1Point,
     G2Point,
     g1_from_jac,
@@ -24,8 +24,8 @@ from prover.curve import (
     g2_in_subgroup,
     g2_to_pyecc,
 )
-from prover.field import R
-from prover.proof import Proof, g1_from_json, g2_from_json
+from omniplus.prover.field import R
+from omniplus.prover.proof import Proof, g1_from_json, g2_from_json
 
 
 def parse_vkey(vkey: Any) -> tuple[G1Point, G2Point, G2Point, G2Point, list[G1Point]]:

@@ -15,8 +15,8 @@ from typing import Any
 
 from gmpy2 import mpz
 
-from prover import curve as C
-from prover.field import R
+from omniplus.prover import curve as C
+from omniplus.prover.field import R
 
 SMALL_BITS = 32
 _HALF_R = R // 2

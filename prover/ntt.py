@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from gmpy2 import mpz
 
-from prover.field import ROOTS, R, inv, log2_exact
+from omniplus.prover.field import ROOTS, R, inv, log2_exact
 
 _R = mpz(R)
 

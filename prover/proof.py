@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omniplus.errors import ProofError
-from prover.curve import G1Point, G2Point, g1_on_curve, g2_in_subgroup
-from prover.field import Q, R
+from omniplus.core.errors import ProofError
+from omniplus.prover.curve import G1Point, G2Point, g1_on_curve, g2_in_subgroup
+from omniplus.prover.field import Q, R
 
 _DEC = re.compile(r"(?:0|[1-9][0-9]*)\Z")
 

@@ -14,9 +14,9 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from omniplus import paths
-from omniplus.errors import SetupError
-from omniplus.tooling import run_tool
+from omniplus.core import resources as paths
+from omniplus.core.errors import SetupError
+from omniplus.core.tools import run_tool
 
 MAX_DEV_POWER = 22  # beyond this the dev file is GBs; use a ceremony file
 PREPARED_SECTIONS = (12, 13, 14, 15)

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from circuits.params import CircuitParams
-from omniplus.errors import InputError
+from omniplus.circuits.params import CircuitParams
+from omniplus.core.errors import InputError
 
 MAX_SCALE_BITS = 64
 

@@ -11,9 +11,9 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from omniplus.errors import SetupError
-from prover.binfile import read_binfile
-from prover.field import N8, R
+from omniplus.core.errors import SetupError
+from omniplus.prover.binfile import read_binfile
+from omniplus.prover.field import N8, R
 
 MAGIC = b"r1cs"
 

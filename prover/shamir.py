@@ -10,7 +10,7 @@ import secrets
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from prover.field import R, batch_inv
+from omniplus.prover.field import R, batch_inv
 
 
 def _rand(rng: Any) -> int:

@@ -24,12 +24,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from circuits.build import check_blocks, compile_circuit
-from circuits.params import CircuitParams
-from omniplus import paths
-from omniplus.errors import SetupError
-from omniplus.tooling import run_tool
-from prover.ptau import resolve_ptau
+from omniplus.circuits.build import check_blocks, compile_circuit
+from omniplus.circuits.params import CircuitParams
+from omniplus.core import resources as paths
+from omniplus.core.errors import SetupError
+from omniplus.core.tools import run_tool
+from omniplus.prover.ptau import resolve_ptau
 
 FILES = {
     "params": "params.json",

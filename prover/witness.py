@@ -16,10 +16,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Protocol
 
-from circuits.build import read_sym, slot_of_signal
-from circuits.params import CircuitParams, R
-from omniplus.errors import InputError
-from prover.binding import aggregate, binding_F, pack_aggregate
+from omniplus.circuits.build import read_sym, slot_of_signal
+from omniplus.circuits.params import CircuitParams, R
+from omniplus.core.errors import InputError
+from omniplus.prover.binding import aggregate, binding_F, pack_aggregate
 
 
 class CircuitFiles(Protocol):

@@ -6,9 +6,9 @@ import os
 import struct
 from collections.abc import Sequence
 
-from omniplus.errors import ProofError
-from prover.binfile import read_binfile, write_binfile
-from prover.field import N8, R, int_to_le
+from omniplus.core.errors import ProofError
+from omniplus.prover.binfile import read_binfile, write_binfile
+from omniplus.prover.field import N8, R, int_to_le
 
 MAGIC = b"wtns"
 VERSION = 2

@@ -17,9 +17,9 @@ import os
 import struct
 from dataclasses import dataclass, field
 
-from omniplus.errors import SetupError
-from prover.binfile import read_binfile
-from prover.curve import (
+from omniplus.core.errors import SetupError
+from omniplus.prover.binfile import read_binfile
+from omniplus.prover.curve import (
     G1_BYTES,
     G2_BYTES,
     G1Point,
@@ -31,7 +31,7 @@ from prover.curve import (
     g1_on_curve,
     g2_on_curve,
 )
-from prover.field import N8, Q, R, log2_exact
+from omniplus.prover.field import N8, Q, R, log2_exact
 
 MAGIC = b"zkey"
 
@@ -77,7 +77,7 @@ class Zkey:
 
     def vkey(self) -> dict:
         """The verification key JSON as snarkjs exports it (without vk_alphabeta_12, which verify skips)."""
-        from prover.proof import g1_to_json, g2_to_json
+        from omniplus.prover.proof import g1_to_json, g2_to_json
 
         return {
             "protocol": "groth16",

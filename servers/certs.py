@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from omniplus.errors import InputError
-from servers.config import server_name
+from omniplus.core.errors import InputError
+from omniplus.servers.config import server_name
 
 VALID_DAYS = 365
 

@@ -17,16 +17,16 @@ from typing import Any
 
 import grpc
 
-from omniplus.errors import InputError
-from servers import signing
-from servers.config import server_name
-from servers.transport import encode_field
+from omniplus.core.errors import InputError
+from omniplus.servers import signing
+from omniplus.servers.config import server_name
+from omniplus.servers.transport import encode_field
 
 DEFAULT_EXPIRY_SECONDS = 3600
 
 
 def _pb() -> tuple[Any, Any]:
-    from proto.gen import omniplus_pb2, omniplus_pb2_grpc
+    from omniplus.proto.gen import omniplus_pb2, omniplus_pb2_grpc
 
     return omniplus_pb2, omniplus_pb2_grpc
 
@@ -55,7 +55,7 @@ class Outcome:
 
 def share_block(values: Sequence[int], t: int, n: int, rng: Any = None) -> dict[int, list[int]]:
     """Shamir-share every wire of a DO block (prover/shamir.py share()); {server j: shares}."""
-    from prover.shamir import share
+    from omniplus.prover.shamir import share
 
     if n < 2 * t + 1:
         raise InputError(f"need n >= 2t+1 servers, got n={n}, t={t}")

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
 
 REGISTRY_KINDS = ("chain", "dev-allowlist")
 

@@ -38,7 +38,7 @@ from typing import Any
 
 import grpc
 
-from omniplus.errors import ChainError, InputError, OmniplusError, ProofError
+from omniplus.core.errors import ChainError, InputError, OmniplusError, ProofError
 
 # Round states the daemon reports that end an attempt without a result.
 DEAD_STATES = ("failed", "aborted", "interrupted", "unknown")
@@ -187,10 +187,10 @@ class Coordinator:
     """Drives validation and batch rounds; see the module docstring for the loop."""
 
     def __init__(self, cfg: CoordinatorConfig, log: Callable[..., None] | None = None) -> None:
-        from prover.trusted_setup import SetupDir
-        from servers.chain import connect
-        from servers.market import RollupMarket
-        from servers.transport import TlsFiles
+        from omniplus.contracts.chain import connect
+        from omniplus.contracts.markets import RollupMarket
+        from omniplus.prover.trusted_setup import SetupDir
+        from omniplus.servers.transport import TlsFiles
 
         self.cfg = cfg
         self.log = log or JsonLines()
@@ -218,9 +218,9 @@ class Coordinator:
         os.replace(tmp, self.state_path)
 
     def _control(self, j: int) -> Any:
-        from proto.gen import omniplus_pb2_grpc
-        from servers.config import server_name
-        from servers.transport import peer_channel
+        from omniplus.proto.gen import omniplus_pb2_grpc
+        from omniplus.servers.config import server_name
+        from omniplus.servers.transport import peer_channel
 
         if j not in self._channels:
             ref = self.cfg.servers[j - 1]
@@ -233,7 +233,7 @@ class Coordinator:
         self._channels.clear()
 
     def _pb(self) -> Any:
-        from proto.gen import omniplus_pb2
+        from omniplus.proto.gen import omniplus_pb2
 
         return omniplus_pb2
 
@@ -241,7 +241,7 @@ class Coordinator:
         """grpc.health on server j's public port (its certificate name pinned)."""
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        from servers.client import public_channel
+        from omniplus.servers.client import public_channel
 
         ref = self.cfg.servers[j - 1]
         try:
@@ -275,7 +275,7 @@ class Coordinator:
 
     def server_states(self, dos: Sequence[str]) -> dict[str, dict[int, Any]]:
         """{DO: {server: StatusReply}} from every server's public port (unreachable: missing)."""
-        from servers.client import TaskRef, status
+        from omniplus.servers.client import TaskRef, status
 
         task = TaskRef.parse(self.cfg.market, self.cfg.chain_id)
         out: dict[str, dict[int, Any]] = {do: {} for do in dos}
@@ -426,9 +426,9 @@ class Coordinator:
         """One batch: joint proof, local verification, submitBatch. Never sends a failing proof."""
         from eth_utils import to_checksum_address
 
-        from prover.binding import binding_F, binding_rho
-        from prover.groth16_verify import verify
-        from prover.proof import proof_from_json
+        from omniplus.prover.binding import binding_F, binding_rho
+        from omniplus.prover.groth16_verify import verify
+        from omniplus.prover.proof import proof_from_json
 
         index = self.market.batches_submitted()
         payees = [to_checksum_address(d) for d in dos]  # ChainRegistry: a DO is its own payee
@@ -486,7 +486,7 @@ class Coordinator:
             self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain")
             self._save()
             raise
-        from servers.market import submit_gas
+        from omniplus.contracts.markets import submit_gas
 
         t2 = time.monotonic()
         try:

@@ -29,14 +29,14 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from omniplus.errors import ChainError, InputError, OmniplusError
-from prover.field import R
-from servers import signing
-from servers.config import ServerConfig, load_config
-from servers.registry import Registry, make_registry
-from servers.rounds import BatchRequest, RoundContext, RoundEngine, load_engine
-from servers.storage import Rejected, Storage, StoredSubmission, dumps
-from servers.transport import (
+from omniplus.core.errors import ChainError, InputError, OmniplusError
+from omniplus.prover.field import R
+from omniplus.servers import signing
+from omniplus.servers.config import ServerConfig, load_config
+from omniplus.servers.registry import Registry, make_registry
+from omniplus.servers.rounds import BatchRequest, RoundContext, RoundEngine, load_engine
+from omniplus.servers.storage import Rejected, Storage, StoredSubmission, dumps
+from omniplus.servers.transport import (
     GrpcNetwork,
     Mailbox,
     PeerServicer,
@@ -74,7 +74,7 @@ class JsonLog:
 
 
 def _pb() -> tuple[Any, Any]:
-    from proto.gen import omniplus_pb2, omniplus_pb2_grpc
+    from omniplus.proto.gen import omniplus_pb2, omniplus_pb2_grpc
 
     return omniplus_pb2, omniplus_pb2_grpc
 

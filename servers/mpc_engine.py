@@ -17,18 +17,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from omniplus.errors import InputError, SetupError
-from prover.binding import BindingContext
-from prover.mpc.batch import prove_batch_party
-from prover.mpc.groth16 import ProverEngine
-from prover.mpc.layout import BatchLayout, load_layout
-from prover.mpc.randomness import Rng
-from prover.mpc.validation import validate_blocks
-from prover.proof import proof_to_json
-from servers.config import ServerConfig
-from servers.rounds import BatchRequest, RoundContext, Verdict
-from servers.signing import checksum
-from servers.storage import StoredSubmission
+from omniplus.core.errors import InputError, SetupError
+from omniplus.prover.binding import BindingContext
+from omniplus.prover.mpc.batch import prove_batch_party
+from omniplus.prover.mpc.groth16 import ProverEngine
+from omniplus.prover.mpc.layout import BatchLayout, load_layout
+from omniplus.prover.mpc.randomness import Rng
+from omniplus.prover.mpc.validation import validate_blocks
+from omniplus.prover.proof import proof_to_json
+from omniplus.servers.config import ServerConfig
+from omniplus.servers.rounds import BatchRequest, RoundContext, Verdict
+from omniplus.servers.signing import checksum
+from omniplus.servers.storage import StoredSubmission
 
 BACKENDS = ("native", "snarkjs")
 
@@ -36,12 +36,12 @@ BACKENDS = ("native", "snarkjs")
 def make_prover_engine(backend: str, setup: Any) -> ProverEngine:
     """The MSM/FFT engine a server runs its local work on (DESIGN.md, "Prover backends")."""
     if backend == "native":
-        from prover.groth16_prove import NativeEngine
-        from prover.zkey import read_zkey
+        from omniplus.prover.groth16_prove import NativeEngine
+        from omniplus.prover.zkey import read_zkey
 
         return NativeEngine(read_zkey(setup.zkey))
     if backend == "snarkjs":
-        from prover.engine import SnarkjsEngine
+        from omniplus.prover.engine import SnarkjsEngine
 
         return SnarkjsEngine(setup.zkey)
     raise InputError(f"[prover] backend must be one of {BACKENDS}, got {backend!r}")
@@ -51,8 +51,8 @@ class MpcEngine:
     """PROTOCOL.md steps 2-5 for one server; stateless between rounds (shares live in storage)."""
 
     def __init__(self, config: ServerConfig) -> None:
-        from prover.trusted_setup import SetupDir
-        from prover.zkey import read_zkey
+        from omniplus.prover.trusted_setup import SetupDir
+        from omniplus.prover.zkey import read_zkey
 
         if config.prover.setup is None:
             raise SetupError("[prover] setup = DIR is required by servers.mpc_engine")

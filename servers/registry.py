@@ -14,7 +14,7 @@ import threading
 from collections.abc import Iterable
 from typing import Protocol
 
-from omniplus.errors import ChainError, InputError
+from omniplus.core.errors import ChainError, InputError
 
 # RollupMarket: `mapping(address => bool) public registered;` (one task per contract).
 DEFAULT_CALL = "registered(address)->bool"

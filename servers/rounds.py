@@ -33,9 +33,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from servers.config import ServerConfig
-    from servers.storage import Storage, StoredSubmission
-    from servers.transport import Channel
+    from omniplus.servers.config import ServerConfig
+    from omniplus.servers.storage import Storage, StoredSubmission
+    from omniplus.servers.transport import Channel
 
 
 @dataclass(frozen=True)
@@ -90,7 +90,7 @@ def load_engine(spec: str, config: ServerConfig) -> RoundEngine | None:
         return None
     import importlib
 
-    from omniplus.errors import InputError
+    from omniplus.core.errors import InputError
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:

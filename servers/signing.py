@@ -18,7 +18,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import keccak
 
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
 
 DOMAIN = b"omniplus.v1.submission\x00"
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omniplus.errors import InputError, OmniplusError
+from omniplus.core.errors import InputError, OmniplusError
 
 SCHEMA_VERSION = 1
 DB_NAME = "server.sqlite3"

@@ -36,11 +36,11 @@ from typing import Any
 
 import grpc
 
-from omniplus.errors import OmniplusError
-from prover.field import Q, R
+from omniplus.core.errors import OmniplusError
+from omniplus.prover.field import Q, R
 
 try:  # the protocol's error type, so protocol code that catches NetError also catches ours
-    from prover.mpc.net import NetError as _Base
+    from omniplus.prover.mpc.net import NetError as _Base
 except ImportError:  # pragma: no cover - the protocol package is optional for the transport
     _Base = OmniplusError  # type: ignore[misc,assignment]
 
@@ -376,7 +376,7 @@ class InProcessNetwork(Network):
 
 def _pb() -> tuple[Any, Any]:
     try:
-        from proto.gen import omniplus_pb2, omniplus_pb2_grpc
+        from omniplus.proto.gen import omniplus_pb2, omniplus_pb2_grpc
     except ImportError as exc:  # pragma: no cover - build step missing
         raise OmniplusError(f"gRPC stubs are missing ({exc}): run `make proto`") from None
     return omniplus_pb2, omniplus_pb2_grpc

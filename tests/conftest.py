@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from circuits.params import CircuitParams
+from omniplus.circuits.params import CircuitParams
 
 # Small enough for the suite, big enough to be the real statement: 2 DOs, 40 coordinates of 6 bits,
 # 2 packed words (so the Horner chain has a step), a norm bound that in-range rows can break.
@@ -14,6 +14,6 @@ SMALL_PARAMS = CircuitParams(batch=2, dims=40, bits=6, norm_bound=4000)
 
 @pytest.fixture(scope="session")
 def small_setup(tmp_path_factory):
-    from prover.trusted_setup import run_setup
+    from omniplus.prover.trusted_setup import run_setup
 
     return run_setup(SMALL_PARAMS, tmp_path_factory.mktemp("setup") / "small", contributors=("alice", "bob"))

@@ -16,10 +16,10 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from omniplus.paths import ROOT
-from servers.certs import make_network
-from servers.config import load_config, server_name, write_config
-from servers.signing import address_of
+from omniplus.core.resources import ROOT
+from omniplus.servers.certs import make_network
+from omniplus.servers.config import load_config, server_name, write_config
+from omniplus.servers.signing import address_of
 
 MARKET = "0x" + "ab" * 20
 CHAIN_ID = 31337
@@ -181,7 +181,7 @@ def health_status(
 def control_stub(
     address: str, j: int, ca: bytes, cert: bytes | None, key: bytes | None
 ) -> tuple[grpc.Channel, Any]:
-    from proto.gen import omniplus_pb2_grpc
+    from omniplus.proto.gen import omniplus_pb2_grpc
 
     if cert is None:
         creds = grpc.ssl_channel_credentials(root_certificates=ca)

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from test_backends_snarkjs import Setup, build_small, snarkjs_verifies
 
-from omniplus.errors import ProofError
-from prover.backends.base import ProveJob
+from omniplus.core.errors import ProofError
+from omniplus.prover.backends.base import ProveJob
 
 
 @pytest.fixture(scope="session")
@@ -17,8 +17,8 @@ def small_circom(tmp_path_factory: pytest.TempPathFactory) -> Setup:
 
 
 def test_circom_backend_proof_verifies(small_circom: Setup, tmp_path: Path) -> None:
-    from prover.backends import get_backend
-    from prover.proof import proof_to_json
+    from omniplus.prover.backends import get_backend
+    from omniplus.prover.proof import proof_to_json
 
     inputs = small_circom.inputs(x=4, a=6, b=8)
     backend = get_backend("circom")
@@ -32,8 +32,8 @@ def test_circom_backend_proof_verifies(small_circom: Setup, tmp_path: Path) -> N
 
 
 def test_circom_backend_agrees_with_snarkjs_backend(small_circom: Setup, tmp_path: Path) -> None:
-    from prover.backends.circom import Backend as Circom
-    from prover.backends.snarkjs import Backend as Snarkjs
+    from omniplus.prover.backends.circom import Backend as Circom
+    from omniplus.prover.backends.snarkjs import Backend as Snarkjs
 
     inputs = small_circom.inputs(x=9, a=1, b=2)
     witness = small_circom.witness(inputs, "agree")
@@ -44,7 +44,7 @@ def test_circom_backend_agrees_with_snarkjs_backend(small_circom: Setup, tmp_pat
 
 
 def test_circom_backend_broken_constraint_is_proof_error(small_circom: Setup, tmp_path: Path) -> None:
-    from prover.backends.circom import Backend
+    from omniplus.prover.backends.circom import Backend
 
     inputs = small_circom.inputs(x=3, xinv=5)  # x·xinv ≠ 1
     with pytest.raises(ProofError, match="witness calculation failed") as info:

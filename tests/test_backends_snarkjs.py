@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from py_ecc.optimized_bn128 import FQ, FQ2, Z1, Z2, add, multiply, normalize
 
-from omniplus import paths
-from omniplus.errors import ProofError, SetupError, ToolError
-from omniplus.tooling import run_tool
-from prover.backends.base import ProveJob
-from prover.engine import NodeWorker, R, SnarkjsEngine, worker
+from omniplus.core import resources as paths
+from omniplus.core.errors import ProofError, SetupError, ToolError
+from omniplus.core.tools import run_tool
+from omniplus.prover.backends.base import ProveJob
+from omniplus.prover.engine import NodeWorker, R, SnarkjsEngine, worker
 
 Q = 21888242871839275222246405745257275088696311157297823662689037894645226208583
 
@@ -57,7 +57,7 @@ class Setup:
         return {"a": str(a), "b": str(b), "x": str(x), "xinv": str(inv)}
 
     def witness(self, inputs: dict, name: str = "w") -> list[int]:
-        from prover.wtns import read_wtns
+        from omniplus.prover.wtns import read_wtns
 
         inp, wtns = self.dir / f"{name}.json", self.dir / f"{name}.wtns"
         inp.write_text(json.dumps(inputs))
@@ -170,8 +170,8 @@ def as_g2(p):
 # --- tests --------------------------------------------------------------------------------
 
 def test_snarkjs_backend_proof_verifies(small: Setup, tmp_path: Path) -> None:
-    from prover.backends import get_backend
-    from prover.proof import proof_to_json
+    from omniplus.prover.backends import get_backend
+    from omniplus.prover.proof import proof_to_json
 
     inputs = small.inputs()
     witness = small.witness(inputs)
@@ -191,7 +191,7 @@ def test_snarkjs_backend_proof_verifies(small: Setup, tmp_path: Path) -> None:
 
 
 def test_snarkjs_backend_rejects_wrong_witness_length(small: Setup, tmp_path: Path) -> None:
-    from prover.backends.snarkjs import Backend
+    from omniplus.prover.backends.snarkjs import Backend
 
     with pytest.raises(ProofError, match="witness has"):
         Backend().prove(ProveJob(small.zkey, small.wasm, [1, 2, 3], {}, tmp_path))
@@ -260,9 +260,9 @@ def test_error_frames_become_tool_errors(small: Setup) -> None:
 
 def test_python_prover_steps_on_node_engine(small: Setup) -> None:
     """The single prover's steps (prover/groth16_prove.py) with this engine make a valid proof."""
-    from prover.groth16_prove import prove
-    from prover.proof import proof_to_json
-    from prover.zkey import read_zkey
+    from omniplus.prover.groth16_prove import prove
+    from omniplus.prover.proof import proof_to_json
+    from omniplus.prover.zkey import read_zkey
 
     inputs = small.inputs(x=5, a=3, b=4)
     witness = small.witness(inputs, "steps")

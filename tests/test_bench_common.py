@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from bench.common import (
+from omniplus.bench.common import (
     Column,
     format_table,
     gradient_params,

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from bench import mpc as bm
+from omniplus.bench import mpc as bm
 
 
 def test_mpc_bench_rows(tmp_path, capsys) -> None:

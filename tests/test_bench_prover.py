@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from bench import prover as bp
+from omniplus.bench import prover as bp
 
 
 def parse(argv: list[str]) -> argparse.Namespace:
@@ -56,8 +56,8 @@ def test_prover_bench_rows(smoke, capsys) -> None:
         assert row[key] > 0
     for key in ("native_mb", "snarkjs_mb", "direct_mb"):
         assert 5 < row[key] < 4000
-    with (out / "prover.csv").open() as f:
+    with (out / "omniplus.prover.csv").open() as f:
         got = list(csv.DictReader(f))
     assert len(got) == 1 and set(row) <= set(got[0])
     assert float(got[0]["snarkjs_over_direct"]) == pytest.approx(row["snarkjs_over_direct"])
-    assert (out / "prover.png").stat().st_size > 0
+    assert (out / "omniplus.prover.png").stat().st_size > 0

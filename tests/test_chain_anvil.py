@@ -12,11 +12,11 @@ import time
 import pytest
 from eth_abi import encode
 
-from contracts.solc import compile_contracts
 from omniplus.cli import main
-from omniplus.errors import ChainError
-from servers.chain import Anvil, _free_port, connect, decode_revert, dev_accounts, load_key
-from servers.market import PlainMarket, market_artifacts, send_value
+from omniplus.contracts.chain import Anvil, _free_port, connect, decode_revert, dev_accounts, load_key
+from omniplus.contracts.markets import PlainMarket, market_artifacts, send_value
+from omniplus.contracts.solc import compile_contracts
+from omniplus.core.errors import ChainError
 
 ANVIL_KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 

@@ -8,9 +8,9 @@ import pytest
 from eth_abi.packed import encode_packed
 from eth_utils import keccak
 
-from circuits.params import CircuitParams, R
-from omniplus.errors import InputError
-from prover.binding import (
+from omniplus.circuits.params import CircuitParams, R
+from omniplus.core.errors import InputError
+from omniplus.prover.binding import (
     BindingContext,
     binding_F,
     binding_preimage,

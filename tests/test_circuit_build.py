@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from circuits.build import budget_report, check_blocks, circuit_source, compile_circuit
-from circuits.params import CircuitParams
+from omniplus.circuits.build import budget_report, check_blocks, circuit_source, compile_circuit
+from omniplus.circuits.params import CircuitParams
 
 
 @pytest.mark.parametrize(

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from circuits.params import CircuitParams
-from omniplus.errors import InputError
-from prover.quantize import load_gradients, quantize
+from omniplus.circuits.params import CircuitParams
+from omniplus.core.errors import InputError
+from omniplus.prover.quantize import load_gradients, quantize
 
 P = CircuitParams(batch=3, dims=4, bits=8, norm_bound=40000)
 

@@ -8,21 +8,21 @@ from pathlib import Path
 
 import pytest
 
-from circuits.build import check_blocks, compile_circuit
-from circuits.params import CircuitParams
-from omniplus import paths
-from omniplus.errors import InputError, ToolError
-from omniplus.tooling import run_tool
-from prover.binding import BindingContext, public_inputs
-from prover.r1cs import first_unsatisfied, read_r1cs
-from prover.witness import (
+from omniplus.circuits.build import check_blocks, compile_circuit
+from omniplus.circuits.params import CircuitParams
+from omniplus.core import resources as paths
+from omniplus.core.errors import InputError, ToolError
+from omniplus.core.tools import run_tool
+from omniplus.prover.binding import BindingContext, public_inputs
+from omniplus.prover.r1cs import first_unsatisfied, read_r1cs
+from omniplus.prover.witness import (
     batch_wires,
     circuit_inputs,
     do_block,
     do_wires,
     full_witness,
 )
-from prover.wtns import read_wtns
+from omniplus.prover.wtns import read_wtns
 
 SMALL = CircuitParams(batch=2, dims=8, bits=8, norm_bound=40000)
 # k=24 makes w=26 and c=9, so d=20 needs M=3 words: exercises the Horner chain.

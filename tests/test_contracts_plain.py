@@ -7,9 +7,8 @@ import random
 
 import pytest
 
-from omniplus.errors import ChainError
-from servers.chain import Anvil
-from servers.market import (
+from omniplus.contracts.chain import Anvil
+from omniplus.contracts.markets import (
     PLAIN_SCALE,
     MaskingKey,
     PlainMarket,
@@ -18,6 +17,7 @@ from servers.market import (
     pairwise_mask,
     to_int256,
 )
+from omniplus.core.errors import ChainError
 
 DIMS = 300  # two chunks (250 + 50): exercises the chunked upload and distance passes
 N = 2

@@ -12,15 +12,15 @@ from pathlib import Path
 import pytest
 from eth_utils import keccak
 
-from circuits.params import CircuitParams
-from omniplus import paths
-from omniplus.errors import ChainError
-from omniplus.tooling import run_tool
-from prover.binding import aggregate as column_sums
-from prover.binding import binding_F, binding_rho, pack_aggregate, unpack_words
-from prover.witness import circuit_inputs
-from servers.chain import Anvil, deploy, transact
-from servers.market import RollupMarket, TaskParams, deploy_verifier, market_artifacts
+from omniplus.circuits.params import CircuitParams
+from omniplus.contracts.chain import Anvil, deploy, transact
+from omniplus.contracts.markets import RollupMarket, TaskParams, deploy_verifier, market_artifacts
+from omniplus.core import resources as paths
+from omniplus.core.errors import ChainError
+from omniplus.core.tools import run_tool
+from omniplus.prover.binding import aggregate as column_sums
+from omniplus.prover.binding import binding_F, binding_rho, pack_aggregate, unpack_words
+from omniplus.prover.witness import circuit_inputs
 
 PARAMS = CircuitParams(batch=2, dims=30, bits=8, norm_bound=200_000)  # w = 10, c = 25, M = 2
 REWARD = 10**15
@@ -43,7 +43,7 @@ def _snarkjs(*args: str | Path, cwd: Path) -> None:
 
 def _cli_setup(params: CircuitParams, out: Path) -> Setup:
     """Fallback when prover.trusted_setup is not there: circom2 + the snarkjs CLI (ptau cached)."""
-    from circuits.build import compile_circuit
+    from omniplus.circuits.build import compile_circuit
 
     c = compile_circuit(params, out)
     power = max(8, (c.n_constraints + 3 - 1).bit_length())
@@ -66,7 +66,7 @@ def _cli_setup(params: CircuitParams, out: Path) -> Setup:
 def setup(tmp_path_factory) -> Setup:
     out = tmp_path_factory.mktemp("rollup_setup")
     try:
-        from prover.trusted_setup import run_setup
+        from omniplus.prover.trusted_setup import run_setup
     except ImportError:
         return _cli_setup(PARAMS, out)
     s = run_setup(PARAMS, out)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import tomli_w
 
-from omniplus.errors import InputError
-from omniplus.paths import ROOT
-from servers.coordinator import load_coordinator_config
+from omniplus.core.errors import InputError
+from omniplus.core.resources import ROOT
+from omniplus.servers.coordinator import load_coordinator_config
 
 BASE = {
     "setup": "setup",

@@ -25,10 +25,10 @@ from typing import Any
 
 import pytest
 
-from servers.devnet import Devnet, DevnetOptions
-from servers.mpc_engine import MpcEngine
-from servers.rounds import BatchRequest, RoundContext
-from servers.storage import StoredSubmission
+from omniplus.devnet import Devnet, DevnetOptions
+from omniplus.servers.mpc_engine import MpcEngine
+from omniplus.servers.rounds import BatchRequest, RoundContext
+from omniplus.servers.storage import StoredSubmission
 
 TESTS = Path(__file__).resolve().parent
 FAULT_FILE = "fault-mode"  # relative to the server's working directory (the devnet root)
@@ -43,8 +43,8 @@ class CorruptingNet:
 
     def broadcast(self, tag: str, payload: bytes) -> dict[int, bytes]:
         if tag.endswith(self.suffix):
-            from prover.curve import g1_add
-            from prover.mpc.codec import decode_g1, encode_g1
+            from omniplus.prover.curve import g1_add
+            from omniplus.prover.mpc.codec import decode_g1, encode_g1
 
             (p,) = decode_g1(payload[:64], 1)
             payload = encode_g1([g1_add(p, p)]) + payload[64:]

@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from omniplus.errors import ChainError
-from prover.binding import unpack_words
-from prover.mpc.validation import REASON_INVALID
-from servers.devnet import Devnet, DevnetOptions
+from omniplus.core.errors import ChainError
+from omniplus.devnet import Devnet, DevnetOptions
+from omniplus.prover.binding import unpack_words
+from omniplus.prover.mpc.validation import REASON_INVALID
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +70,7 @@ def test_honest_dos_withdraw_and_the_invalid_one_cannot(devnet: tuple[Devnet, di
 
 
 def test_servers_told_the_dos_their_outcome(devnet: tuple[Devnet, dict[str, Any]]) -> None:
-    from servers.client import TaskRef, status
+    from omniplus.servers.client import TaskRef, status
 
     net, s = devnet
     task = TaskRef.parse(net.market.address, net.anvil.chain_id)

@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from toy_circuit import shared_toy, snarkjs
 
-from omniplus.errors import ProofError, SetupError
-from prover.binfile import build_binfile, read_binfile
-from prover.curve import G1_GEN, G2_GEN, g1_mul, g2_mul
-from prover.field import Q, R
-from prover.proof import (
+from omniplus.core.errors import ProofError, SetupError
+from omniplus.prover.binfile import build_binfile, read_binfile
+from omniplus.prover.curve import G1_GEN, G2_GEN, g1_mul, g2_mul
+from omniplus.prover.field import Q, R
+from omniplus.prover.proof import (
     Proof,
     g1_to_json,
     g2_to_json,
@@ -24,9 +24,9 @@ from prover.proof import (
     read_proof_dir,
     write_proof_dir,
 )
-from prover.r1cs import first_unsatisfied, read_r1cs
-from prover.wtns import read_wtns, write_wtns
-from prover.zkey import read_zkey
+from omniplus.prover.r1cs import first_unsatisfied, read_r1cs
+from omniplus.prover.wtns import read_wtns, write_wtns
+from omniplus.prover.zkey import read_zkey
 
 
 @pytest.fixture(scope="module")

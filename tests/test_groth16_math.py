@@ -6,11 +6,11 @@ import random
 
 import pytest
 
-from prover import curve as C
-from prover.field import ROOTS, Q, R, batch_inv, from_mont, inv, mont_from_bytes, mont_to_bytes, to_mont
-from prover.msm import msm_g1, msm_g2, naive_msm_g1, naive_msm_g2
-from prover.ntt import coset_generator, coset_shift, intt, naive_dft, ntt
-from prover.shamir import degree_ok, lagrange_at, lagrange_at_zero, poly_eval, reconstruct, share
+from omniplus.prover import curve as C
+from omniplus.prover.field import ROOTS, Q, R, batch_inv, from_mont, inv, mont_from_bytes, mont_to_bytes, to_mont
+from omniplus.prover.msm import msm_g1, msm_g2, naive_msm_g1, naive_msm_g2
+from omniplus.prover.ntt import coset_generator, coset_shift, intt, naive_dft, ntt
+from omniplus.prover.shamir import degree_ok, lagrange_at, lagrange_at_zero, poly_eval, reconstruct, share
 
 
 def test_roots_table_matches_snarkjs_definition():
@@ -178,7 +178,7 @@ def test_shamir_properties():
 
 
 def test_shamir_accepts_the_mpc_rng():
-    from prover.mpc.randomness import Rng
+    from omniplus.prover.mpc.randomness import Rng
 
     s = share(9, 1, 3, Rng(b"seed"))
     assert s == share(9, 1, 3, Rng(b"seed")) and reconstruct({1: s[0], 3: s[2]}) == 9

@@ -8,16 +8,16 @@ import random
 import pytest
 from toy_circuit import shared_toy, snarkjs
 
-from omniplus.errors import ProofError
-from prover.backends import ProveJob, get_backend
-from prover.curve import G1_GEN, g1_add
-from prover.field import R
-from prover.groth16_prove import NativeEngine, h_scalars, odd_evaluations, prove, qap_evaluations
-from prover.groth16_verify import verify
-from prover.ntt import naive_dft
-from prover.proof import Proof, read_proof_dir, write_proof_dir
-from prover.shamir import reconstruct, share
-from prover.zkey import read_zkey
+from omniplus.core.errors import ProofError
+from omniplus.prover.backends import ProveJob, get_backend
+from omniplus.prover.curve import G1_GEN, g1_add
+from omniplus.prover.field import R
+from omniplus.prover.groth16_prove import NativeEngine, h_scalars, odd_evaluations, prove, qap_evaluations
+from omniplus.prover.groth16_verify import verify
+from omniplus.prover.ntt import naive_dft
+from omniplus.prover.proof import Proof, read_proof_dir, write_proof_dir
+from omniplus.prover.shamir import reconstruct, share
+from omniplus.prover.zkey import read_zkey
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ def test_h_scalars_are_the_quotient_on_the_odd_coset(zkey, toy):
     a, b, c = qap_evaluations(zkey, toy.witness)
     eng = NativeEngine(zkey)
     n = zkey.domain_size
-    from prover.field import ROOTS, inv
+    from omniplus.prover.field import ROOTS, inv
 
     w2n = ROOTS[zkey.power + 1]
     w_inv = inv(ROOTS[zkey.power])
@@ -93,7 +93,7 @@ def test_h_scalars_are_the_quotient_on_the_odd_coset(zkey, toy):
 
 def test_prover_steps_work_on_shares(zkey, toy):
     """The linear steps commute with sharing: A opened from shares equals A from the witness."""
-    from prover.groth16_prove import commit_a
+    from omniplus.prover.groth16_prove import commit_a
 
     rng = random.Random(3)
     eng = NativeEngine(zkey)
@@ -102,8 +102,8 @@ def test_prover_steps_work_on_shares(zkey, toy):
     a_sh = {j: qap_evaluations(zkey, [s[j - 1] for s in shares])[0] for j in (1, 2)}
     a_clear = qap_evaluations(zkey, toy.witness)[0]
     assert [reconstruct({1: a_sh[1][k], 2: a_sh[2][k]}) for k in range(len(a_clear))] == a_clear
-    from prover.curve import g1_mul
-    from prover.shamir import lagrange_at_zero
+    from omniplus.prover.curve import g1_mul
+    from omniplus.prover.shamir import lagrange_at_zero
 
     pts = {j: commit_a(zkey, eng, [s[j - 1] for s in shares], r_sh[j - 1]) for j in (1, 3)}
     lam = lagrange_at_zero([1, 3])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from bench.attack import add_arguments, run
+from omniplus.bench.attack import add_arguments, run
 
 
 def test_attack_bench_smoke(tmp_path, capsys) -> None:

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from ml.data import load_digits, load_mnist_idx, split_dirichlet, split_iid, write_idx
-from ml.market import HashMismatch, read_public, write_public
-from ml.updates import QuantSpec
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
+from omniplus.ml.data import load_digits, load_mnist_idx, split_dirichlet, split_iid, write_idx
+from omniplus.ml.market import HashMismatch, read_public, write_public
+from omniplus.ml.updates import QuantSpec
 
 
 def test_digits_and_splits() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ml.attacks import apply_attack
-from ml.krum import default_m, multi_krum
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
+from omniplus.ml.attacks import apply_attack
+from omniplus.ml.krum import default_m, multi_krum
 
 
 def test_multi_krum_selects_honest_aggregates() -> None:

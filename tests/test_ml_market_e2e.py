@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ml.market import (
+from omniplus.devnet import DevnetOptions
+from omniplus.ml.market import (
     MarketConfig,
     MarketNet,
     NotRegistered,
@@ -18,7 +19,6 @@ from ml.market import (
     run_market,
     submit_row,
 )
-from servers.devnet import DevnetOptions
 
 # The same (N, d, k, B) as the CLI/demo's small statement, so the cached setup is shared.
 TINY = dict(batch=4, dims=32, bits=8, norm_bound=32768, hidden=(2,), public=("fc2",))
@@ -69,7 +69,7 @@ def test_cli_mo_pretrain_and_do_train(tmp_path, capsys) -> None:
     import json
 
     from omniplus.cli import main
-    from omniplus.errors import InputError
+    from omniplus.core.errors import InputError
 
     assert main(["mo", "pretrain", "--out", str(tmp_path / "mo"), "--hidden", "2", "--public", "fc2"]) == 0
     info = json.loads(capsys.readouterr().out)
@@ -92,7 +92,7 @@ def test_cli_mo_pretrain_and_do_train(tmp_path, capsys) -> None:
         argv[argv.index("--public") + 1] = str(tmp_path / "tampered.json")
         with pytest.raises(InputError, match="modelHash"):
             from omniplus.cli import build_parser
-            from omniplus.commands.do import run_train
+            from omniplus.cli.do import run_train
 
             run_train(build_parser().parse_args(argv))
         assert main(argv) == 1  # the CLI turns it into a one-line error

@@ -9,11 +9,11 @@ import random
 import pytest
 import torch
 
-from ml.attacks import apply_attack
-from ml.model import check_public, make_model, private_params, public_params, public_size
-from ml.updates import QuantSpec, clip_l2, dequantize, fedavg_delta, flatten, quantize_update, unflatten_into
-from omniplus.errors import InputError
-from prover.quantize import stochastic_round
+from omniplus.core.errors import InputError
+from omniplus.ml.attacks import apply_attack
+from omniplus.ml.model import check_public, make_model, private_params, public_params, public_size
+from omniplus.ml.updates import QuantSpec, clip_l2, dequantize, fedavg_delta, flatten, quantize_update, unflatten_into
+from omniplus.prover.quantize import stochastic_round
 
 SPEC = QuantSpec(clip=2.0, target=60.0, bits=6, dims=100)
 

@@ -12,20 +12,20 @@ import random
 import pytest
 
 from omniplus.api import snarkjs_verify
-from prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate, unpack_words
-from prover.field import R
-from prover.groth16_prove import NativeEngine
-from prover.groth16_verify import verify
-from prover.mpc.batch import make_block, run_batch_party, share_block, witness_shares
-from prover.mpc.groth16 import joint_randomness, prove_party
-from prover.mpc.layout import load_layout
-from prover.mpc.net import LocalHub, NetError, run_parties
-from prover.mpc.randomness import Rng
-from prover.mpc.validation import REASON_INCONSISTENT, REASON_INVALID
-from prover.proof import proof_to_json
-from prover.shamir import lagrange_at
-from prover.zkey import read_zkey
-from servers.devnet import valid_row
+from omniplus.devnet import valid_row
+from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate, unpack_words
+from omniplus.prover.field import R
+from omniplus.prover.groth16_prove import NativeEngine
+from omniplus.prover.groth16_verify import verify
+from omniplus.prover.mpc.batch import make_block, run_batch_party, share_block, witness_shares
+from omniplus.prover.mpc.groth16 import joint_randomness, prove_party
+from omniplus.prover.mpc.layout import load_layout
+from omniplus.prover.mpc.net import LocalHub, NetError, run_parties
+from omniplus.prover.mpc.randomness import Rng
+from omniplus.prover.mpc.validation import REASON_INCONSISTENT, REASON_INVALID
+from omniplus.prover.proof import proof_to_json
+from omniplus.prover.shamir import lagrange_at
+from omniplus.prover.zkey import read_zkey
 
 PAYEES = {f"do{i}": "0x" + f"{i + 1:02x}" * 20 for i in range(6)}
 
@@ -88,7 +88,7 @@ def test_joint_proof_verifies_and_excludes_invalid(batch_env, tmp_path, n, t) ->
 
 
 def test_joint_proof_with_the_snarkjs_engine(batch_env) -> None:
-    from prover.engine import SnarkjsEngine
+    from omniplus.prover.engine import SnarkjsEngine
 
     setup, layout, zk = batch_env
     rows = {"do0": valid_row(setup.params, random.Random(7))}
@@ -167,7 +167,7 @@ def test_view_of_one_server_depends_only_on_its_shares_and_public_outputs(batch_
         shares = coupled_shares(rows)
         assert shares[1] == coupled_shares({"do0": x, "do1": y})[1]
 
-        from prover.mpc import net as net_mod
+        from omniplus.prover.mpc import net as net_mod
 
         class Recording(net_mod.LocalNet):
             """Keeps everything party 1 receives: its whole view of the protocol."""
@@ -212,15 +212,15 @@ def test_view_of_one_server_depends_only_on_its_shares_and_public_outputs(batch_
             assert v1[tag] == v2[tag], tag
     # Validation openings: the consistency value is masked by the joint random m (an honest
     # server's dealing is part of it), the validity value is a re-randomised sharing of 0.
-    from prover.mpc.codec import decode_g1, decode_g2, decode_scalars
-    from prover.mpc.opening import interpolate_at_zero
+    from omniplus.prover.mpc.codec import decode_g1, decode_g2, decode_scalars
+    from omniplus.prover.mpc.opening import interpolate_at_zero
 
     for view in (v1, v2):
         pts = {j: decode_scalars(p) for j, p in view["batch0/validate/open"].items()}
         assert interpolate_at_zero({j: [p[1], p[3]] for j, p in pts.items()}, 2) == [0, 0]
     # Round 1: the other servers' shares of A and B2 are the degree-1 interpolation through our
     # own share and the public proof — they carry nothing beyond the proof.
-    from prover.curve import g1_add, g1_mul, g2_add, g2_mul
+    from omniplus.prover.curve import g1_add, g1_mul, g2_add, g2_mul
 
     for view, out in ((v1, o1), (v2, o2)):
         msg = view["batch0/prove/round1"]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from prover.field import R
-from prover.mpc.net import LocalHub, NetError, run_parties
-from prover.mpc.randomness import Rng, joint_coin, joint_sharings, poly_shares
-from prover.mpc.validation import REASON_INCONSISTENT, REASON_INVALID, BlockCircuit, residual, validate_blocks
-from prover.shamir import reconstruct
+from omniplus.prover.field import R
+from omniplus.prover.mpc.net import LocalHub, NetError, run_parties
+from omniplus.prover.mpc.randomness import Rng, joint_coin, joint_sharings, poly_shares
+from omniplus.prover.mpc.validation import REASON_INCONSISTENT, REASON_INVALID, BlockCircuit, residual, validate_blocks
+from omniplus.prover.shamir import reconstruct
 
 # Block: [g, b0, b1, b2]; bits boolean and g + 4 = b0 + 2 b1 + 4 b2, so g ∈ [-4, 4).
 TOY = BlockCircuit(

@@ -12,14 +12,14 @@ from typing import Any
 import pytest
 from network_fixtures import make_local_net
 
-from servers.client import TaskRef, build_request, send
-from servers.config import write_config
-from servers.daemon import Daemon, JsonLog
-from servers.registry import ChainRegistry
-from servers.signing import address_of
+from omniplus.servers.client import TaskRef, build_request, send
+from omniplus.servers.config import write_config
+from omniplus.servers.daemon import Daemon, JsonLog
+from omniplus.servers.registry import ChainRegistry
+from omniplus.servers.signing import address_of
 
-market_mod = pytest.importorskip("servers.market")
-chain = pytest.importorskip("servers.chain")
+market_mod = pytest.importorskip("omniplus.contracts.markets")
+chain = pytest.importorskip("omniplus.contracts.chain")
 
 # init code that deploys a 1-byte contract (STOP): RollupMarket only requires the verifier to have code
 STUB_VERIFIER = bytes.fromhex("6001600c60003960016000f300")
@@ -27,7 +27,7 @@ STUB_VERIFIER = bytes.fromhex("6001600c60003960016000f300")
 
 @pytest.fixture(scope="module")
 def market() -> Iterator[tuple[Any, Any]]:
-    from circuits.params import CircuitParams
+    from omniplus.circuits.params import CircuitParams
 
     try:
         node = chain.Anvil(accounts=4).start()
@@ -68,7 +68,7 @@ def test_daemon_checks_registration_on_chain(market: tuple[Any, Any], tmp_path: 
         "rpc_url": node.rpc_url,
     }
     cfg_path = write_config(ln.configs[0], data)
-    from servers.config import load_config
+    from omniplus.servers.config import load_config
 
     d = Daemon(load_config(cfg_path), log=JsonLog(1, stream=open(tmp_path / "d1.log", "a")))  # noqa: SIM115
     d.start()
@@ -91,7 +91,7 @@ def test_unreachable_chain_is_unavailable_not_unregistered(tmp_path: Path) -> No
     data = tomllib.loads(ln.configs[0].read_text())
     market = "0x" + "ab" * 20
     data["task"] = {"market": market, "chain_id": 31337, "registry": "chain", "rpc_url": "http://127.0.0.1:9"}
-    from servers.config import load_config
+    from omniplus.servers.config import load_config
 
     d = Daemon(
         load_config(write_config(ln.configs[0], data)), log=JsonLog(1, stream=open(tmp_path / "l", "a"))

@@ -15,15 +15,15 @@ import grpc
 import pytest
 from network_fixtures import CHAIN_ID, MARKET, LocalNet, control_stub, do_addr, do_key, make_local_net
 
-from prover.mpc.opening import open_scalars
-from prover.shamir import share
-from servers.client import TaskRef, build_request, send, status
-from servers.config import ServerConfig
-from servers.daemon import Daemon, JsonLog
-from servers.rounds import BatchRequest, RoundContext, Verdict
-from servers.storage import StoredSubmission
+from omniplus.prover.mpc.opening import open_scalars
+from omniplus.prover.shamir import share
+from omniplus.servers.client import TaskRef, build_request, send, status
+from omniplus.servers.config import ServerConfig
+from omniplus.servers.daemon import Daemon, JsonLog
+from omniplus.servers.rounds import BatchRequest, RoundContext, Verdict
+from omniplus.servers.storage import StoredSubmission
 
-pb = pytest.importorskip("proto.gen.omniplus_pb2")
+pb = pytest.importorskip("omniplus.proto.gen.omniplus_pb2")
 
 TASK = TaskRef.parse(MARKET, CHAIN_ID)
 WIRES = [7, 8, 9]

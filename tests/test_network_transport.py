@@ -12,13 +12,13 @@ from typing import Any
 import grpc
 import pytest
 
-from prover.field import R
-from prover.mpc.net import LocalHub, NetError
-from prover.mpc.opening import open_scalars
-from prover.shamir import share
-from servers.certs import make_network
-from servers.config import server_name
-from servers.transport import (
+from omniplus.prover.field import R
+from omniplus.prover.mpc.net import LocalHub, NetError
+from omniplus.prover.mpc.opening import open_scalars
+from omniplus.prover.shamir import share
+from omniplus.servers.certs import make_network
+from omniplus.servers.config import server_name
+from omniplus.servers.transport import (
     KIND_FIELD,
     Channel,
     GrpcNetwork,
@@ -196,8 +196,8 @@ def test_abort_wakes_a_waiting_receiver(grpc_net: dict[str, Any]) -> None:
 
 def test_server_side_checks_on_raw_messages(grpc_net: dict[str, Any]) -> None:
     """A peer that skips its own checks still meets the receiver's: non-canonical, wrong length."""
-    from proto.gen import omniplus_pb2 as pb
-    from proto.gen import omniplus_pb2_grpc as pbg
+    from omniplus.proto.gen import omniplus_pb2 as pb
+    from omniplus.proto.gen import omniplus_pb2_grpc as pbg
 
     certs, port = grpc_net["certs"], grpc_net["ports"][1]
     tls = tls_of(certs, server_name(2))

@@ -11,12 +11,12 @@ from cryptography import x509
 from network_fixtures import CHAIN_ID, MARKET, do_addr, do_key, make_local_net
 
 from omniplus.cli import main
-from omniplus.errors import InputError
-from servers import signing
-from servers.certs import common_name
-from servers.config import load_config, parse_config
-from servers.daemon import Daemon, JsonLog
-from servers.storage import Rejected, Storage, StorageError
+from omniplus.core.errors import InputError
+from omniplus.servers import signing
+from omniplus.servers.certs import common_name
+from omniplus.servers.config import load_config, parse_config
+from omniplus.servers.daemon import Daemon, JsonLog
+from omniplus.servers.storage import Rejected, Storage, StorageError
 
 
 def _cfg(**over: object) -> dict:

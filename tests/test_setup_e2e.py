@@ -10,16 +10,16 @@ from pathlib import Path
 
 import pytest
 
-from circuits.params import CircuitParams
-from omniplus import paths
-from omniplus.commands import setup as setup_cmd
-from omniplus.errors import OmniplusError, SetupError, ToolError
-from omniplus.tooling import run_tool
-from prover.binding import BindingContext, public_inputs
-from prover.ptau import dev_ptau
-from prover.trusted_setup import FILES, SetupDir, contribute, run_setup
-from prover.witness import full_witness
-from prover.wtns import write_wtns
+from omniplus.circuits.params import CircuitParams
+from omniplus.cli import setup as setup_cmd
+from omniplus.core import resources as paths
+from omniplus.core.errors import OmniplusError, SetupError, ToolError
+from omniplus.core.tools import run_tool
+from omniplus.prover.binding import BindingContext, public_inputs
+from omniplus.prover.ptau import dev_ptau
+from omniplus.prover.trusted_setup import FILES, SetupDir, contribute, run_setup
+from omniplus.prover.witness import full_witness
+from omniplus.prover.wtns import write_wtns
 
 PARAMS = CircuitParams(batch=2, dims=8, bits=8, norm_bound=10000)
 ROWS = [[3, -7, 0, 12, -60, 70, 1, -1], [0, 5, 5, 5, -5, 0, 0, 2]]

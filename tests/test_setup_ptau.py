@@ -7,10 +7,10 @@ import struct
 
 import pytest
 
-from omniplus import paths
-from omniplus.errors import SetupError
-from omniplus.tooling import run_tool
-from prover.ptau import dev_ptau, dev_ptau_path, ptau_info, required_power, resolve_ptau
+from omniplus.core import resources as paths
+from omniplus.core.errors import SetupError
+from omniplus.core.tools import run_tool
+from omniplus.prover.ptau import dev_ptau, dev_ptau_path, ptau_info, required_power, resolve_ptau
 
 
 def snarkjs(*args, cwd):

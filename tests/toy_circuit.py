@@ -13,8 +13,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from omniplus import paths
-from omniplus.tooling import run_tool
+from omniplus.core import resources as paths
+from omniplus.core.tools import run_tool
 
 CIRCUIT = """pragma circom 2.0.0;
 
@@ -75,7 +75,7 @@ def toy_input(n: int, x: int = 7) -> dict:
 
 def build_toy(workdir: Path, n: int = 4, power: int | None = None) -> Toy:
     """Compile, set up (ptau power chosen from the size unless given) and compute the witness."""
-    from prover.wtns import read_wtns
+    from omniplus.prover.wtns import read_wtns
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from prover.backends.base import BACKEND_NAMES, ProveJob, ProverBackend, get_backend
+from omniplus.prover.backends.base import BACKEND_NAMES, ProveJob, ProverBackend, get_backend
 
 __all__ = ["BACKEND_NAMES", "ProveJob", "ProverBackend", "get_backend"]

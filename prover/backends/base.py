@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from omniplus.errors import InputError
+from omniplus.core.errors import InputError
 
 if TYPE_CHECKING:
-    from prover.proof import Proof
+    from omniplus.prover.proof import Proof
 
 BACKEND_NAMES = ("native", "snarkjs", "circom")
 
@@ -41,5 +41,5 @@ def get_backend(name: str) -> ProverBackend:
     """Instantiate a backend by name; modules are imported lazily so one backend's tools are optional."""
     if name not in BACKEND_NAMES:
         raise InputError(f"unknown prover backend {name!r}: choose one of {', '.join(BACKEND_NAMES)}")
-    module = importlib.import_module(f"prover.backends.{name}")
+    module = importlib.import_module(f"omniplus.prover.backends.{name}")
     return module.Backend()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from omniplus import paths
-from omniplus.errors import ProofError, ToolError
-from omniplus.tooling import run_tool
-from prover.backends.base import ProveJob
+from omniplus.core import resources as paths
+from omniplus.core.errors import ProofError, ToolError
+from omniplus.core.tools import run_tool
+from omniplus.prover.backends.base import ProveJob
 
 if TYPE_CHECKING:
-    from prover.proof import Proof
+    from omniplus.prover.proof import Proof
 
 
 class Backend:
@@ -28,7 +28,7 @@ class Backend:
 
     def prove(self, job: ProveJob) -> tuple[Proof, list[int]]:
         """Witness from job.input_json with the wasm; a failing constraint assert → ProofError."""
-        from prover.proof import read_proof_file, read_public_file
+        from omniplus.prover.proof import read_proof_file, read_public_file
 
         snarkjs = paths.node_tool("snarkjs")
         work = job.workdir

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from prover.backends.base import ProveJob
-from prover.groth16_prove import NativeEngine, prove
-from prover.proof import Proof
-from prover.zkey import Zkey, read_zkey
+from omniplus.prover.backends.base import ProveJob
+from omniplus.prover.groth16_prove import NativeEngine, prove
+from omniplus.prover.proof import Proof
+from omniplus.prover.zkey import Zkey, read_zkey
 
 
 class Backend:

@@ -13,12 +13,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from omniplus.errors import ProofError
-from prover.backends.base import ProveJob
-from prover.engine import G1, G2, SnarkjsEngine
+from omniplus.core.errors import ProofError
+from omniplus.prover.backends.base import ProveJob
+from omniplus.prover.engine import G1, G2, SnarkjsEngine
 
 if TYPE_CHECKING:
-    from prover.proof import Proof
+    from omniplus.prover.proof import Proof
 
 
 class Backend:
@@ -38,8 +38,8 @@ class Backend:
 
     def prove(self, job: ProveJob) -> tuple[Proof, list[int]]:
         """Write the witness beside the job (for the proof directory), then prove in node."""
-        from prover.proof import proof_from_json
-        from prover.wtns import write_wtns
+        from omniplus.prover.proof import proof_from_json
+        from omniplus.prover.wtns import write_wtns
 
         eng = self.engine(job.zkey)
         if len(job.witness) != eng.n_vars:
@@ -59,11 +59,11 @@ class Backend:
         return self.engine(zkey).msm_g2(section, scalars, start)
 
     def fft(self, values: Sequence[int]) -> list[int]:
-        from prover.engine import worker
+        from omniplus.prover.engine import worker
 
         return worker().fft(values)
 
     def ifft(self, values: Sequence[int]) -> list[int]:
-        from prover.engine import worker
+        from omniplus.prover.engine import worker
 
         return worker().fft(values, inverse=True)

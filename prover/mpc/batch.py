@@ -10,18 +10,18 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from omniplus.errors import InputError
-from prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
-from prover.field import R
-from prover.mpc.groth16 import ProverEngine, joint_randomness, prove_party
-from prover.mpc.layout import BatchLayout, horner_accumulators
-from prover.mpc.net import Net
-from prover.mpc.opening import open_scalars
-from prover.mpc.randomness import Rng, poly_shares
-from prover.mpc.validation import validate_blocks
-from prover.proof import Proof
-from prover.witness import do_block
-from prover.zkey import Zkey
+from omniplus.core.errors import InputError
+from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
+from omniplus.prover.field import R
+from omniplus.prover.mpc.groth16 import ProverEngine, joint_randomness, prove_party
+from omniplus.prover.mpc.layout import BatchLayout, horner_accumulators
+from omniplus.prover.mpc.net import Net
+from omniplus.prover.mpc.opening import open_scalars
+from omniplus.prover.mpc.randomness import Rng, poly_shares
+from omniplus.prover.mpc.validation import validate_blocks
+from omniplus.prover.proof import Proof
+from omniplus.prover.witness import do_block
+from omniplus.prover.zkey import Zkey
 
 
 def make_block(setup, layout: BatchLayout, q_row: Sequence[int]) -> list[int]:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prover.field import Q, R
-from prover.mpc.net import NetError
+from omniplus.prover.field import Q, R
+from omniplus.prover.mpc.net import NetError
 
 G1Point = tuple[int, int] | None
 G2Point = tuple[tuple[int, int], tuple[int, int]] | None
@@ -46,7 +46,7 @@ def encode_g1(points: Sequence[G1Point]) -> bytes:
 
 
 def decode_g1(data: bytes, count: int, what: str = "G1 points") -> list[G1Point]:
-    from prover.curve import g1_on_curve
+    from omniplus.prover.curve import g1_on_curve
 
     coords = _ints_from_bytes(data, Q, what)
     if len(coords) != 2 * count:
@@ -69,7 +69,7 @@ def encode_g2(points: Sequence[G2Point]) -> bytes:
 
 
 def decode_g2(data: bytes, count: int, what: str = "G2 points") -> list[G2Point]:
-    from prover.curve import g2_on_curve
+    from omniplus.prover.curve import g2_on_curve
 
     c = _ints_from_bytes(data, Q, what)
     if len(c) != 4 * count:

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from prover.field import R
-from prover.groth16_prove import (
+from omniplus.prover.field import R
+from omniplus.prover.groth16_prove import (
     Engine,
     commit_a,
     commit_b1,
@@ -29,11 +29,11 @@ from prover.groth16_prove import (
     h_scalars,
     qap_evaluations,
 )
-from prover.mpc.net import Net
-from prover.mpc.opening import open_points
-from prover.mpc.randomness import Rng, joint_sharings
-from prover.proof import Proof
-from prover.zkey import Zkey
+from omniplus.prover.mpc.net import Net
+from omniplus.prover.mpc.opening import open_points
+from omniplus.prover.mpc.randomness import Rng, joint_sharings
+from omniplus.prover.proof import Proof
+from omniplus.prover.zkey import Zkey
 
 ProverEngine = Engine  # MSMs over zkey sections + FFTs: NativeEngine or prover.engine.SnarkjsEngine
 

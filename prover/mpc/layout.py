@@ -16,11 +16,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from circuits.build import read_sym
-from omniplus.errors import SetupError
-from prover.field import R
-from prover.mpc.validation import BlockCircuit, Constraint
-from prover.r1cs import R1CS, read_r1cs
+from omniplus.circuits.build import read_sym
+from omniplus.core.errors import SetupError
+from omniplus.prover.field import R
+from omniplus.prover.mpc.validation import BlockCircuit, Constraint
+from omniplus.prover.r1cs import R1CS, read_r1cs
 
 KIND_ORDER = ("g", "rbits", "sq", "nbits")
 _NAME = re.compile(r"^main\.(\w+)((?:\[\d+\])*)$")

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from omniplus.errors import OmniplusError
+from omniplus.core.errors import OmniplusError
 
 
 class NetError(OmniplusError):

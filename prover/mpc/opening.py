@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from prover.field import R
-from prover.mpc.codec import decode_g1, decode_g2, decode_scalars, encode_g1, encode_g2, encode_scalars
-from prover.mpc.net import Net, NetError
-from prover.mpc.randomness import Rng
-from prover.shamir import degree_ok, lagrange_at_zero
+from omniplus.prover.field import R
+from omniplus.prover.mpc.codec import decode_g1, decode_g2, decode_scalars, encode_g1, encode_g2, encode_scalars
+from omniplus.prover.mpc.net import Net, NetError
+from omniplus.prover.mpc.randomness import Rng
+from omniplus.prover.shamir import degree_ok, lagrange_at_zero
 
 
 def interpolate_at_zero(points: dict[int, Sequence[int]], degree: int) -> list[int]:
@@ -53,7 +53,7 @@ def open_scalars(net: Net, tag: str, shares: Sequence[int], degree: int) -> list
 
 def open_points(net: Net, tag: str, g1: Sequence, g2: Sequence, degree: int) -> tuple[list, list]:
     """Open shared curve points (Lagrange in the exponent); spare shares are checked for `degree`."""
-    from prover.curve import g1_add, g1_mul, g2_add, g2_mul
+    from omniplus.prover.curve import g1_add, g1_mul, g2_add, g2_mul
 
     received = net.broadcast(tag, encode_g1(g1) + encode_g2(g2))
     n1 = 64 * len(g1)

@@ -17,10 +17,10 @@ import hashlib
 import secrets
 from collections.abc import Sequence
 
-from prover.field import R
-from prover.mpc.codec import decode_scalars, encode_scalars
-from prover.mpc.net import Net
-from prover.shamir import share
+from omniplus.prover.field import R
+from omniplus.prover.mpc.codec import decode_scalars, encode_scalars
+from omniplus.prover.mpc.net import Net
+from omniplus.prover.shamir import share
 
 
 class Rng:

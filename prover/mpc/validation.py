@@ -17,12 +17,12 @@ import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from prover.field import R
-from prover.mpc.codec import decode_scalars, encode_scalars
-from prover.mpc.net import Net, NetError
-from prover.mpc.opening import interpolate_at_zero
-from prover.mpc.randomness import Rng, expand_coin, joint_coin, joint_sharings
-from prover.shamir import degree_ok
+from omniplus.prover.field import R
+from omniplus.prover.mpc.codec import decode_scalars, encode_scalars
+from omniplus.prover.mpc.net import Net, NetError
+from omniplus.prover.mpc.opening import interpolate_at_zero
+from omniplus.prover.mpc.randomness import Rng, expand_coin, joint_coin, joint_sharings
+from omniplus.prover.shamir import degree_ok
 
 # A constraint over a DO block: (A, B, C) as {block index: coefficient}; index -1 is the constant 1.
 Constraint = tuple[dict[int, int], dict[int, int], dict[int, int]]

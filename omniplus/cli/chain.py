@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servers.chain import Anvil
+    from omniplus.contracts.chain import Anvil
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

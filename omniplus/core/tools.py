@@ -6,7 +6,7 @@ import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
-from omniplus.errors import ToolError
+from omniplus.core.errors import ToolError
 
 
 def run_tool(cmd: Sequence[str | Path], *, cwd: Path | None = None, what: str | None = None,

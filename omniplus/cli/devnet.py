@@ -46,7 +46,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servers.devnet import Devnet, DevnetOptions
+    from omniplus.devnet import Devnet, DevnetOptions
 
     opts = DevnetOptions(
         servers=args.servers,

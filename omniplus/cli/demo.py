@@ -25,8 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from circuits.params import CircuitParams
 from omniplus.api import log
+from omniplus.circuits.params import CircuitParams
 
 DEFAULT = CircuitParams(batch=4, dims=32, bits=8, norm_bound=2**15)
 
@@ -62,8 +62,8 @@ def run(args: argparse.Namespace) -> int:
 
 def run_market_demo(args: argparse.Namespace) -> int:
     """The default: the ML market (ml/market.py) with defaults only."""
-    from ml.market import MarketConfig, format_summary, plot, run_market
-    from omniplus.paths import BENCH_RESULTS
+    from omniplus.core.resources import BENCH_RESULTS
+    from omniplus.ml.market import MarketConfig, format_summary, plot, run_market
 
     cfg = MarketConfig().check()
     log(f"[demo] the market: MO + {cfg.dos} DOs (DO {','.join(map(str, cfg.malicious))} sends its update "
@@ -89,11 +89,11 @@ def run_market_demo(args: argparse.Namespace) -> int:
 
 
 def run_backends(args: argparse.Namespace) -> int:
-    from contracts.verifier import verify_onchain
     from omniplus.api import prove, random_gradients, verify
-    from prover.proof import read_proof_dir
-    from servers.chain import Anvil
-    from servers.devnet import cached_setup
+    from omniplus.contracts.chain import Anvil
+    from omniplus.contracts.verifier import verify_onchain
+    from omniplus.devnet import cached_setup
+    from omniplus.prover.proof import read_proof_dir
 
     params = CircuitParams(args.batch, args.dims, args.bits, args.norm_bound).check()
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -128,7 +128,7 @@ def run_backends(args: argparse.Namespace) -> int:
             print(f"{r['backend']:<9} {r['prove_s']:>8.2f} {str(r['python']):>7} {str(r['snarkjs']):>8} "
                   f"{str(r['onchain']):>9} {r['verify_gas']:>11,}")
         if network is not None:
-            from omniplus.commands.devnet import _print
+            from omniplus.cli.devnet import _print
 
             print("\nprover network: 3 servers (mutual TLS), 4 DOs, one with an out-of-bound update")
             _print(network)
@@ -138,7 +138,7 @@ def run_backends(args: argparse.Namespace) -> int:
 
 def run_network() -> dict:
     """Part 2: the devnet (anvil, 3 server processes, coordinator, 4 DOs of which 1 is invalid)."""
-    from servers.devnet import Devnet, DevnetOptions
+    from omniplus.devnet import Devnet, DevnetOptions
 
     with tempfile.TemporaryDirectory(prefix="omniplus-demo-net-") as root:
         net = Devnet(Path(root), DevnetOptions(backend="snarkjs"), progress=log)

@@ -19,8 +19,8 @@ from omniplus.api import log
 
 def add_market_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `mo run` and `demo` (defaults: ml.market.MarketConfig)."""
-    from ml.attacks import ATTACKS
-    from ml.market import MarketConfig
+    from omniplus.ml.attacks import ATTACKS
+    from omniplus.ml.market import MarketConfig
 
     c = MarketConfig()
     p.add_argument("--dos", type=int, default=c.dos, help=f"data owners (default {c.dos})")
@@ -42,7 +42,7 @@ def add_market_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace):  # -> MarketConfig
-    from ml.market import MarketConfig
+    from omniplus.ml.market import MarketConfig
 
     return MarketConfig(
         dos=args.dos, malicious=tuple(int(x) for x in args.malicious.split(",") if x.strip()),
@@ -55,7 +55,7 @@ def config_from(args: argparse.Namespace):  # -> MarketConfig
 
 
 def run_with_workdir(cfg, workdir: Path | None) -> dict:
-    from ml.market import run_market
+    from omniplus.ml.market import run_market
 
     if workdir is not None:
         return run_market(cfg, workdir, log)
@@ -84,9 +84,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_pretrain(args: argparse.Namespace) -> int:
     import torch
 
-    from ml.market import MarketConfig, prepare_data, pretrain, write_public
-    from ml.model import accuracy, check_public, public_params, public_size
-    from ml.updates import flatten
+    from omniplus.ml.market import MarketConfig, prepare_data, pretrain, write_public
+    from omniplus.ml.model import accuracy, check_public, public_params, public_size
+    from omniplus.ml.updates import flatten
 
     cfg = MarketConfig(mo_samples=args.mo_samples, hidden=tuple(int(x) for x in args.hidden.split(",")),
                        public=tuple(args.public.split(",")), seed=args.seed)
@@ -104,7 +104,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def run_market_cmd(args: argparse.Namespace) -> int:
-    from ml.market import format_summary
+    from omniplus.ml.market import format_summary
 
     s = run_with_workdir(config_from(args), args.workdir)
     print(json.dumps(s, default=str) if args.json else format_summary(s))

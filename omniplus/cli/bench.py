@@ -1,6 +1,6 @@
 """`omniplus bench prover|gas|mpc|attack`: benchmarks that print a table and save CSV/PNG.
 
-Each benchmark is a module `bench/<name>.py` providing `add_arguments(parser)` and
+Each benchmark is a module `bench/<name>.py` (`omniplus.bench.<name>`) providing `add_arguments(parser)` and
 `run(args) -> int`; this verb only dispatches. Results go to bench/results/ unless --out says
 otherwise; --json prints the rows as JSON instead of the table.
 """
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-
-from omniplus.paths import ROOT
 
 BENCHES = {
     "prover": "setup and proving time per backend, native/snarkjs ratios (issue 2)",
@@ -24,9 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("bench", help="run a benchmark", description=__doc__)
     bsub = p.add_subparsers(dest="bench", metavar="BENCH")
     for name, text in BENCHES.items():
-        if not (ROOT / "bench" / f"{name}.py").exists():
-            continue  # not built yet
-        module = importlib.import_module(f"bench.{name}")
+        module = importlib.import_module(f"omniplus.bench.{name}")
         bp = bsub.add_parser(name, help=text, description=text)
         module.add_arguments(bp)
         bp.set_defaults(func=module.run)

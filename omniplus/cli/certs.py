@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servers.certs import make_network
+    from omniplus.servers.certs import make_network
 
     clients = tuple(args.client) if args.client else ("coordinator",)
     made = make_network(args.out, args.servers, clients=clients)

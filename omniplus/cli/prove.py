@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from prover.backends.base import BACKEND_NAMES
+from omniplus.prover.backends.base import BACKEND_NAMES
 
 HELP = """Quantise the gradients file, build the witness and prove the batch statement.
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from omniplus.api import prove
-    from prover.binding import BindingContext
+    from omniplus.prover.binding import BindingContext
 
     payees = tuple(a.strip() for a in args.payees.split(",") if a.strip())
     ctx = BindingContext(chain_id=args.chain_id, market=args.market, task_id=args.task_id,

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     key = None
     if args.key or args.keyfile:
-        from servers.chain import load_key
+        from omniplus.contracts.chain import load_key
 
         key = load_key(args.key, args.keyfile)
     report = verify(args.setup, args.proof, onchain=args.onchain, rpc=args.rpc, key=key)

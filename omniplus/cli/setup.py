@@ -56,9 +56,9 @@ def _progress(label: str, seconds: float) -> None:
 
 
 def run_setup_cmd(args: argparse.Namespace) -> int:
-    from circuits.params import CircuitParams
-    from omniplus.errors import InputError
-    from prover.trusted_setup import run_setup
+    from omniplus.circuits.params import CircuitParams
+    from omniplus.core.errors import InputError
+    from omniplus.prover.trusted_setup import run_setup
 
     missing = [f"--{n.replace('_', '-')}" for n in ("dims", "batch", "bits", "norm_bound", "out")
                if getattr(args, n) is None]
@@ -83,7 +83,7 @@ def run_setup_cmd(args: argparse.Namespace) -> int:
 
 
 def run_contribute_cmd(args: argparse.Namespace) -> int:
-    from prover.trusted_setup import contribute
+    from omniplus.prover.trusted_setup import contribute
 
     h = contribute(args.setup, args.name, args.entropy, progress=_progress)
     if args.json:

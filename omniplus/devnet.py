@@ -31,8 +31,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omniplus.errors import OmniplusError, SetupError
-from omniplus.paths import ROOT, cache_dir
+from omniplus.core.errors import OmniplusError, SetupError
+from omniplus.core.resources import ROOT, cache_dir
 
 Progress = Callable[[str], None]
 
@@ -72,7 +72,7 @@ def cached_setup(params: Any, progress: Progress | None = None) -> Any:
 
     A lock file serialises concurrent devnets; run_setup writes atomically, so a crash leaves
     no half-made directory."""
-    from prover.trusted_setup import SetupDir, run_setup
+    from omniplus.prover.trusted_setup import SetupDir, run_setup
 
     key = f"N{params.batch}-d{params.dims}-k{params.bits}-B{params.norm_bound}"
     base = cache_dir() / "setups"
@@ -160,7 +160,7 @@ class Devnet:
 
     @property
     def params(self) -> Any:
-        from circuits.params import CircuitParams
+        from omniplus.circuits.params import CircuitParams
 
         o = self.opts
         return CircuitParams(batch=o.batch, dims=o.dims, bits=o.bits, norm_bound=o.norm_bound).check()
@@ -191,13 +191,13 @@ class Devnet:
         return self
 
     def _start_anvil(self) -> None:
-        from servers.chain import Anvil
+        from omniplus.contracts.chain import Anvil
 
         self.anvil = Anvil(accounts=self.opts.dos + 2, log_path=str(self.root / "anvil.log")).start()
         self.say(f"anvil at {self.anvil.rpc_url} (chain {self.anvil.chain_id})")
 
     def _make_certs(self) -> None:
-        from servers.certs import make_network
+        from omniplus.servers.certs import make_network
 
         if self.certs.exists():
             shutil.rmtree(self.certs)
@@ -205,7 +205,7 @@ class Devnet:
         self.say(f"development CA and {self.opts.servers} server certificates in {self.certs}")
 
     def _load_setup(self) -> None:
-        from prover.mpc.layout import load_layout
+        from omniplus.prover.mpc.layout import load_layout
 
         self.setup = cached_setup(self.params, self.say)
         self.layout = load_layout(self.setup)
@@ -216,7 +216,7 @@ class Devnet:
         )
 
     def _deploy(self) -> None:
-        from servers.market import RollupMarket, TaskParams, deploy_verifier
+        from omniplus.contracts.markets import RollupMarket, TaskParams, deploy_verifier
 
         w3, key = self.anvil.w3, self.anvil.keys[0]
         verifier = deploy_verifier(w3, key, self.setup.path)
@@ -232,12 +232,12 @@ class Devnet:
         )
 
     def _ports(self) -> list[tuple[int, int]]:
-        from servers.chain import _free_port
+        from omniplus.contracts.chain import _free_port
 
         return [(_free_port(), _free_port()) for _ in range(self.opts.servers)]
 
     def _start_servers(self) -> None:
-        from servers.config import server_name, write_config
+        from omniplus.servers.config import server_name, write_config
 
         o = self.opts
         ports = self._ports()
@@ -291,7 +291,7 @@ class Devnet:
         server process does not import every other CLI verb."""
         log = open(self.root / f"server-{j}.log", "ab")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "servers.daemon", "--config", str(self.server_configs[j - 1])],
+            [sys.executable, "-m", "omniplus.servers.daemon", "--config", str(self.server_configs[j - 1])],
             cwd=self.root,
             stdout=log,
             stderr=log,
@@ -311,7 +311,7 @@ class Devnet:
     def wait_serving(self, j: int, timeout: float = 60.0) -> None:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        from servers.client import public_channel
+        from omniplus.servers.client import public_channel
 
         ca = (self.certs / "ca.pem").read_bytes()
         addr = f"127.0.0.1:{self.ports[j - 1][0]}"
@@ -352,9 +352,9 @@ class Devnet:
 
     def block_of(self, do: DoInfo) -> list[int]:
         """The DO's witness block in protocol order; for an invalid DO built without the check."""
-        from prover.field import R
-        from prover.mpc.batch import make_block
-        from prover.witness import do_block
+        from omniplus.prover.field import R
+        from omniplus.prover.mpc.batch import make_block
+        from omniplus.prover.witness import do_block
 
         if do.valid:
             return make_block(self.setup, self.layout, do.row)
@@ -363,7 +363,7 @@ class Devnet:
 
     def submit_dos(self) -> list[DoInfo]:
         """Each DO registers on RollupMarket, then sends share j to server j (signed)."""
-        from servers.client import TaskRef, submit_block
+        from omniplus.servers.client import TaskRef, submit_block
 
         self.make_dos() if not self.dos else None
         ca = (self.certs / "ca.pem").read_bytes()
@@ -428,7 +428,7 @@ class Devnet:
         """`omniplus coordinator` as a process; --batches None keeps it running (devnet --keep)."""
         cfg = self.write_coordinator_config(**overrides)
         log = open(self.root / "coordinator.log", "ab")  # noqa: SIM115
-        cmd = [sys.executable, "-m", "omniplus.commands.coordinator", "--config", str(cfg)]
+        cmd = [sys.executable, "-m", "omniplus.cli.coordinator", "--config", str(cfg)]
         if batches is not None:
             cmd += ["--batches", str(batches)]
         self.coordinator_proc = subprocess.Popen(

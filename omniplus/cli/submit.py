@@ -37,10 +37,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omniplus.errors import InputError
-    from servers.chain import load_key
-    from servers.client import TaskRef, status, submit_block
-    from servers.signing import address_of, checksum
+    from omniplus.contracts.chain import load_key
+    from omniplus.core.errors import InputError
+    from omniplus.servers.client import TaskRef, status, submit_block
+    from omniplus.servers.signing import address_of, checksum
 
     servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     if not servers:
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
 
 def chain_outcome(rpc: str, market: str, do: str) -> dict:
     """What the chain says: the batch whose payees include this DO, and its credit / withdrawals."""
-    from servers.chain import connect
-    from servers.market import RollupMarket
+    from omniplus.contracts.chain import connect
+    from omniplus.contracts.markets import RollupMarket
 
     m = RollupMarket.at(connect(rpc), market)
     batch = next((e for e in m.batch_events() if do.lower() in (p.lower() for p in e.payees)), None)
@@ -106,13 +106,13 @@ def _chain_line(c: dict) -> str:
 
 def _block(setup_dir: Path, gradients: Path, row: int) -> tuple[list[int], list[int]]:
     """This DO's witness block in the protocol's block order (prover.mpc.batch.make_block)."""
-    from omniplus.errors import InputError
-    from prover.mpc.batch import make_block
-    from prover.mpc.layout import load_layout
-    from prover.quantize import load_gradients, quantize
+    from omniplus.core.errors import InputError
+    from omniplus.prover.mpc.batch import make_block
+    from omniplus.prover.mpc.layout import load_layout
+    from omniplus.prover.quantize import load_gradients, quantize
 
     try:
-        from prover.trusted_setup import SetupDir
+        from omniplus.prover.trusted_setup import SetupDir
     except ImportError as exc:
         raise InputError(f"cannot load setup directories in this build: {exc}") from None
     setup = SetupDir.load(setup_dir)

@@ -51,8 +51,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _market_params(args: argparse.Namespace):
-    from circuits.params import CircuitParams
-    from omniplus.errors import InputError, SetupError
+    from omniplus.circuits.params import CircuitParams
+    from omniplus.core.errors import InputError, SetupError
 
     if args.setup is not None:
         pj = args.setup / "params.json"
@@ -72,8 +72,8 @@ def _market_params(args: argparse.Namespace):
 
 
 def _deploy(args: argparse.Namespace, w3, key: str) -> dict:
-    from omniplus.errors import InputError
-    from servers.market import PlainMarket, RollupMarket, TaskParams, deploy_verifier
+    from omniplus.contracts.markets import PlainMarket, RollupMarket, TaskParams, deploy_verifier
+    from omniplus.core.errors import InputError
 
     if args.what == "plain":
         dims = args.dims or 5701
@@ -119,11 +119,11 @@ def _print(args: argparse.Namespace, out: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servers.chain import Anvil, address_of, connect, load_key
+    from omniplus.contracts.chain import Anvil, address_of, connect, load_key
 
     if args.rpc:
         if args.key is None and args.keyfile is None:
-            from omniplus.errors import InputError
+            from omniplus.core.errors import InputError
             raise InputError("with --rpc give --key HEX or --keyfile FILE")
         key = load_key(args.key, args.keyfile)
         w3 = connect(args.rpc)

@@ -26,9 +26,9 @@ from eth_utils import keccak, to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
 
-from contracts.solc import Artifact
-from omniplus.errors import ChainError, ToolError
-from omniplus.paths import anvil_binary
+from omniplus.contracts.solc import Artifact
+from omniplus.core.errors import ChainError, ToolError
+from omniplus.core.resources import anvil_binary
 
 # The well-known development mnemonic (anvil's and hardhat's default): keys are public by design.
 DEV_MNEMONIC = "test test test test test test test test test test test junk"

@@ -22,6 +22,6 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servers.daemon import run as run_daemon
+    from omniplus.servers.daemon import run as run_daemon
 
     return run_daemon(args.config)

@@ -42,7 +42,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from servers.coordinator import Coordinator, load_coordinator_config
+    from omniplus.servers.coordinator import Coordinator, load_coordinator_config
 
     coord = Coordinator(load_coordinator_config(args.config))
 
@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the verb without importing every other CLI verb (the devnet starts it this way)."""
-    from omniplus.errors import OmniplusError
+    from omniplus.core.errors import OmniplusError
 
     parser = argparse.ArgumentParser(prog="omniplus")
     register(parser.add_subparsers(dest="verb"))

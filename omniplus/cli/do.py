@@ -18,8 +18,8 @@ from pathlib import Path
 
 
 def _market(rpc: str, address: str):
-    from servers.chain import connect
-    from servers.market import RollupMarket
+    from omniplus.contracts.chain import connect
+    from omniplus.contracts.markets import RollupMarket
 
     return RollupMarket.at(connect(rpc), address)
 
@@ -57,10 +57,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from circuits.params import CircuitParams
-    from ml.market import DataOwner, MarketConfig, current_public, prepare_data, read_public, spec_for
-    from ml.model import make_model
-    from ml.updates import quantize_update
+    from omniplus.circuits.params import CircuitParams
+    from omniplus.ml.market import DataOwner, MarketConfig, current_public, prepare_data, read_public, spec_for
+    from omniplus.ml.model import make_model
+    from omniplus.ml.updates import quantize_update
 
     market = _market(args.rpc, args.market)
     doc = read_public(args.public, market.contract.functions.modelHash().call())
@@ -83,10 +83,10 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    from ml.market import submit_row
-    from prover.mpc.layout import load_layout
-    from prover.trusted_setup import SetupDir
-    from servers.chain import address_of
+    from omniplus.contracts.chain import address_of
+    from omniplus.ml.market import submit_row
+    from omniplus.prover.mpc.layout import load_layout
+    from omniplus.prover.trusted_setup import SetupDir
 
     market = _market(args.rpc, args.market)
     setup = SetupDir.load(args.setup)

@@ -1,1 +1,0 @@
-"""One module per CLI verb; see omniplus/cli.py for the contract."""

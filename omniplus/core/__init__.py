@@ -1,0 +1,1 @@
+"""The bottom layer: errors, where resources live, running external tools, the logger."""
