@@ -56,8 +56,8 @@ def test_prover_bench_rows(smoke, capsys) -> None:
         assert row[key] > 0
     for key in ("native_mb", "snarkjs_mb", "direct_mb"):
         assert 5 < row[key] < 4000
-    with (out / "omniplus.prover.csv").open() as f:
+    with (out / "prover.csv").open() as f:
         got = list(csv.DictReader(f))
     assert len(got) == 1 and set(row) <= set(got[0])
     assert float(got[0]["snarkjs_over_direct"]) == pytest.approx(row["snarkjs_over_direct"])
-    assert (out / "omniplus.prover.png").stat().st_size > 0
+    assert (out / "prover.png").stat().st_size > 0
