@@ -27,16 +27,9 @@ from pathlib import Path
 
 from omniplus.circuits.params import CircuitParams
 from omniplus.contracts.chain import Anvil
-from omniplus.contracts.markets import (
-    MaskingKey,
-    PlainMarket,
-    RollupMarket,
-    TaskParams,
-    deploy_verifier,
-    fixed_point,
-    masked_vector,
-    pairwise_mask,
-)
+from omniplus.contracts.plain import MaskingKey, PlainMarket, fixed_point, masked_vector, pairwise_mask
+from omniplus.contracts.rollup import RollupMarket, TaskParams
+from omniplus.contracts.verifier import deploy_verifier
 from omniplus.core.resources import BENCH_RESULTS, cache_dir
 
 DIMS = (250, 5701)

@@ -402,3 +402,8 @@ def deploy(w3: Web3, key: str, artifact: Artifact, *args: Any, value: int = 0,
     _KNOWN_ABIS.setdefault(artifact.name, artifact.abi)
     contract.deploy_receipt = receipt  # type: ignore[attr-defined]
     return contract
+
+
+def send_value(w3: Web3, key: str, to: str, value: int) -> dict:
+    """Plain ETH transfer (used by tests to fund accounts)."""
+    return send_tx(w3, key, to=to, value=value, gas=21_000, what=f"transfer from {address_of(key)}")

@@ -106,3 +106,12 @@ def compile_contracts(*sources: str | Path) -> dict[str, Artifact]:
         json.dump({n: a.__dict__ for n, a in artifacts.items()}, fh)
     os.replace(tmp, cache)
     return artifacts
+
+
+def market_artifacts() -> dict[str, Artifact]:
+    """RollupMarket, PlainMarket and the test-only ReentrancyAttacker (cached after the first build)."""
+    return compile_contracts(
+        CONTRACTS_DIR / "RollupMarket.sol",
+        CONTRACTS_DIR / "PlainMarket.sol",
+        CONTRACTS_DIR / "ReentrancyAttacker.sol",
+    )

@@ -8,9 +8,15 @@ reverting.
 from __future__ import annotations
 
 from contextlib import ExitStack
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from omniplus.core.errors import ChainError
+from web3 import Web3
+from web3.contract import Contract
+
+from omniplus.contracts.chain import deploy
+from omniplus.contracts.solc import Artifact, compile_contracts
+from omniplus.core.errors import ChainError, InputError
 
 if TYPE_CHECKING:
     from omniplus.prover.proof import Proof
@@ -23,7 +29,6 @@ def verify_onchain(setup, proof: Proof, public: list[int], rpc: str | None = Non
     """Deploy the setup's verifier (on an anvil we start when no RPC is given), check the proof with
     an eth_call, and send the same call as a transaction to measure its gas."""
     from omniplus.contracts.chain import Anvil, connect, transact
-    from omniplus.contracts.markets import deploy_verifier, proof_calldata
 
     with ExitStack() as stack:
         if rpc is None:
@@ -38,3 +43,42 @@ def verify_onchain(setup, proof: Proof, public: list[int], rpc: str | None = Non
         valid = bool(fn.call({"gas": VERIFY_GAS}))
         receipt = transact(w3, key, fn, gas=VERIFY_GAS)
         return valid, int(receipt["gasUsed"])
+
+def proof_calldata(proof: Any) -> tuple[list[int], list[list[int]], list[int]]:
+    """(a, b, c) as the snarkjs Solidity verifier takes them.
+
+    Accepts prover.proof.Proof or a snarkjs proof.json dict. The G2 point B is passed with each
+    coordinate's c1 before c0 (the EVM pairing precompile's order), while proof.json and the
+    Python Proof keep (c0, c1).
+    """
+    if isinstance(proof, dict):
+        try:
+            a = [int(proof["pi_a"][0]), int(proof["pi_a"][1])]
+            (x0, x1), (y0, y1) = proof["pi_b"][0], proof["pi_b"][1]
+            c = [int(proof["pi_c"][0]), int(proof["pi_c"][1])]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed proof.json: {exc}") from exc
+        b = [[int(x1), int(x0)], [int(y1), int(y0)]]
+        return a, b, c
+    pa, pb, pc = proof.a, proof.b, proof.c
+    if pa is None or pb is None or pc is None:
+        raise InputError("a proof point is the point at infinity")
+    (x0, x1), (y0, y1) = pb
+    return [int(pa[0]), int(pa[1])], [[int(x1), int(x0)], [int(y1), int(y0)]], [int(pc[0]), int(pc[1])]
+
+
+def verifier_artifact(source: str | Path) -> Artifact:
+    """Compile a snarkjs-exported Groth16Verifier.sol (a file, or a setup directory holding one)."""
+    path = Path(source)
+    if path.is_dir():
+        path = path / "Groth16Verifier.sol"
+    if not path.exists():
+        raise InputError(f"{path} not found (a setup directory has Groth16Verifier.sol)")
+    arts = compile_contracts(path.resolve())
+    if "Groth16Verifier" not in arts:
+        raise InputError(f"{path} defines no contract Groth16Verifier")
+    return arts["Groth16Verifier"]
+
+
+def deploy_verifier(w3: Web3, key: str, source: str | Path) -> Contract:
+    return deploy(w3, key, verifier_artifact(source))

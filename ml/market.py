@@ -263,7 +263,8 @@ class MarketNet(Devnet):
     model_uri: str = ""
 
     def _deploy(self) -> None:
-        from omniplus.contracts.markets import RollupMarket, TaskParams, deploy_verifier
+        from omniplus.contracts.rollup import RollupMarket, TaskParams
+        from omniplus.contracts.verifier import deploy_verifier
 
         w3, key = self.anvil.w3, self.anvil.keys[0]
         verifier = deploy_verifier(w3, key, self.setup.path)

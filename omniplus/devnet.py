@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from omniplus.core.errors import OmniplusError, SetupError
-from omniplus.core.resources import ROOT, cache_dir
+from omniplus.core.resources import cache_dir
 
 Progress = Callable[[str], None]
 
@@ -170,7 +170,7 @@ class Devnet:
         return self.root / "certs"
 
     def _env(self) -> dict[str, str]:
-        paths = [*self.opts.pythonpath, str(ROOT)]
+        paths = list(self.opts.pythonpath)
         if os.environ.get("PYTHONPATH"):
             paths.append(os.environ["PYTHONPATH"])
         return {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": os.pathsep.join(paths)}
@@ -216,7 +216,8 @@ class Devnet:
         )
 
     def _deploy(self) -> None:
-        from omniplus.contracts.markets import RollupMarket, TaskParams, deploy_verifier
+        from omniplus.contracts.rollup import RollupMarket, TaskParams
+        from omniplus.contracts.verifier import deploy_verifier
 
         w3, key = self.anvil.w3, self.anvil.keys[0]
         verifier = deploy_verifier(w3, key, self.setup.path)
@@ -287,11 +288,10 @@ class Devnet:
     def start_server(self, j: int, wait: bool = True) -> subprocess.Popen:
         """(Re)start server j as an `omniplus server` process; its log goes to server-j.log.
 
-        The entry point is servers.daemon's own `__main__` (what `omniplus server` calls), so a
-        server process does not import every other CLI verb."""
+        The CLI loads verbs lazily, so a server process imports only the server verb."""
         log = open(self.root / f"server-{j}.log", "ab")  # noqa: SIM115 - owned by the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "omniplus.servers.daemon", "--config", str(self.server_configs[j - 1])],
+            [sys.executable, "-m", "omniplus", "server", "--config", str(self.server_configs[j - 1])],
             cwd=self.root,
             stdout=log,
             stderr=log,
@@ -428,7 +428,7 @@ class Devnet:
         """`omniplus coordinator` as a process; --batches None keeps it running (devnet --keep)."""
         cfg = self.write_coordinator_config(**overrides)
         log = open(self.root / "coordinator.log", "ab")  # noqa: SIM115
-        cmd = [sys.executable, "-m", "omniplus.cli.coordinator", "--config", str(cfg)]
+        cmd = [sys.executable, "-m", "omniplus", "coordinator", "--config", str(cfg)]
         if batches is not None:
             cmd += ["--batches", str(batches)]
         self.coordinator_proc = subprocess.Popen(

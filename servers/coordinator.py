@@ -188,7 +188,7 @@ class Coordinator:
 
     def __init__(self, cfg: CoordinatorConfig, log: Callable[..., None] | None = None) -> None:
         from omniplus.contracts.chain import connect
-        from omniplus.contracts.markets import RollupMarket
+        from omniplus.contracts.rollup import RollupMarket
         from omniplus.prover.trusted_setup import SetupDir
         from omniplus.servers.transport import TlsFiles
 
@@ -486,7 +486,7 @@ class Coordinator:
             self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain")
             self._save()
             raise
-        from omniplus.contracts.markets import submit_gas
+        from omniplus.contracts.rollup import submit_gas
 
         t2 = time.monotonic()
         try:

@@ -568,14 +568,3 @@ def run(config_path: str | Path) -> int:
             th.join(15)
     return 0
 
-
-if __name__ == "__main__":
-    import argparse
-
-    ap = argparse.ArgumentParser(description="omniplus server daemon")
-    ap.add_argument("--config", required=True)
-    try:
-        sys.exit(run(ap.parse_args().config))
-    except OmniplusError as exc:
-        print(f"omniplus server: error: {exc}", file=sys.stderr)
-        sys.exit(1)

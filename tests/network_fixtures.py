@@ -69,7 +69,7 @@ class LocalNet:
     def start(self, j: int, wait: bool = True) -> subprocess.Popen:
         log = open(self.root / f"server-{j}.log", "ab")  # noqa: SIM115 - closed with the process
         proc = subprocess.Popen(
-            [sys.executable, "-m", "omniplus.cli", "server", "--config", str(self.configs[j - 1])],
+            [sys.executable, "-m", "omniplus", "server", "--config", str(self.configs[j - 1])],
             cwd=ROOT,
             stdout=log,
             stderr=log,

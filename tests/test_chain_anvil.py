@@ -13,9 +13,9 @@ import pytest
 from eth_abi import encode
 
 from omniplus.cli import main
-from omniplus.contracts.chain import Anvil, _free_port, connect, decode_revert, dev_accounts, load_key
-from omniplus.contracts.markets import PlainMarket, market_artifacts, send_value
-from omniplus.contracts.solc import compile_contracts
+from omniplus.contracts.chain import Anvil, _free_port, connect, decode_revert, dev_accounts, load_key, send_value
+from omniplus.contracts.plain import PlainMarket
+from omniplus.contracts.solc import compile_contracts, market_artifacts
 from omniplus.core.errors import ChainError
 
 ANVIL_KEY0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
@@ -92,7 +92,7 @@ def test_cli_deploy_plain_and_errors(capsys):
 
 def test_cli_chain_runs_until_interrupted():
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "omniplus.cli", "chain", "--port", str(port), "--json"],
+    proc = subprocess.Popen([sys.executable, "-m", "omniplus", "chain", "--port", str(port), "--json"],
                             stdout=subprocess.PIPE, text=True, cwd=os.path.dirname(os.path.dirname(__file__)))
     try:
         line = proc.stdout.readline()

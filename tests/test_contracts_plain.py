@@ -8,15 +8,8 @@ import random
 import pytest
 
 from omniplus.contracts.chain import Anvil
-from omniplus.contracts.markets import (
-    PLAIN_SCALE,
-    MaskingKey,
-    PlainMarket,
-    fixed_point,
-    masked_vector,
-    pairwise_mask,
-    to_int256,
-)
+from omniplus.contracts.plain import MaskingKey, PlainMarket, fixed_point, masked_vector, pairwise_mask, to_int256
+from omniplus.contracts.rollup import PLAIN_SCALE
 from omniplus.core.errors import ChainError
 
 DIMS = 300  # two chunks (250 + 50): exercises the chunked upload and distance passes

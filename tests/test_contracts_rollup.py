@@ -14,7 +14,9 @@ from eth_utils import keccak
 
 from omniplus.circuits.params import CircuitParams
 from omniplus.contracts.chain import Anvil, deploy, transact
-from omniplus.contracts.markets import RollupMarket, TaskParams, deploy_verifier, market_artifacts
+from omniplus.contracts.rollup import RollupMarket, TaskParams
+from omniplus.contracts.solc import market_artifacts
+from omniplus.contracts.verifier import deploy_verifier
 from omniplus.core import resources as paths
 from omniplus.core.errors import ChainError
 from omniplus.core.tools import run_tool

@@ -66,7 +66,7 @@ def test_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize("verb", ["devnet", "coordinator"])
 def test_verbs_are_registered(verb: str) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "omniplus.cli", verb, "--help"],
+        [sys.executable, "-m", "omniplus", verb, "--help"],
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -23,13 +23,12 @@ from network_fixtures import (
     make_local_net,
 )
 
+from omniplus.proto.gen import omniplus_pb2 as pb  # noqa: E402
+from omniplus.proto.gen import omniplus_pb2_grpc as pbg  # noqa: E402
 from omniplus.prover.field import R
 from omniplus.servers import signing
 from omniplus.servers.certs import make_network
 from omniplus.servers.client import TaskRef, build_request, public_channel, send, status
-
-pb = pytest.importorskip("omniplus.proto.gen.omniplus_pb2")
-pbg = pytest.importorskip("omniplus.proto.gen.omniplus_pb2_grpc")
 
 TASK = TaskRef.parse(MARKET, CHAIN_ID)
 WIRES = [3, 4, 5, 9]

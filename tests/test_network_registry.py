@@ -12,14 +12,13 @@ from typing import Any
 import pytest
 from network_fixtures import make_local_net
 
+from omniplus.contracts import chain  # noqa: E402
+from omniplus.contracts import rollup as market_mod  # noqa: E402
 from omniplus.servers.client import TaskRef, build_request, send
 from omniplus.servers.config import write_config
 from omniplus.servers.daemon import Daemon, JsonLog
 from omniplus.servers.registry import ChainRegistry
 from omniplus.servers.signing import address_of
-
-market_mod = pytest.importorskip("omniplus.contracts.markets")
-chain = pytest.importorskip("omniplus.contracts.chain")
 
 # init code that deploys a 1-byte contract (STOP): RollupMarket only requires the verifier to have code
 STUB_VERIFIER = bytes.fromhex("6001600c60003960016000f300")
@@ -29,10 +28,7 @@ STUB_VERIFIER = bytes.fromhex("6001600c60003960016000f300")
 def market() -> Iterator[tuple[Any, Any]]:
     from omniplus.circuits.params import CircuitParams
 
-    try:
-        node = chain.Anvil(accounts=4).start()
-    except Exception as exc:  # anvil binary missing: `make install` not run
-        pytest.skip(f"anvil unavailable: {exc}")
+    node = chain.Anvil(accounts=4).start()
     try:
         w3 = node.w3
         receipt = chain.send_tx(w3, node.keys[0], to=None, data=STUB_VERIFIER, gas=200_000)

@@ -15,6 +15,7 @@ import grpc
 import pytest
 from network_fixtures import CHAIN_ID, MARKET, LocalNet, control_stub, do_addr, do_key, make_local_net
 
+from omniplus.proto.gen import omniplus_pb2 as pb  # noqa: E402
 from omniplus.prover.mpc.opening import open_scalars
 from omniplus.prover.shamir import share
 from omniplus.servers.client import TaskRef, build_request, send, status
@@ -22,8 +23,6 @@ from omniplus.servers.config import ServerConfig
 from omniplus.servers.daemon import Daemon, JsonLog
 from omniplus.servers.rounds import BatchRequest, RoundContext, Verdict
 from omniplus.servers.storage import StoredSubmission
-
-pb = pytest.importorskip("omniplus.proto.gen.omniplus_pb2")
 
 TASK = TaskRef.parse(MARKET, CHAIN_ID)
 WIRES = [7, 8, 9]

@@ -63,20 +63,3 @@ def run(args: argparse.Namespace) -> int:
             print(f"batch {b.index}: {len(b.payees)} DOs, tx {b.tx}, gas {b.gas_used}", file=sys.stderr)
     return 0
 
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the verb without importing every other CLI verb (the devnet starts it this way)."""
-    from omniplus.core.errors import OmniplusError
-
-    parser = argparse.ArgumentParser(prog="omniplus")
-    register(parser.add_subparsers(dest="verb"))
-    args = parser.parse_args(["coordinator", *(sys.argv[1:] if argv is None else argv)])
-    try:
-        return run(args)
-    except OmniplusError as exc:
-        print(f"omniplus coordinator: error: {exc}", file=sys.stderr)
-        return 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

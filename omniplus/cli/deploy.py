@@ -72,7 +72,9 @@ def _market_params(args: argparse.Namespace):
 
 
 def _deploy(args: argparse.Namespace, w3, key: str) -> dict:
-    from omniplus.contracts.markets import PlainMarket, RollupMarket, TaskParams, deploy_verifier
+    from omniplus.contracts.plain import PlainMarket
+    from omniplus.contracts.rollup import RollupMarket, TaskParams
+    from omniplus.contracts.verifier import deploy_verifier
     from omniplus.core.errors import InputError
 
     if args.what == "plain":

@@ -19,7 +19,7 @@ from pathlib import Path
 
 def _market(rpc: str, address: str):
     from omniplus.contracts.chain import connect
-    from omniplus.contracts.markets import RollupMarket
+    from omniplus.contracts.rollup import RollupMarket
 
     return RollupMarket.at(connect(rpc), address)
 

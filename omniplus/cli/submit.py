@@ -84,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
 def chain_outcome(rpc: str, market: str, do: str) -> dict:
     """What the chain says: the batch whose payees include this DO, and its credit / withdrawals."""
     from omniplus.contracts.chain import connect
-    from omniplus.contracts.markets import RollupMarket
+    from omniplus.contracts.rollup import RollupMarket
 
     m = RollupMarket.at(connect(rpc), market)
     batch = next((e for e in m.batch_events() if do.lower() in (p.lower() for p in e.payees)), None)
