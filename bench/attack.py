@@ -22,9 +22,10 @@ import torch
 
 from omniplus.bench.common import Column, add_output_arguments, int_list, log, report
 from omniplus.ml.attacks import ATTACKS, RANDOM_SPREAD, apply_attack
+from omniplus.ml.config import MarketConfig
 from omniplus.ml.krum import multi_krum
-from omniplus.ml.market import DataOwner, MarketConfig, prepare_data, pretrain
 from omniplus.ml.model import accuracy, check_public, private_params, public_params, public_size, train
+from omniplus.ml.roles import DataOwner, prepare_data, pretrain
 from omniplus.ml.updates import dequantize, flatten, quantize_update, unflatten_into
 
 RATES = (0, 2, 4, 6, 8, 12, 16)

@@ -359,3 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     raise SystemExit(main())
+
+
+def plain_session_gas(d: int, N: int, R: int) -> dict:
+    """PlainMarket (OmniLytics) gas for the same d, N, R on a fresh anvil: the demo's baseline."""
+    with Anvil(accounts=N * R + 2) as node:
+        row = plain_row(node, N, d, R)
+    return {"total_gas": row["total_gas"], "per_batch_gas": row["total_gas"] // R, "note": row.get("note", "")}

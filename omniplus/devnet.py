@@ -270,7 +270,7 @@ class Devnet:
                 "prover": {
                     "backend": o.backend,
                     "setup": str(self.setup.path),
-                    "engine": o.engines.get(j, "servers.mpc_engine:make_engine"),
+                    "engine": o.engines.get(j, "omniplus.servers.mpc_engine:make_engine"),
                 },
                 "limits": {"send_timeout": 10.0, "recv_timeout": o.recv_timeout},
                 "peers": peers,

@@ -22,7 +22,7 @@ Example (paths are relative to the config file)::
 
     [prover]
     backend = "native"
-    engine = "servers.mpc:Engine"   # module:attribute of a RoundEngine factory (servers/engine.py)
+    engine = "omniplus.servers.mpc_engine:make_engine"   # module:attribute of a RoundEngine factory
     setup = "setup"
 
     [limits]                        # all optional

@@ -1,6 +1,6 @@
 """The real RoundEngine: the daemon's validation and batch rounds run prover/mpc over the Channel.
 
-Configured as `[prover] engine = "servers.mpc_engine:make_engine"` with `setup = DIR` and
+Configured as `[prover] engine = "omniplus.servers.mpc_engine:make_engine"` with `setup = DIR` and
 `backend = "native" | "snarkjs"`. Everything heavy (zkey, layout, prover backend) is loaded once
 at start-up, so a misconfigured server fails before it accepts a single share, and Submit can
 check the block's wire list against `layout.slot_wires[0]`.
@@ -55,7 +55,7 @@ class MpcEngine:
         from omniplus.prover.zkey import read_zkey
 
         if config.prover.setup is None:
-            raise SetupError("[prover] setup = DIR is required by servers.mpc_engine")
+            raise SetupError("[prover] setup = DIR is required by omniplus.servers.mpc_engine")
         self.config = config
         self.setup = SetupDir.load(config.prover.setup)
         self.layout: BatchLayout = load_layout(self.setup)
@@ -147,5 +147,5 @@ class MpcEngine:
 
 
 def make_engine(config: ServerConfig) -> MpcEngine:
-    """`[prover] engine = "servers.mpc_engine:make_engine"`."""
+    """`[prover] engine = "omniplus.servers.mpc_engine:make_engine"`."""
     return MpcEngine(config)

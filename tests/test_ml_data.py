@@ -10,7 +10,7 @@ import torch
 
 from omniplus.core.errors import InputError
 from omniplus.ml.data import load_digits, load_mnist_idx, split_dirichlet, split_iid, write_idx
-from omniplus.ml.market import HashMismatch, read_public, write_public
+from omniplus.ml.public_model import HashMismatch, read_public, write_public
 from omniplus.ml.updates import QuantSpec
 
 

@@ -9,16 +9,10 @@ import pytest
 import torch
 
 from omniplus.devnet import DevnetOptions
-from omniplus.ml.market import (
-    MarketConfig,
-    MarketNet,
-    NotRegistered,
-    current_public,
-    read_aggregates,
-    require_registered,
-    run_market,
-    submit_row,
-)
+from omniplus.market_run import MarketNet, run_market
+from omniplus.ml.config import MarketConfig
+from omniplus.ml.public_model import current_public, read_aggregates
+from omniplus.servers.data_owner import Destination, NotRegistered, require_registered, submit_update
 
 # The same (N, d, k, B) as the CLI/demo's small statement, so the cached setup is shared.
 TINY = dict(batch=4, dims=32, bits=8, norm_bound=32768, hidden=(2,), public=("fc2",))
@@ -53,7 +47,8 @@ def test_unregistered_do_refused(tmp_path) -> None:
         with pytest.raises(NotRegistered, match="not registered for task"):
             require_registered(net.market, do.address)
         with pytest.raises(NotRegistered):  # nothing is shared or sent (no servers are even running)
-            submit_row(net.setup, net.layout, net.market, do.key, do.address, [0] * 32, b"", ["127.0.0.1:1"])
+            submit_update(key=do.key, market=net.market, setup=net.setup, layout=net.layout, row=[0] * 32,
+                          to=Destination(servers=["127.0.0.1:1"], ca=b""))
         net.market.register(do.key)
         require_registered(net.market, do.address)
         spec = cfg.spec(30)

@@ -26,7 +26,6 @@ VERBS: dict[str, str] = {
     "certs": "make a development CA and server certificates",
     "server": "run a prover-network server daemon",
     "coordinator": "drive validation and batch proofs of the prover network",
-    "submit": "submit a DO's update to the prover network",
     "devnet": "the whole prover network on loopback",
     "mo": "model owner: pretrain, publish, run the market",
     "do": "data owner: train, register, submit",

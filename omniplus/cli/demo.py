@@ -62,17 +62,19 @@ def run(args: argparse.Namespace) -> int:
 
 def run_market_demo(args: argparse.Namespace) -> int:
     """The default: the ML market (ml/market.py) with defaults only."""
+    from omniplus.bench.gas import plain_session_gas
     from omniplus.core.resources import BENCH_RESULTS
-    from omniplus.ml.market import MarketConfig, format_summary, plot, run_market
+    from omniplus.market_run import format_summary, plot, run_market
+    from omniplus.ml.config import MarketConfig
 
     cfg = MarketConfig().check()
     log(f"[demo] the market: MO + {cfg.dos} DOs (DO {','.join(map(str, cfg.malicious))} sends its update "
         f"×100), {cfg.rounds} rounds of N={cfg.batch}, 3 servers over mutual TLS, snarkjs engine")
     if args.workdir is not None:
-        s = run_market(cfg, args.workdir, log)
+        s = run_market(cfg, args.workdir, log, baseline_gas=plain_session_gas)
     else:
         with tempfile.TemporaryDirectory(prefix="omniplus-demo-market-") as root:
-            s = run_market(cfg, root, log)
+            s = run_market(cfg, root, log, baseline_gas=plain_session_gas)
     out = Path(args.out) if args.out else BENCH_RESULTS
     s["png"] = str(plot(s, out / "demo_market.png"))
     ok = (s["final_accuracy"] > s["mo_only_accuracy"] and bool(s["rejected"])

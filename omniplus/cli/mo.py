@@ -20,7 +20,7 @@ from omniplus.api import log
 def add_market_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by `mo run` and `demo` (defaults: ml.market.MarketConfig)."""
     from omniplus.ml.attacks import ATTACKS
-    from omniplus.ml.market import MarketConfig
+    from omniplus.ml.config import MarketConfig
 
     c = MarketConfig()
     p.add_argument("--dos", type=int, default=c.dos, help=f"data owners (default {c.dos})")
@@ -42,7 +42,7 @@ def add_market_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def config_from(args: argparse.Namespace):  # -> MarketConfig
-    from omniplus.ml.market import MarketConfig
+    from omniplus.ml.config import MarketConfig
 
     return MarketConfig(
         dos=args.dos, malicious=tuple(int(x) for x in args.malicious.split(",") if x.strip()),
@@ -55,12 +55,13 @@ def config_from(args: argparse.Namespace):  # -> MarketConfig
 
 
 def run_with_workdir(cfg, workdir: Path | None) -> dict:
-    from omniplus.ml.market import run_market
+    from omniplus.bench.gas import plain_session_gas
+    from omniplus.market_run import run_market
 
     if workdir is not None:
-        return run_market(cfg, workdir, log)
+        return run_market(cfg, workdir, log, baseline_gas=plain_session_gas)
     with tempfile.TemporaryDirectory(prefix="omniplus-market-") as root:
-        return run_market(cfg, root, log)
+        return run_market(cfg, root, log, baseline_gas=plain_session_gas)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -84,8 +85,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_pretrain(args: argparse.Namespace) -> int:
     import torch
 
-    from omniplus.ml.market import MarketConfig, prepare_data, pretrain, write_public
+    from omniplus.ml.config import MarketConfig
     from omniplus.ml.model import accuracy, check_public, public_params, public_size
+    from omniplus.ml.public_model import write_public
+    from omniplus.ml.roles import prepare_data, pretrain
     from omniplus.ml.updates import flatten
 
     cfg = MarketConfig(mo_samples=args.mo_samples, hidden=tuple(int(x) for x in args.hidden.split(",")),
@@ -104,7 +107,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
 
 
 def run_market_cmd(args: argparse.Namespace) -> int:
-    from omniplus.ml.market import format_summary
+    from omniplus.market_run import format_summary
 
     s = run_with_workdir(config_from(args), args.workdir)
     print(json.dumps(s, default=str) if args.json else format_summary(s))

@@ -1,4 +1,4 @@
-"""The market with real training: the MO and DO roles over the prover network (a Devnet).
+"""The market with real training, run on a local devnet: the MO and DO roles over the prover network.
 
 One task (one RollupMarket) runs R rounds; round r is batch r with up to N DOs. RollupMarket pays
 each DO once per task (PROTOCOL: one update per task), so, as in OmniLytics' rounds, the DOs are
@@ -18,241 +18,32 @@ proves, and submits; the MO reads the BatchSubmitted event, checks its words aga
 commitment and the transaction's calldata, de-quantises, applies FedAvg and fine-tunes.
 """
 
+
 from __future__ import annotations
 
-import json
-import math
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
-from omniplus.core.errors import ChainError, InputError, OmniplusError
+from omniplus.core.errors import ChainError, OmniplusError
 from omniplus.devnet import Devnet, DevnetOptions
-from omniplus.ml.attacks import apply_attack
-from omniplus.ml.data import Dataset, load_digits, split_dirichlet, split_iid, train_test_split
+from omniplus.ml.config import MarketConfig, Progress
 from omniplus.ml.model import (
-    MLP,
     accuracy,
     check_public,
-    make_model,
-    model_hash,
     private_params,
     public_params,
     public_size,
     train,
 )
-from omniplus.ml.updates import QuantSpec, fedavg_delta, flatten, quantize_update, unflatten_into
-
-Progress = Callable[[str], None]
-
-
-class HashMismatch(InputError):
-    """The published public weights do not hash to the task's on-chain modelHash."""
-
-
-class NotRegistered(ChainError):
-    """The DO is not registered for this task on RollupMarket."""
-
-
-@dataclass
-class MarketConfig:
-    """Everything about one run; defaults are the demo's (d=520, N=2, k=6: a 2^13 batch circuit)."""
-
-    dos: int = 8
-    malicious: tuple[int, ...] = (5,)  # DO indices that attack
-    attack: str = "scale"
-    rounds: int = 4  # R
-    batch: int = 2  # N
-    hidden: tuple[int, ...] = (8,)
-    public: tuple[str, ...] = ("fc1",)
-    bits: int = 6  # k
-    norm_bound: int = 7535  # B
-    dims: int | None = None  # circuit d; None = the public part's size (larger = zero-padded)
-    clip: float = 5.0  # L2 bound on the float update
-    mo_samples: int = 40
-    test_fraction: float = 0.25
-    alpha: float | None = None  # Dirichlet α for non-IID DOs; None = IID
-    mo_pre_epochs: int = 40
-    mo_epochs: int = 10
-    do_warmup_epochs: int = 5
-    do_epochs: int = 30
-    lr: float = 0.1
-    seed: int = 0
-    backend: str = "snarkjs"
-    reward_wei: int = 10**15
-    plain_gas: bool = True
-
-    def spec(self, d_public: int) -> QuantSpec:
-        """T = √B − √d (so ⌈(T + √d)²⌉ ≤ B): the largest clip norm in quantised units B admits."""
-        d = self.dims or d_public
-        if d < d_public:
-            raise InputError(f"circuit d={d} is smaller than the public part ({d_public} values)")
-        return spec_for(d, self.bits, self.norm_bound, self.clip)
-
-    def check(self) -> MarketConfig:
-        if not 1 <= self.batch:
-            raise InputError("N must be positive")
-        if self.dos > self.batch * self.rounds:
-            raise InputError(f"{self.dos} DOs do not fit in R={self.rounds} batches of N={self.batch}")
-        if any(not 0 <= i < self.dos for i in self.malicious):
-            raise InputError(f"malicious DO indices {self.malicious} must be in [0, {self.dos})")
-        return self
-
-
-def spec_for(dims: int, bits: int, norm_bound: int, clip: float) -> QuantSpec:
-    """The quantisation a task's (d, k, B) implies for a float clip C: T = √B − √d, scale T/C.
-    The MO and every DO derive it from the same on-chain numbers."""
-    target = math.sqrt(norm_bound) - math.sqrt(dims) - 1e-6
-    if target <= 1:
-        raise InputError(f"B={norm_bound} is too small for d={dims}: no room for an update")
-    spec = QuantSpec(clip=clip, target=target, bits=bits, dims=dims)
-    assert spec.norm_bound <= norm_bound
-    return spec
-
-
-# ---------------------------------------------------------------------- the public model file
-def write_public(path: Path, arch: dict, layers: Sequence[str], vector: torch.Tensor, spec: QuantSpec) -> bytes:
-    """Publish w₀ for the DOs (JSON: exact float32 values) and return its hash (the modelHash)."""
-    v32 = vector.to(torch.float32)
-    doc = {
-        "arch": arch,
-        "public_layers": list(layers),
-        "weights": [float(x) for x in v32],
-        "quant": asdict(spec),
-    }
-    path.write_text(json.dumps(doc))
-    return model_hash(v32)
-
-
-def read_public(path: str | Path, expected_hash: bytes) -> dict:
-    """Load the published w₀ and check it against the on-chain modelHash (HashMismatch if not)."""
-    try:
-        doc = json.loads(Path(path).read_text())
-        w = torch.tensor(doc["weights"], dtype=torch.float32)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise InputError(f"cannot read the published public model {path}: {exc}") from exc
-    got = model_hash(w)
-    if got != bytes(expected_hash):
-        raise HashMismatch(
-            f"published public model {path} hashes to 0x{got.hex()}, but the task's modelHash is "
-            f"0x{bytes(expected_hash).hex()}: refusing to train on it"
-        )
-    doc["weights"] = w
-    doc["quant"] = QuantSpec(**doc["quant"])
-    return doc
-
-
-def next_public(w: torch.Tensor, aggregate: Sequence[int], accepted: int, spec: QuantSpec) -> torch.Tensor:
-    """w_r = w_{r−1} + FedAvg of the batch, in float32: the one rule the MO and every DO apply."""
-    delta = fedavg_delta(aggregate, accepted, spec)[: w.numel()]
-    return (w.to(torch.float64) + delta).to(torch.float32)
-
-
-def words_hash(words: Sequence[int]) -> bytes:
-    from web3 import Web3
-
-    return bytes(Web3.keccak(b"".join(int(x).to_bytes(32, "big") for x in words)))
-
-
-def read_aggregates(market: Any, params: Any) -> list[dict]:
-    """Every batch on-chain: the event's words checked against its commitment, the contract's stored
-    commitment and the submitBatch calldata; then unpacked to the signed aggregate."""
-    from omniplus.prover.binding import unpack_words
-
-    out = []
-    for ev in sorted(market.batch_events(), key=lambda e: e.index):
-        c = words_hash(ev.words)
-        stored = bytes(market.contract.functions.aggregateCommitments(ev.index).call())
-        if c != ev.commitment or c != stored:
-            raise ChainError(f"batch {ev.index}: event words do not match the aggregate commitment")
-        tx = market.w3.eth.get_transaction(ev.tx_hash)
-        _, args = market.contract.decode_function_input(tx["input"])
-        if [int(x) for x in args["words"]] != [int(x) for x in ev.words] or [
-            a.lower() for a in args["payees"]
-        ] != [a.lower() for a in ev.payees]:
-            raise ChainError(f"batch {ev.index}: event differs from the submitBatch calldata")
-        gas = market.w3.eth.get_transaction_receipt(ev.tx_hash)["gasUsed"]
-        out.append(
-            {"index": ev.index, "aggregate": unpack_words(params, ev.words), "payees": list(ev.payees), "gas": gas}
-        )
-    return out
-
-
-def current_public(w0: torch.Tensor, market: Any, params: Any, spec: QuantSpec) -> torch.Tensor:
-    """What a DO derives from the chain: w₀ plus every batch so far."""
-    w = w0
-    for b in read_aggregates(market, params):
-        w = next_public(w, b["aggregate"], len(b["payees"]), spec)
-    return w
-
-
-# ---------------------------------------------------------------------- DO
-@dataclass
-class DataOwner:
-    index: int
-    address: str
-    key: str
-    data: Dataset
-    attack: str | None = None
-    rejected: str | None = None
-    round: int | None = None
-
-    def train_update(self, w: torch.Tensor, arch: dict, layers: Sequence[str], cfg: MarketConfig) -> torch.Tensor:
-        """E epochs on the DO's data from public weights w, with its own local private layers
-        (warmed up first with the public part frozen); returns the public part's change."""
-        m = make_model(arch, 1000 + self.index + 7919 * cfg.seed)
-        unflatten_into(public_params(m, layers), w)
-        x, y = self.data.x, self.data.y
-        train(m, private_params(m, layers), x, y, epochs=cfg.do_warmup_epochs, lr=cfg.lr, seed=self.index)
-        train(m, list(m.parameters()), x, y, epochs=cfg.do_epochs, lr=cfg.lr, seed=self.index + 1)
-        return flatten(public_params(m, layers)) - w.to(torch.float64)
-
-    def quantised(self, update: torch.Tensor, spec: QuantSpec, seed: int) -> list[int]:
-        if self.attack is None:
-            return quantize_update(update, spec, seed)
-        return quantize_update(apply_attack(self.attack, update, seed), spec, seed, clip=False)
-
-
-def require_registered(market: Any, address: str) -> None:
-    if not market.contract.functions.registered(address).call():
-        raise NotRegistered(
-            f"DO {address} is not registered for task {market.address}: register on the market first "
-            "(one registration per task)"
-        )
-
-
-def submit_row(setup: Any, layout: Any, market: Any, key: str, address: str, row: Sequence[int], ca: bytes,
-               servers: Sequence[str], t: int = 1, *, check: bool = True) -> None:
-    """Share the DO's witness block, send share j to server j (signed). An honest DO's client
-    refuses an out-of-bound row itself (check=True); an attacker builds its block without it."""
-    from omniplus.prover.field import R
-    from omniplus.prover.mpc.batch import make_block
-    from omniplus.prover.witness import do_block
-    from omniplus.servers.client import TaskRef, submit_block
-
-    require_registered(market, address)
-    if check:
-        block = make_block(setup, layout, row)
-    else:
-        wires = do_block(setup, 0, list(row), check=False)
-        block = [wires[w] % R for w in layout.slot_wires[0]]
-    task = TaskRef.parse(market.address, market.chain_id)
-    outs = submit_block(key, task, servers, list(layout.slot_wires[0]), block, ca, t=t)
-    bad = [o for o in outs if not o.accepted]
-    if bad:
-        raise OmniplusError(f"DO {address}: refused by server {bad[0].server}: {bad[0].message}")
-
-
-def submit_update(net: Devnet, do: DataOwner, row: Sequence[int]) -> None:
-    """submit_row against a running devnet."""
-    submit_row(net.setup, net.layout, net.market, do.key, do.address, row, (net.certs / "ca.pem").read_bytes(),
-               [f"127.0.0.1:{p[0]}" for p in net.ports], net.opts.threshold, check=do.attack is None)
+from omniplus.ml.public_model import current_public, next_public, read_aggregates, read_public, write_public
+from omniplus.ml.roles import DataOwner, prepare_data, pretrain
+from omniplus.ml.updates import flatten, unflatten_into
 
 
 # ---------------------------------------------------------------------- network
@@ -296,39 +87,24 @@ class MarketNet(Devnet):
         return done[-1]
 
 
-# ---------------------------------------------------------------------- the run
-def prepare_data(cfg: MarketConfig) -> tuple[Dataset, Dataset, list[Dataset]]:
-    """(MO's private data, test set, one share per DO)."""
-    ds = load_digits()
-    tr, te = train_test_split(ds, cfg.test_fraction, cfg.seed)
-    perm = np.random.default_rng(cfg.seed + 1).permutation(len(tr))
-    mo, rest = tr.subset(perm[: cfg.mo_samples]), tr.subset(perm[cfg.mo_samples :])
-    if cfg.alpha is None:
-        shares = split_iid(rest, cfg.dos, cfg.seed + 2)
-    else:
-        shares = split_dirichlet(rest, cfg.dos, cfg.alpha, cfg.seed + 2, min_size=10)
-    return mo, te, shares
+def submit_update(net: Devnet, do: DataOwner, row: Sequence[int]) -> None:
+    """One DO's update into a running devnet (an attacker skips the client-side bound check)."""
+    from omniplus.servers.data_owner import Destination
+    from omniplus.servers.data_owner import submit_update as submit
+
+    to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in net.ports], ca=(net.certs / "ca.pem").read_bytes(),
+                     threshold=net.opts.threshold)
+    submit(key=do.key, market=net.market, setup=net.setup, layout=net.layout, row=row, to=to,
+           check=do.attack is None)
 
 
-def pretrain(cfg: MarketConfig, mo: Dataset) -> MLP:
-    model = make_model({"in_features": mo.x.shape[1], "hidden": list(cfg.hidden), "classes": 10}, cfg.seed)
-    check_public(model, cfg.public)
-    train(model, list(model.parameters()), mo.x, mo.y, epochs=cfg.mo_pre_epochs, batch_size=16, lr=0.05,
-          seed=cfg.seed)
-    return model
+# The baseline's gas for the same run: (d, N, R) -> {"per_batch_gas", "note", ...}. The benchmark
+# layer provides it (omniplus.bench.gas.plain_session_gas); the run itself never imports bench.
+BaselineGas = Callable[[int, int, int], dict]
 
 
-def plain_gas(d: int, N: int, R: int) -> dict:
-    """PlainMarket (OmniLytics) gas for the same d, N, R on a fresh anvil (bench/gas.py's run)."""
-    from omniplus.bench.gas import plain_row
-    from omniplus.contracts.chain import Anvil
-
-    with Anvil(accounts=N * R + 2) as node:
-        row = plain_row(node, N, d, R)
-    return {"total_gas": row["total_gas"], "per_batch_gas": row["total_gas"] // R, "note": row.get("note", "")}
-
-
-def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = None) -> dict:
+def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = None,
+               baseline_gas: BaselineGas | None = None) -> dict:
     """The whole market on a local devnet; returns the summary (see `format_summary`)."""
     cfg.check()
     say = progress or (lambda _m: None)
@@ -432,10 +208,10 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
     finally:
         net.stop()
     plain = None
-    if cfg.plain_gas:
+    if cfg.plain_gas and baseline_gas is not None:
         t = time.monotonic()
         say(f"[bench] PlainMarket (OmniLytics) for the same d={spec.dims}, N={cfg.batch}, R={len(rounds)}…")
-        plain = plain_gas(spec.dims, cfg.batch, max(1, len(rounds)))
+        plain = baseline_gas(spec.dims, cfg.batch, max(1, len(rounds)))
         times["plain_gas"] = round(time.monotonic() - t, 2)
     for key in ("train_s", "submit_s", "batch_s", "mo_update_s"):
         times[f"rounds_{key[:-2]}"] = round(sum(r[key] for r in rounds), 2)
@@ -516,4 +292,3 @@ def plot(s: dict, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
-

@@ -1,0 +1,69 @@
+"""The market's configuration: one dataclass of knobs, checked before anything runs, and the quantisation it implies."""
+
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from omniplus.core.errors import InputError
+from omniplus.ml.updates import QuantSpec
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class MarketConfig:
+    """Everything about one run; defaults are the demo's (d=520, N=2, k=6: a 2^13 batch circuit)."""
+
+    dos: int = 8
+    malicious: tuple[int, ...] = (5,)  # DO indices that attack
+    attack: str = "scale"
+    rounds: int = 4  # R
+    batch: int = 2  # N
+    hidden: tuple[int, ...] = (8,)
+    public: tuple[str, ...] = ("fc1",)
+    bits: int = 6  # k
+    norm_bound: int = 7535  # B
+    dims: int | None = None  # circuit d; None = the public part's size (larger = zero-padded)
+    clip: float = 5.0  # L2 bound on the float update
+    mo_samples: int = 40
+    test_fraction: float = 0.25
+    alpha: float | None = None  # Dirichlet α for non-IID DOs; None = IID
+    mo_pre_epochs: int = 40
+    mo_epochs: int = 10
+    do_warmup_epochs: int = 5
+    do_epochs: int = 30
+    lr: float = 0.1
+    seed: int = 0
+    backend: str = "snarkjs"
+    reward_wei: int = 10**15
+    plain_gas: bool = True
+
+    def spec(self, d_public: int) -> QuantSpec:
+        """T = √B − √d (so ⌈(T + √d)²⌉ ≤ B): the largest clip norm in quantised units B admits."""
+        d = self.dims or d_public
+        if d < d_public:
+            raise InputError(f"circuit d={d} is smaller than the public part ({d_public} values)")
+        return spec_for(d, self.bits, self.norm_bound, self.clip)
+
+    def check(self) -> MarketConfig:
+        if not 1 <= self.batch:
+            raise InputError("N must be positive")
+        if self.dos > self.batch * self.rounds:
+            raise InputError(f"{self.dos} DOs do not fit in R={self.rounds} batches of N={self.batch}")
+        if any(not 0 <= i < self.dos for i in self.malicious):
+            raise InputError(f"malicious DO indices {self.malicious} must be in [0, {self.dos})")
+        return self
+
+
+def spec_for(dims: int, bits: int, norm_bound: int, clip: float) -> QuantSpec:
+    """The quantisation a task's (d, k, B) implies for a float clip C: T = √B − √d, scale T/C.
+    The MO and every DO derive it from the same on-chain numbers."""
+    target = math.sqrt(norm_bound) - math.sqrt(dims) - 1e-6
+    if target <= 1:
+        raise InputError(f"B={norm_bound} is too small for d={dims}: no room for an update")
+    spec = QuantSpec(clip=clip, target=target, bits=bits, dims=dims)
+    assert spec.norm_bound <= norm_bound
+    return spec

@@ -1,0 +1,98 @@
+"""The DO role, end to end: a quantised row → its witness block → Shamir shares → share j to
+server j only, signed with the DO's key; and what the servers and the chain say afterwards.
+
+Every path that submits an update (`omniplus do submit`, the market roles in omniplus.market_run,
+the devnet) comes through `submit_update`, so there is one place where a block is built and one
+place where the DO's refusal rules live: an honest client refuses an out-of-bound row itself
+(`check=True`); an attacker in a test or the demo builds its block without the check, so only the
+servers' validation on shares stands between it and a batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from omniplus.core.errors import ChainError, OmniplusError
+from omniplus.servers.client import Outcome, TaskRef, status, submit_block
+
+
+class NotRegistered(ChainError):
+    """The DO is not registered for this task on RollupMarket."""
+
+
+class SubmissionRefused(OmniplusError):
+    """A server refused the DO's share (the message names the server and its reason)."""
+
+
+def update_block(setup: Any, layout: Any, row: Sequence[int], *, check: bool = True) -> tuple[list[int], list[int]]:
+    """(wire indices, values) of the DO's witness block in protocol order (prover.mpc.batch)."""
+    from omniplus.prover.field import R
+    from omniplus.prover.mpc.batch import make_block
+    from omniplus.prover.witness import do_block
+
+    wires = list(layout.slot_wires[0])
+    if check:
+        return wires, make_block(setup, layout, list(row))
+    values = do_block(setup, 0, list(row), check=False)
+    return wires, [values[w] % R for w in wires]
+
+
+def require_registered(market: Any, address: str) -> None:
+    if not market.contract.functions.registered(address).call():
+        raise NotRegistered(
+            f"DO {address} is not registered for task {market.address}: register on the market first "
+            "(one registration per task)"
+        )
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a DO's shares go: the servers' public addresses (server 1 first) and the TLS root."""
+
+    servers: Sequence[str]
+    ca: bytes
+    threshold: int = 1
+    timeout: float = 30.0
+
+
+def submit_update(*, key: str, market: Any, setup: Any, layout: Any, row: Sequence[int], to: Destination,
+                  check: bool = True, progress: Callable[[str], None] | None = None) -> list[Outcome]:
+    """Build, share and send one DO's update; raises SubmissionRefused if any server refuses."""
+    from omniplus.servers.signing import address_of, checksum
+
+    address = checksum(address_of(key))
+    require_registered(market, address)
+    wires, values = update_block(setup, layout, row, check=check)
+    task = TaskRef.parse(market.address, market.chain_id)
+    outcomes = submit_block(key, task, list(to.servers), wires, values, to.ca, t=to.threshold,
+                            timeout=to.timeout, progress=progress)
+    bad = [o for o in outcomes if not o.accepted]
+    if bad:
+        raise SubmissionRefused(f"DO {address}: refused by server {bad[0].server}: {bad[0].message}")
+    return outcomes
+
+
+def server_status(*, key: str, market_address: str, chain_id: int, to: Destination) -> list[dict]:
+    """Each server's verdict on this DO's submission."""
+    from omniplus.servers.signing import address_of
+
+    task = TaskRef.parse(market_address, chain_id)
+    rows = []
+    for j, addr in enumerate(to.servers, start=1):
+        st = status(addr, j, task, address_of(key), to.ca, timeout=to.timeout)
+        rows.append({"server": j, "state": st.state, "reason": st.reason, "batch_index": st.batch_index})
+    return rows
+
+
+def chain_outcome(market: Any, do: str) -> dict:
+    """What the chain says: the batch whose payees include this DO, and its credit / withdrawals."""
+    batch = next((e for e in market.batch_events() if do.lower() in (p.lower() for p in e.payees)), None)
+    withdrawn = market.contract.events.Withdrawn().get_logs(from_block=0, argument_filters={"payee": do})
+    return {
+        "included_in_batch": batch.index if batch else None,
+        "batch_tx": batch.tx_hash if batch else None,
+        "credit_wei": market.credit(do),
+        "withdrawn_wei": sum(int(e["args"]["amount"]) for e in withdrawn),
+    }
