@@ -89,7 +89,7 @@ def test_servers_told_the_dos_their_outcome(devnet: tuple[Devnet, dict[str, Any]
 
 
 def test_submit_status_shows_the_outcome_from_servers_and_chain(devnet, capsys) -> None:
-    """`omniplus submit --status --rpc`: what each server says plus the batch and credit on-chain.
+    """`omniplus do submit --status --rpc`: what each server says plus the batch and credit on-chain.
     Runs after the withdraw test, so honest DOs show their credit paid out."""
     import json
 
@@ -98,8 +98,8 @@ def test_submit_status_shows_the_outcome_from_servers_and_chain(devnet, capsys) 
     net, s = devnet
     servers = ",".join(f"127.0.0.1:{public}" for public, _ in net.ports)
     for do in net.dos:
-        code = main(["submit", "--status", "--json", "--servers", servers, "--task", net.market.address,
-                     "--chain-id", str(net.anvil.chain_id), "--ca", str(net.certs / "ca.pem"),
+        code = main(["do", "submit", "--status", "--json", "--servers", servers, "--market", net.market.address,
+                     "--ca", str(net.certs / "ca.pem"),
                      "--key", do.key, "--rpc", net.anvil.rpc_url])
         out = json.loads(capsys.readouterr().out)
         assert code == 0

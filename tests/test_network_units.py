@@ -114,11 +114,11 @@ def test_submit_status_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     d.start()
     try:
         servers = ",".join(ln.public(j) for j in (1,))
-        args = ["submit", "--servers", servers, "--task", MARKET, "--ca", str(ln.certs / "ca.pem"),
+        args = ["do", "submit", "--servers", servers, "--market", MARKET, "--ca", str(ln.certs / "ca.pem"),
                 "--key", do_key(1), "--status", "--json"]  # fmt: skip
         assert main(args) == 0
         out = json.loads(capsys.readouterr().out)
         assert out["servers"][0]["state"] == "unknown"
-        assert main(args[:-2]) == 1  # submitting needs --gradients and --setup
+        assert main(args[:-2]) == 1  # submitting needs --rpc, --setup and an update
     finally:
         d.stop(grace=1)
