@@ -8,18 +8,14 @@ the constant), so substitution can only move a slot's wires into that slot's own
 into the batch (Horner) constraints. `check_blocks` verifies this on every compiled circuit: each
 constraint without a batch wire (rho, F, acc) touches exactly one slot.
 
-Usage: python -m circuits.build --batch N --dims D --bits K --norm-bound B --out DIR [--O1]
+From the command line: `omniplus circuit --batch N --dims D --bits K --norm-bound B [--out DIR] [--O1]`.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import shutil
 import struct
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -207,26 +203,3 @@ def budget_report(c: CompiledCircuit) -> str:
             lines.append("OVER BUDGET")
     return "\n".join(lines)
 
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m circuits.build", description=__doc__.splitlines()[0])
-    ap.add_argument("--batch", type=int, required=True)
-    ap.add_argument("--dims", type=int, required=True)
-    ap.add_argument("--bits", type=int, required=True)
-    ap.add_argument("--norm-bound", type=int, required=True)
-    ap.add_argument("--out", type=Path, default=None, help="output folder (default: a temp dir)")
-    ap.add_argument("--O1", action="store_true", help="compile with --O1 instead of --O2")
-    args = ap.parse_args(argv)
-    params = CircuitParams(args.batch, args.dims, args.bits, args.norm_bound).check()
-    out = args.out or Path(tempfile.mkdtemp(prefix="omniplus-circuit-"))
-    compiled = compile_circuit(params, out, optimize=1 if args.O1 else 2)
-    per_slot = check_blocks(params, compiled.r1cs, compiled.sym)
-    print(budget_report(compiled))
-    print(f"constraints per DO slot: {sorted(set(per_slot.values()))}; files in {out}")
-    if args.out is None:
-        shutil.rmtree(out)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

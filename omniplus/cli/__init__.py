@@ -18,6 +18,7 @@ from omniplus.core.errors import OmniplusError
 
 # verb -> one-line help (shown by `omniplus --help`; each module repeats it in its own parser)
 VERBS: dict[str, str] = {
+    "circuit": "compile the circuit and print its constraint budget",
     "setup": "trusted setup for a statement (and phase-2 contributions)",
     "prove": "prove a batch statement",
     "verify": "verify a proof three ways",
