@@ -40,12 +40,12 @@ SCHEMES = {  # name: (bound, mu or None for plain FedAvg)
 
 
 def run_scheme(cfg: MarketConfig, bound: bool, mu: float | None, attackers: set[int], dos: int,
-               mo_rounds: int, shares: list, mo: Any, test: Any) -> tuple[float, int]:
+               mo_rounds: int, partitions: list, mo: Any, test: Any) -> tuple[float, int]:
     """One run: final accuracy and how many attacker updates the bound rejected."""
     model = pretrain(cfg, mo)
     layers = check_public(model, cfg.public)
     spec = cfg.spec(public_size(model, layers))
-    owners = [DataOwner(i, "", "", shares[i], cfg.attack if i in attackers else None) for i in range(dos)]
+    owners = [DataOwner(i, "", "", partitions[i], cfg.attack if i in attackers else None) for i in range(dos)]
     rejected = 0
     for r in range(mo_rounds):
         w = flatten(public_params(model, layers)).to(torch.float32)
@@ -92,10 +92,10 @@ def run_attack_bench(rates: list[int], dos: int, batch: int, mo_rounds: int, rep
             for rep in range(repeats):
                 cfg = MarketConfig(dos=dos, batch=batch, rounds=-(-dos // batch), attack=attack, seed=rep,
                                    do_epochs=epochs, do_warmup_epochs=max(1, epochs // 5), plain_gas=False)
-                mo, test, shares = prepare_data(cfg)
+                mo, test, partitions = prepare_data(cfg)
                 rng = np.random.default_rng(1000 + rep)
                 attackers = set(rng.choice(dos, size=row["attackers"], replace=False).tolist())
-                acc, rj = run_scheme(cfg, bound, mu, attackers, dos, mo_rounds, shares, mo, test)
+                acc, rj = run_scheme(cfg, bound, mu, attackers, dos, mo_rounds, partitions, mo, test)
                 accs.append(acc)
                 rej += rj
             row[name] = round(float(np.mean(accs)), 4)

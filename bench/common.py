@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omniplus.api import log  # noqa: F401 - re-exported for the bench modules
+from omniplus.core.log import progress as log  # noqa: F401 - re-exported for the bench modules
 from omniplus.core import resources as paths
 
 Row = dict[str, Any]

@@ -1,7 +1,7 @@
 """Datasets that need no download: scikit-learn's 8×8 digits, and MNIST IDX files at a user path.
 
 Splits across DOs are IID (a random permutation in equal parts) or non-IID (per class, a
-Dirichlet(α) share for each DO, as is usual in federated-learning papers; small α = skewed).
+Dirichlet(α) partition for each DO, as is usual in federated-learning papers; small α = skewed).
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def split_iid(ds: Dataset, parts: int, seed: int) -> list[Dataset]:
 
 
 def split_dirichlet(ds: Dataset, parts: int, alpha: float, seed: int, min_size: int = 1) -> list[Dataset]:
-    """Non-IID: each class's samples are shared out by Dirichlet(α) proportions (redrawn until every
+    """Non-IID: each class's samples are dealt out by Dirichlet(α) proportions (redrawn until every
     part has at least min_size samples)."""
     if alpha <= 0:
         raise InputError(f"Dirichlet alpha must be positive, got {alpha}")

@@ -52,16 +52,16 @@ class DataOwner:
 
 # ---------------------------------------------------------------------- the run
 def prepare_data(cfg: MarketConfig) -> tuple[Dataset, Dataset, list[Dataset]]:
-    """(MO's private data, test set, one share per DO)."""
+    """(MO's private data, test set, one data partition per DO)."""
     ds = load_digits()
     tr, te = train_test_split(ds, cfg.test_fraction, cfg.seed)
     perm = np.random.default_rng(cfg.seed + 1).permutation(len(tr))
     mo, rest = tr.subset(perm[: cfg.mo_samples]), tr.subset(perm[cfg.mo_samples :])
     if cfg.alpha is None:
-        shares = split_iid(rest, cfg.dos, cfg.seed + 2)
+        partitions = split_iid(rest, cfg.dos, cfg.seed + 2)
     else:
-        shares = split_dirichlet(rest, cfg.dos, cfg.alpha, cfg.seed + 2, min_size=10)
-    return mo, te, shares
+        partitions = split_dirichlet(rest, cfg.dos, cfg.alpha, cfg.seed + 2, min_size=10)
+    return mo, te, partitions
 
 
 def pretrain(cfg: MarketConfig, mo: Dataset) -> MLP:

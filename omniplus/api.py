@@ -10,19 +10,16 @@ from __future__ import annotations
 import json
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from omniplus.core.errors import InputError, ProofError
+from omniplus.core.log import progress
 from omniplus.core.resources import node_tool
 
-
-def log(msg: str) -> None:
-    """Progress goes to stderr so stdout stays machine-readable (--json)."""
-    print(msg, file=sys.stderr, flush=True)
+log = progress  # progress lines on stderr, so stdout stays machine-readable (--json)
 
 
 @dataclass

@@ -115,7 +115,7 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
     torch.manual_seed(cfg.seed)
 
     t = time.monotonic()
-    mo_data, test, shares = prepare_data(cfg)
+    mo_data, test, partitions = prepare_data(cfg)
     model = pretrain(cfg, mo_data)
     layers = check_public(model, cfg.public)
     d_pub = public_size(model, layers)
@@ -145,7 +145,7 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
         say(f"[mo] published the public part ({spec.dims} values) at {public_file}")
         accts = net.anvil.accounts[1 : 1 + cfg.dos]
         dos = [
-            DataOwner(i, a.address, a.key, shares[i], cfg.attack if i in cfg.malicious else None)
+            DataOwner(i, a.address, a.key, partitions[i], cfg.attack if i in cfg.malicious else None)
             for i, a in enumerate(accts)
         ]
         w = w0

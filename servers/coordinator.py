@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sys
 import threading
 import time
 import tomllib
@@ -39,6 +38,7 @@ from typing import Any
 import grpc
 
 from omniplus.core.errors import ChainError, InputError, OmniplusError, ProofError
+from omniplus.core.log import EventLog
 
 # Round states the daemon reports that end an attempt without a result.
 DEAD_STATES = ("failed", "aborted", "interrupted", "unknown")
@@ -152,17 +152,9 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
     return cfg
 
 
-class JsonLines:
-    """One JSON object per line on stderr (or a given stream), like the daemons' logs."""
-
-    def __init__(self, stream: Any = None) -> None:
-        self.stream = stream or sys.stderr
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
-        rec = {"ts": round(time.time(), 3), "level": level, "role": "coordinator", "event": event, **fields}
-        with self._lock:
-            print(json.dumps(rec, default=str, separators=(",", ":")), file=self.stream, flush=True)
+def JsonLines(stream: Any = None) -> EventLog:  # noqa: N802 - a constructor
+    """The coordinator's event log: JSON lines tagged role=coordinator (omniplus.core.log)."""
+    return EventLog("coordinator", stream)
 
 
 @dataclass

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import signal
-import sys
 import threading
 import time
 from collections.abc import Sequence
@@ -30,6 +29,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from omniplus.core.errors import ChainError, InputError, OmniplusError
+from omniplus.core.log import EventLog
 from omniplus.prover.field import R
 from omniplus.servers import signing
 from omniplus.servers.config import ServerConfig, load_config
@@ -56,21 +56,9 @@ PROTOCOL_VERSION = 1
 SERVICES = ("omniplus.v1.Submission", "omniplus.v1.Peer", "omniplus.v1.Control")
 
 
-class JsonLog:
-    """One JSON object per line: machine-readable, and greppable by event name."""
-
-    def __init__(self, server: int, stream: Any = None, level: str = "info") -> None:
-        self.server, self.stream = server, stream or sys.stderr
-        self.debug_on = level == "debug"
-        self._lock = threading.Lock()
-
-    def __call__(self, event: str, level: str = "info", **fields: Any) -> None:
-        if level == "debug" and not self.debug_on:
-            return
-        rec = {"ts": round(time.time(), 3), "level": level, "server": self.server, "event": event, **fields}
-        line = json.dumps(rec, default=str, separators=(",", ":"))
-        with self._lock:
-            print(line, file=self.stream, flush=True)
+def JsonLog(server: int, stream: Any = None, level: str = "info") -> EventLog:  # noqa: N802 - a constructor
+    """The daemon's event log: JSON lines tagged with the server index (omniplus.core.log)."""
+    return EventLog("server", stream, level, server=server)
 
 
 def _pb() -> tuple[Any, Any]:

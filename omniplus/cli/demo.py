@@ -1,6 +1,6 @@
 """`omniplus demo`: the whole pipeline on an embedded default, with nothing to configure.
 
-The default (`--part market`) is the data market with real training (ml/market.py): anvil,
+The default (`--part market`) is the data market with real training (omniplus/market_run.py): anvil,
 three server processes over mutual TLS, RollupMarket carrying the public model's hash, the MO
 and 8 DOs on scikit-learn's digits for 4 rounds (batches of N=2), one DO malicious (its update
 scaled ×100 breaks the norm bound: the servers reject it and it is never paid). It ends with
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def run_market_demo(args: argparse.Namespace) -> int:
-    """The default: the ML market (ml/market.py) with defaults only."""
+    """The default: the ML market (omniplus/market_run.py) with defaults only."""
     from omniplus.bench.gas import plain_session_gas
     from omniplus.core.resources import BENCH_RESULTS
     from omniplus.market_run import format_summary, plot, run_market

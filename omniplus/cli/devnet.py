@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import signal
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -62,10 +61,9 @@ def run(args: argparse.Namespace) -> int:
     )
     root = args.workdir or Path(tempfile.mkdtemp(prefix="omniplus-devnet-"))
 
-    def say(msg: str) -> None:
-        print(msg, file=sys.stderr, flush=True)
+    from omniplus.core.log import progress
 
-    net = Devnet(root, opts, progress=say)
+    net = Devnet(root, opts, progress=progress)
 
     def on_term(_signum: int, _frame: object) -> None:
         raise KeyboardInterrupt  # SIGTERM stops everything we started, like Ctrl-C
@@ -86,13 +84,13 @@ def run(args: argparse.Namespace) -> int:
         else:
             _print(summary)
         if args.keep:
-            say(
+            progress(
                 f"running (workdir {root}, coordinator config {net.coordinator_config}); Ctrl-C stops"
             )
             while True:
                 time.sleep(3600)
     except KeyboardInterrupt:
-        say("stopping")
+        progress("stopping")
     finally:
         net.stop()
     return 0 if summary.get("batch_tx") and summary.get("proof_verified_by_snarkjs") else 1

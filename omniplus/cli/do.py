@@ -3,7 +3,7 @@ omniplus.servers.data_owner).
 
   omniplus do train --public FILE --market ADDR --rpc URL --part I --of N --out UPDATE
       check the published public part against the task's on-chain modelHash, apply the batches
-      already on-chain, train E epochs on this DO's share of digits (own local private layers),
+      already on-chain, train E epochs on this DO's partition of digits (own local private layers),
       clip and quantise with stochastic rounding; writes the k-bit update
   omniplus do register --market ADDR --rpc URL --key HEX      once per task
   omniplus do submit --market ADDR --rpc URL --key HEX --setup DIR --servers H:P,H:P,H:P --ca FILE
@@ -40,8 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--public", type=Path, required=True, help="the MO's published public_model.json")
     t.add_argument("--market", required=True)
     t.add_argument("--rpc", required=True)
-    t.add_argument("--part", type=int, required=True, help="this DO's share index of digits")
-    t.add_argument("--of", type=int, required=True, help="number of shares")
+    t.add_argument("--part", type=int, required=True, help="this DO's partition of digits (0-based)")
+    t.add_argument("--of", type=int, required=True, help="number of partitions")
     t.add_argument("--epochs", type=int, default=30)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, required=True)
@@ -90,11 +90,11 @@ def run_train(args: argparse.Namespace) -> int:
     w = current_public(doc["weights"], market, params, spec)
     cfg = MarketConfig(dos=args.of, do_epochs=args.epochs, seed=args.seed, hidden=tuple(doc["arch"]["hidden"]),
                        public=tuple(doc["public_layers"]))
-    shares = prepare_data(cfg)[2]
+    partitions = prepare_data(cfg)[2]
     if not 0 <= args.part < args.of:
         raise SystemExit("--part must be in [0, --of)")
     make_model(doc["arch"], 0)  # architecture check before training
-    do = DataOwner(args.part, "", "", shares[args.part])
+    do = DataOwner(args.part, "", "", partitions[args.part])
     q = quantize_update(do.train_update(w, doc["arch"], doc["public_layers"], cfg), spec, args.seed + args.part)
     args.out.write_text(json.dumps({"market": market.address, "q": q}))
     print(json.dumps({"out": str(args.out), "sq_norm": sum(v * v for v in q), "bound": params.norm_bound}))

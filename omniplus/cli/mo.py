@@ -1,4 +1,4 @@
-"""`omniplus mo`: the model owner's side of the market (thin layer over ml/market.py).
+"""`omniplus mo`: the model owner's side of the market (thin layer over omniplus.market_run and omniplus.ml).
 
   omniplus mo pretrain --out DIR   pretrain on the MO's little data, write the public part
                                    (what DOs fetch) and print its hash (the task's modelHash)
@@ -18,7 +18,7 @@ from omniplus.api import log
 
 
 def add_market_arguments(p: argparse.ArgumentParser) -> None:
-    """Options shared by `mo run` and `demo` (defaults: ml.market.MarketConfig)."""
+    """Options shared by `mo run` and `demo` (defaults: omniplus.ml.config.MarketConfig)."""
     from omniplus.ml.attacks import ATTACKS
     from omniplus.ml.config import MarketConfig
 
