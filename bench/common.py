@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from omniplus.core.log import progress as log  # noqa: F401 - re-exported for the bench modules
 from omniplus.core import resources as paths
+from omniplus.core.log import progress as log  # noqa: F401 - re-exported for the bench modules
 
 Row = dict[str, Any]
 
