@@ -11,9 +11,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-# BN254 scalar field (prover/field.py holds the same constant; duplicated so circuits/ has no
-# dependency on prover/).
-R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
+from omniplus.prover.field import R  # the BN254 scalar field, defined once
 
 # Packed words must stay below 2^253 < r so the packing is injective in the field.
 WORD_CAPACITY_BITS = 253

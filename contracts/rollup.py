@@ -23,7 +23,6 @@ from omniplus.core.errors import ChainError
 if TYPE_CHECKING:
     from omniplus.circuits.params import CircuitParams
 
-R_FIELD = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 PLAIN_CHUNK = 250
 PLAIN_SCALE = 10**8
 _U256 = 1 << 256

@@ -48,9 +48,8 @@ from typing import Any
 
 from omniplus.core import resources as paths
 from omniplus.core.errors import ProofError, SetupError, ToolError
+from omniplus.prover.field import R
 
-# BN254 scalar field (same value as prover/field.py's R; kept local so this module stands alone).
-R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 N8 = 32
 
 G1 = tuple[int, int]
