@@ -233,21 +233,10 @@ def gradient_setup(power: int) -> tuple[Any, float, bool]:
 
     Setup seconds are the step timings recorded in params.json when the setup was made, so a
     cached setup still reports what it cost."""
-    from omniplus.prover.trusted_setup import SetupDir, run_setup
+    from omniplus.prover.setup_cache import cached_setup
 
     p = gradient_params(power)
-    out = bench_cache("gradient", f"N{p.batch}_d{p.dims}_k{p.bits}_B{p.norm_bound}")
-    cached = True
-    try:
-        setup = SetupDir.load(out)
-    except Exception:  # noqa: BLE001 - missing or stale: rebuild below
-        cached = False
-        if out.exists():
-            import shutil
-
-            shutil.rmtree(out)
-        log(f"[setup] 2^{power}: {p.describe()} → {out}")
-        setup = run_setup(p, out, progress=lambda label, dt: log(f"[setup]   {label}: {dt:.1f}s"))
+    setup, cached = cached_setup(p, lambda m: log(f"[setup] 2^{power}: {m}"))
     seconds = sum(float(v) for v in setup.manifest.get("timings_s", {}).values())
     return setup, seconds, cached
 

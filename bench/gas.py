@@ -3,7 +3,7 @@ Groth16 proof per batch) vs a per-DO-proof rollup (the same RollupMarket, one pr
 one anvil in one run.
 
 Every number is the gasUsed of a real transaction. RollupMarket rows use real proofs for the real
-circuit (a trusted setup per (N, d), cached under cache_dir()/"bench_setups"); sizes whose circuit
+circuit (a trusted setup per (N, d), from the one setup cache, omniplus.prover.setup_cache); sizes whose circuit
 exceeds --max-constraints are reported as skipped (too large for this machine) rather than faked.
 Per-DO-proof rows prove at most `per_do_sample` batches for real; every per-DO batch has the same
 shape (1 payee, M words), so the remaining batches are counted at the measured mean and the row
@@ -121,22 +121,14 @@ def bench_params(N: int, d: int, bits: int = BITS) -> CircuitParams:
 
 
 def cached_setup(params: CircuitParams, log: Callable[[str], None]):
-    """A setup directory per (N, d, k), made once with prover.trusted_setup and kept in the cache."""
-    from omniplus.prover.trusted_setup import SetupDir, run_setup
+    """A setup per (N, d, k) from the one development-setup cache (omniplus.prover.setup_cache)."""
+    from omniplus.prover.setup_cache import cached_setup as cached
 
-    out = cache_dir() / "bench_setups" / f"N{params.batch}_d{params.dims}_k{params.bits}_B{params.norm_bound}"
-    try:
-        return SetupDir.load(out)
-    except Exception:  # missing or incomplete: rebuild
-        if out.exists():
-            import shutil
-            shutil.rmtree(out)
-    log(f"[gas] trusted setup for N={params.batch} d={params.dims} "
-        f"(~{estimate_constraints(params)} constraints) ...")
     t = time.perf_counter()
-    s = run_setup(params, out)
-    log(f"[gas]   done in {time.perf_counter() - t:.0f}s")
-    return s
+    setup, hit = cached(params, log)
+    if not hit:
+        log(f"[gas]   setup for N={params.batch} d={params.dims} done in {time.perf_counter() - t:.0f}s")
+    return setup
 
 
 class _Prover:

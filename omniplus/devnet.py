@@ -17,7 +17,6 @@ shares can reject it.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import random
@@ -31,8 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from omniplus.core.errors import OmniplusError, SetupError
-from omniplus.core.resources import cache_dir
+from omniplus.core.errors import OmniplusError
 
 Progress = Callable[[str], None]
 
@@ -68,30 +66,10 @@ class DoInfo:
 
 
 def cached_setup(params: Any, progress: Progress | None = None) -> Any:
-    """A setup directory for `params` under the cache, made once and reused (keyed by params).
+    """The devnet's setup: the one development-setup cache (omniplus.prover.setup_cache)."""
+    from omniplus.prover.setup_cache import cached_setup as cached
 
-    A lock file serialises concurrent devnets; run_setup writes atomically, so a crash leaves
-    no half-made directory."""
-    from omniplus.prover.trusted_setup import SetupDir, run_setup
-
-    key = f"N{params.batch}-d{params.dims}-k{params.bits}-B{params.norm_bound}"
-    base = cache_dir() / "setups"
-    base.mkdir(parents=True, exist_ok=True)
-    out = base / key
-    with open(base / f"{key}.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            return SetupDir.load(out)
-        except SetupError:
-            if out.exists():
-                shutil.rmtree(out)
-        if progress:
-            progress(f"running the trusted setup for {key} (cached in {out})")
-        return run_setup(
-            params,
-            out,
-            progress=(lambda label, dt: progress(f"  setup: {label} {dt:.1f}s")) if progress else None,
-        )
+    return cached(params, progress)[0]
 
 
 def valid_row(params: Any, rng: random.Random) -> list[int]:
