@@ -7,9 +7,12 @@ rejected by the servers' validation and never paid.
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from omniplus.core.errors import InputError
+
+if TYPE_CHECKING:  # torch loads with the first attack, not with the list of names
+    import torch
 
 ATTACKS = ("random", "scale", "signflip")
 
@@ -20,6 +23,8 @@ RANDOM_SPREAD = 10.0  # per coordinate: a random "model" far outside what honest
 def random_vector(update: torch.Tensor, seed: int, spread: float = RANDOM_SPREAD) -> torch.Tensor:
     """Uniform noise in [−spread, spread] of the same shape (the paper's Byzantine DO uploads random
     data of the model's dimension; the spread is our choice, stated in the bench's output)."""
+    import torch
+
     gen = torch.Generator().manual_seed(seed)
     return (torch.rand(update.shape, generator=gen, dtype=torch.float64) * 2 - 1) * spread
 

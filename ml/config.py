@@ -6,9 +6,12 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from omniplus.core.errors import InputError
-from omniplus.ml.updates import QuantSpec
+
+if TYPE_CHECKING:  # torch is imported only when a spec is made, so `--help` stays instant
+    from omniplus.ml.updates import QuantSpec
 
 Progress = Callable[[str], None]
 
@@ -64,6 +67,8 @@ def spec_for(dims: int, bits: int, norm_bound: int, clip: float) -> QuantSpec:
     target = math.sqrt(norm_bound) - math.sqrt(dims) - 1e-6
     if target <= 1:
         raise InputError(f"B={norm_bound} is too small for d={dims}: no room for an update")
+    from omniplus.ml.updates import QuantSpec
+
     spec = QuantSpec(clip=clip, target=target, bits=bits, dims=dims)
     assert spec.norm_bound <= norm_bound
     return spec

@@ -3,9 +3,21 @@ small gradient circuit, made once per test session."""
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 
 from omniplus.circuits.params import CircuitParams
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Every test session gets its own cache folder (never ~/.cache): setups, development powers of
+    tau and compiled contracts are made fresh, as on a new machine, and shared only within the session
+    (server processes inherit the variable). OMNIPLUS_TEST_CACHE names a folder to reuse on purpose."""
+    cache = os.environ.get("OMNIPLUS_TEST_CACHE") or tempfile.mkdtemp(prefix="omniplus-test-cache-")
+    os.environ["OMNIPLUS_CACHE"] = cache
+
 
 # Small enough for the suite, big enough to be the real statement: 2 DOs, 40 coordinates of 6 bits,
 # 2 packed words (so the Horner chain has a step), a norm bound that in-range rows can break.

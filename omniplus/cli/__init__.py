@@ -53,7 +53,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     chosen = None if argv is None else _chosen_verb(argv)
     for name, text in VERBS.items():
         if argv is None or name == chosen:
-            importlib.import_module(f"omniplus.cli.{name}").register(sub)
+            module = importlib.import_module(f"omniplus.cli.{name}")
+            if name == "bench":  # the one verb whose sub-commands are modules of their own
+                module.register(sub, None if argv is None else argv[argv.index(name) + 1:])
+            else:
+                module.register(sub)
         else:
             sub.add_parser(name, help=text, add_help=False)
     return parser

@@ -18,10 +18,16 @@ BENCHES = {
 }
 
 
-def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("bench", help="run a benchmark", description=__doc__)
+def register(sub: argparse._SubParsersAction, argv: list[str] | None = None) -> None:
+    """The bench verb; only the benchmark named in argv (all of them when argv is None) is imported."""
+    p = sub.add_parser("bench", help="run a benchmark", description=__doc__,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     bsub = p.add_subparsers(dest="bench", metavar="BENCH")
+    chosen = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
     for name, text in BENCHES.items():
+        if argv is not None and name != chosen:
+            bsub.add_parser(name, help=text, add_help=False)
+            continue
         module = importlib.import_module(f"omniplus.bench.{name}")
         bp = bsub.add_parser(name, help=text, description=text)
         module.add_arguments(bp)

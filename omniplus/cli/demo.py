@@ -40,11 +40,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=None,
                    help="folder for the market's PNG and JSON (default bench/results/)")
     p.add_argument("--workdir", type=Path, default=None, help="market: configs, logs, model (default temp)")
-    p.add_argument("--dims", type=int, default=DEFAULT.dims, help=f"coordinates per update (default {DEFAULT.dims})")
-    p.add_argument("--batch", type=int, default=DEFAULT.batch, help=f"DOs per batch (default {DEFAULT.batch})")
-    p.add_argument("--bits", type=int, default=DEFAULT.bits, help=f"bits per coordinate (default {DEFAULT.bits})")
-    p.add_argument("--norm-bound", type=int, default=DEFAULT.norm_bound,
-                   help=f"squared L2 bound (default {DEFAULT.norm_bound})")
+    sizes = p.add_argument_group("sizes of --part backends|network (the market's come from its model)")
+    sizes.add_argument("--dims", type=int, default=None, help=f"coordinates per update (default {DEFAULT.dims})")
+    sizes.add_argument("--batch", type=int, default=None, help=f"DOs per batch (default {DEFAULT.batch})")
+    sizes.add_argument("--bits", type=int, default=None, help=f"bits per coordinate (default {DEFAULT.bits})")
+    sizes.add_argument("--norm-bound", type=int, default=None, help=f"squared L2 bound (default {DEFAULT.norm_bound})")
     p.add_argument("--backends", default="native,snarkjs,circom", help="comma-separated backends")
     p.add_argument("--no-network", action="store_true",
                    help="backends part: skip the prover network afterwards")
@@ -52,9 +52,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+SIZE_FLAGS = ("dims", "batch", "bits", "norm_bound")
+
+
 def run(args: argparse.Namespace) -> int:
+    from omniplus.core.errors import InputError
+
+    given = [f"--{n.replace('_', '-')}" for n in SIZE_FLAGS if getattr(args, n) is not None]
     if args.part == "market":
+        if given:
+            raise InputError(f"{', '.join(given)} apply to --part backends|network; the market's sizes come "
+                             "from its model (see `omniplus mo run --help`)")
         return run_market_demo(args)
+    for n in SIZE_FLAGS:
+        if getattr(args, n) is None:
+            setattr(args, n, getattr(DEFAULT, n))
     if args.part == "network":
         args.backends = ""
     return run_backends(args)
