@@ -17,7 +17,6 @@ from pathlib import Path
 
 from omniplus.core.errors import InputError, ProofError
 from omniplus.core.log import progress
-from omniplus.core.resources import node_tool
 
 log = progress  # progress lines on stderr, so stdout stays machine-readable (--json)
 
@@ -96,21 +95,6 @@ def prove(setup_dir: Path, gradients: Path, backend: str, out: Path, context=Non
     return ProveResult(out=out, backend=backend, seconds=seconds, public=[int(x) for x in public])
 
 
-def snarkjs_verify(vkey: Path, public_json: Path, proof_json: Path) -> bool:
-    """`snarkjs groth16 verify` exits 0 on a valid proof and 1 on an invalid one."""
-    import subprocess
-
-    proc = subprocess.run(
-        [str(node_tool("snarkjs")), "groth16", "verify", str(vkey), str(public_json), str(proof_json)],
-        capture_output=True,
-        timeout=300,
-    )
-    text = (proc.stdout + proc.stderr).decode(errors="replace")
-    if proc.returncode not in (0, 1) or ("OK" not in text and "Invalid" not in text):
-        raise ProofError(f"snarkjs groth16 verify could not check the proof: {text.strip()[-300:]}")
-    return proc.returncode == 0
-
-
 def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | None = None,
            key: str | None = None) -> VerifyReport:
     """Check one proof with the Python verifier, snarkjs' verifier and (optionally) the Solidity verifier."""
@@ -136,6 +120,8 @@ def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | N
         pj.write_text(json.dumps(proof_to_json(proof)))
         pub.write_text(json.dumps([str(x) for x in public]))
         t0 = time.perf_counter()
+        from omniplus.prover.snarkjs_verify import snarkjs_verify
+
         report.snarkjs = snarkjs_verify(setup.vkey, pub, pj)
         report.seconds["snarkjs"] = round(time.perf_counter() - t0, 3)
     log(f"[verify] snarkjs verifier: {'valid' if report.snarkjs else 'INVALID'}")
@@ -164,7 +150,7 @@ def random_gradients(params, rows: int, scale_bits: int, seed: int | None = None
     """A gradients document of random updates inside the range and norm bounds of `params`."""
     import random
 
-    from omniplus.devnet import valid_row
+    from omniplus.prover.samples import valid_row
 
     rng = random.Random(seed if seed is not None else secrets.randbits(32))
     return {"scale_bits": scale_bits,

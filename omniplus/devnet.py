@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from omniplus.core.errors import OmniplusError
+from omniplus.prover.samples import invalid_row, valid_row
 
 Progress = Callable[[str], None]
 
@@ -70,29 +71,6 @@ def cached_setup(params: Any, progress: Progress | None = None) -> Any:
     from omniplus.prover.setup_cache import cached_setup as cached
 
     return cached(params, progress)[0]
-
-
-def valid_row(params: Any, rng: random.Random) -> list[int]:
-    """A random quantised update inside the range and the norm bound."""
-    lim = 1 << (params.bits - 1)
-    span = lim
-    while True:
-        row = [rng.randrange(-span, span) for _ in range(params.dims)]
-        if sum(x * x for x in row) <= params.norm_bound:
-            return row
-        span = max(1, span * 3 // 4)
-
-
-def invalid_row(params: Any, rng: random.Random) -> list[int]:
-    """Every coordinate in range but the squared norm above B (or, if that cannot happen, one
-    coordinate out of range)."""
-    lim = 1 << (params.bits - 1)
-    if params.max_sq_norm <= params.norm_bound:
-        return [lim] + [0] * (params.dims - 1)
-    while True:
-        row = [rng.choice((-1, 1)) * rng.randrange(lim // 2, lim) for _ in range(params.dims)]
-        if sum(x * x for x in row) > params.norm_bound:
-            return row
 
 
 class Devnet:
@@ -451,7 +429,7 @@ class Devnet:
     # ------------------------------------------------------------------ summary
     def summary(self) -> dict[str, Any]:
         """What happened, for humans and for --json."""
-        from omniplus.api import snarkjs_verify
+        from omniplus.prover.snarkjs_verify import snarkjs_verify
 
         st = self.coordinator_state()
         batch = next((b for b in st["batches"] if b["status"] == "submitted"), None)

@@ -11,8 +11,6 @@ import random
 
 import pytest
 
-from omniplus.api import snarkjs_verify
-from omniplus.devnet import valid_row
 from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate, unpack_words
 from omniplus.prover.field import R
 from omniplus.prover.groth16_prove import NativeEngine
@@ -24,7 +22,9 @@ from omniplus.prover.mpc.net import LocalHub, NetError, run_parties
 from omniplus.prover.mpc.randomness import Rng
 from omniplus.prover.mpc.validation import REASON_INCONSISTENT, REASON_INVALID
 from omniplus.prover.proof import proof_to_json
+from omniplus.prover.samples import valid_row
 from omniplus.prover.shamir import lagrange_at
+from omniplus.prover.snarkjs_verify import snarkjs_verify
 from omniplus.prover.zkey import read_zkey
 
 PAYEES = {f"do{i}": "0x" + f"{i + 1:02x}" * 20 for i in range(6)}

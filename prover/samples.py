@@ -1,0 +1,29 @@
+"""Random quantised updates for demos, benchmarks and tests: in bound, and out of bound."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+
+def valid_row(params: Any, rng: random.Random) -> list[int]:
+    """A random quantised update inside the range and the norm bound."""
+    lim = 1 << (params.bits - 1)
+    span = lim
+    while True:
+        row = [rng.randrange(-span, span) for _ in range(params.dims)]
+        if sum(x * x for x in row) <= params.norm_bound:
+            return row
+        span = max(1, span * 3 // 4)
+
+
+def invalid_row(params: Any, rng: random.Random) -> list[int]:
+    """Every coordinate in range but the squared norm above B (or, if that cannot happen, one
+    coordinate out of range)."""
+    lim = 1 << (params.bits - 1)
+    if params.max_sq_norm <= params.norm_bound:
+        return [lim] + [0] * (params.dims - 1)
+    while True:
+        row = [rng.choice((-1, 1)) * rng.randrange(lim // 2, lim) for _ in range(params.dims)]
+        if sum(x * x for x in row) > params.norm_bound:
+            return row
