@@ -13,6 +13,7 @@ $(VENV_OK): requirements.lock pyproject.toml
 	@test -x $(PY) || python3.11 -m venv .venv || python3 -m venv .venv
 	$(PIP) install -q --upgrade pip==25.3
 	$(PIP) install -q -r requirements.lock
+	$(PY) proto/build.py  # the stubs must exist before the editable install maps omniplus.proto.gen
 	$(PIP) install -q --no-deps --no-build-isolation -e .
 	@touch $@
 
