@@ -114,7 +114,11 @@ class SetupDir:
             )
         try:
             contribs = json.loads((path / FILES["contributions"]).read_text())
-            if not isinstance(contribs, list) or not contribs:
+            if not isinstance(contribs, list):
+                raise ValueError("not a list")
+            # a ceremony key without a phase-2 contribution has delta = 1 (public); a development
+            # key's delta is fresh toxic waste like tau, so it may have none
+            if not contribs and manifest.get("development") is not True:
                 raise ValueError("no phase-2 contribution recorded")
         except ValueError as exc:
             raise SetupError(f"{path / FILES['contributions']} is malformed: {exc}") from exc
@@ -237,17 +241,25 @@ class _Steps:
 
 
 def run_setup(params: CircuitParams, out: str | os.PathLike, ptau: str | os.PathLike | None = None,
-              contributors: Sequence[str] = ("dev",), *, progress: Progress | None = None) -> SetupDir:
-    """Compile, take the ptau, groth16 setup, contribute once per operator, export; all-or-nothing.
+              contributors: Sequence[str] | None = None, *, progress: Progress | None = None) -> SetupDir:
+    """Compile, make the initial key, contribute once per operator, export; all-or-nothing.
+
+    Initial key: without `ptau`, zkey_dev.js from fresh toxic waste; with it, the checked ptau and
+    `snarkjs groth16 setup`. `contributors` (default: none for a development key, whose delta is
+    already fresh; ("dev",) with a ptau, where delta starts at 1) each add one `snarkjs zkey
+    contribute`; with a ptau, `snarkjs zkey verify` checks the final key before it is kept.
 
     Everything is built in a temporary directory beside `out` and renamed onto it at the end
     (`out` may not exist yet or be an empty directory), so a failure leaves nothing half-written.
     """
     params = params.check()
     out = Path(out).absolute()
+    if contributors is None:
+        contributors = () if ptau is None else ("dev",)
     names = [_check_name(n) for n in contributors]
-    if not names:
-        raise SetupError("at least one phase-2 contributor is needed (without one, delta is public)")
+    if not names and ptau is not None:
+        raise SetupError("a ceremony setup needs at least one phase-2 contributor (without one, delta is 1: "
+                         "public)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SetupError(f"{out} exists and is not an empty directory: choose a new --out")
     out.parent.mkdir(parents=True, exist_ok=True)
