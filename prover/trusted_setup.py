@@ -4,6 +4,14 @@ Why a directory with a manifest: every later step (prove, MPC, deploy) must use 
 circuit, zkey and verifier. params.json records the statement and the sha256 of circuit.r1cs,
 and SetupDir.load refuses a directory whose files are missing or do not match it.
 
+Two ways to the initial key (docs/DESIGN.md, "Setup directory"):
+- development (no --ptau): prover/js/zkey_dev.js computes the key straight from fresh τ, α, β, γ, δ
+  (seconds to minutes instead of the ptau + `snarkjs groth16 setup` route's tens of minutes); this
+  machine knew the toxic waste, so params.json records "development": true.
+- ceremony (--ptau FILE): the ptau is checked (prover/ptau.py check_ptau) before `snarkjs groth16
+  setup` reads it, and the final zkey is checked against it with `snarkjs zkey verify` before the
+  setup directory appears.
+
 Phase 2: one `snarkjs zkey contribute` per named operator, each with fresh randomness (snarkjs
 mixes 64 bytes from the OS with the entropy text); the setup is sound if any one of them
 discarded theirs. The entropy text goes to snarkjs on stdin, not argv, so `ps` does not show it.
@@ -24,12 +32,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from omniplus.circuits.build import check_blocks, compile_circuit
+from omniplus.circuits.build import check_blocks, compile_circuit, r1cs_header
 from omniplus.circuits.params import CircuitParams
 from omniplus.core import resources as paths
-from omniplus.core.errors import SetupError
+from omniplus.core.errors import SetupError, ToolError
 from omniplus.core.tools import run_tool
-from omniplus.prover.ptau import resolve_ptau
+from omniplus.prover.ptau import check_ptau, check_ptau_header, required_power
+from omniplus.prover.zkey import read_zkey
 
 FILES = {
     "params": "params.json",
@@ -42,7 +51,6 @@ FILES = {
     "verifier_sol": "Groth16Verifier.sol",
     "contributions": "contributions.json",
 }
-N_PUBLIC = 2  # rho, F
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 Progress = Callable[[str, float], None]
@@ -106,7 +114,11 @@ class SetupDir:
             )
         try:
             contribs = json.loads((path / FILES["contributions"]).read_text())
-            if not isinstance(contribs, list) or not contribs:
+            if not isinstance(contribs, list):
+                raise ValueError("not a list")
+            # a ceremony key without a phase-2 contribution has delta = 1 (public); a development
+            # key's delta is fresh toxic waste like tau, so it may have none
+            if not contribs and manifest.get("development") is not True:
                 raise ValueError("no phase-2 contribution recorded")
         except ValueError as exc:
             raise SetupError(f"{path / FILES['contributions']} is malformed: {exc}") from exc
@@ -141,7 +153,30 @@ def _contribute(src: Path, dst: Path, name: str, entropy: str | None, cwd: Path)
     text = entropy if entropy else secrets.token_hex(32)
     out = _snarkjs("zkey", "contribute", src, dst, f"--name={name}", cwd=cwd,
                    what=f"snarkjs zkey contribute ({name})", input=(text + "\n").encode())
-    return _parse_contribution_hash(out)
+    h = _parse_contribution_hash(out)
+    _check_zkey(dst, _zkey_shape(src), f"snarkjs zkey contribute ({name})")
+    return h
+
+
+def _zkey_shape(path: Path) -> tuple[int, int, int]:
+    z = read_zkey(path, points=False)
+    return z.n_vars, z.n_public, z.domain_size
+
+
+def _check_zkey(path: Path, shape: tuple[int, int, int], what: str) -> None:
+    """snarkjs may exit 0 without writing a usable key (e.g. groth16 setup on a curve mismatch)."""
+    if not path.is_file() or path.stat().st_size == 0:
+        raise SetupError(f"{what} wrote no zkey ({path.name})")
+    got = _zkey_shape(path)
+    if got != shape:
+        raise SetupError(f"{what} wrote a zkey for (nVars, nPublic, domain) = {got}, expected {shape}")
+
+
+def _circuit_shape(r1cs: Path) -> tuple[int, int, int]:
+    """(nVars, nPublic, domain size) the circuit's zkey must have."""
+    h = r1cs_header(r1cs)
+    n_public = h["n_pub_out"] + h["n_pub_in"]
+    return h["n_wires"], n_public, 1 << required_power(h["n_constraints"], n_public)
 
 
 def _export(zkey: Path, vkey: Path, sol: Path, cwd: Path) -> None:
@@ -149,6 +184,43 @@ def _export(zkey: Path, vkey: Path, sol: Path, cwd: Path) -> None:
              what="snarkjs zkey export verificationkey")
     _snarkjs("zkey", "export", "solidityverifier", zkey, sol, cwd=cwd,
              what="snarkjs zkey export solidityverifier")
+    n_public = _zkey_shape(zkey)[1]
+    try:
+        vk = json.loads(vkey.read_text())
+        ok = vk.get("protocol") == "groth16" and vk.get("nPublic") == n_public and len(vk["IC"]) == n_public + 1
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        ok = False
+    if not ok:
+        raise SetupError(f"snarkjs zkey export verificationkey wrote an unusable {vkey.name}")
+    if not sol.is_file() or "contract Groth16Verifier" not in sol.read_text(errors="replace"):
+        raise SetupError(f"snarkjs zkey export solidityverifier wrote no verifier contract ({sol.name})")
+
+
+def dev_zkey(r1cs: Path, out: Path, *, timeout: float = 7200) -> dict:
+    """The development proving key for `r1cs`, computed directly from fresh toxic waste (zkey_dev.js).
+
+    Returns zkey_dev.js' statistics; SetupError unless the file it wrote parses with the r1cs' shape.
+    """
+    proc = run_tool(["node", paths.JS_DIR / "zkey_dev.js", Path(r1cs).absolute(), Path(out).absolute()],
+                    what="zkey_dev.js", timeout=timeout)
+    try:
+        stats = json.loads((proc.stdout or b"").decode(errors="replace").strip().splitlines()[-1])
+    except (ValueError, IndexError) as exc:
+        raise SetupError("zkey_dev.js printed no statistics") from exc
+    _check_zkey(Path(out), _circuit_shape(Path(r1cs)), "zkey_dev.js")
+    return stats
+
+
+def verify_zkey(r1cs: Path, ptau: Path, zkey: Path, cwd: Path) -> None:
+    """`snarkjs zkey verify`: the key must derive from this ptau and r1cs; its text is checked, not
+    just its exit code (snarkjs reports some failures with exit 0)."""
+    try:
+        out = _snarkjs("zkey", "verify", r1cs, ptau, zkey, cwd=cwd, what="snarkjs zkey verify")
+    except ToolError as exc:
+        raise SetupError(f"the setup's zkey does not verify against {ptau}: {exc}") from exc
+    if "ZKey Ok!" not in out or "INVALID" in out.upper():
+        tail = " | ".join(out.strip().splitlines()[-3:])
+        raise SetupError(f"the setup's zkey does not verify against {ptau}: {tail}")
 
 
 class _Steps:
@@ -169,33 +241,52 @@ class _Steps:
 
 
 def run_setup(params: CircuitParams, out: str | os.PathLike, ptau: str | os.PathLike | None = None,
-              contributors: Sequence[str] = ("dev",), *, progress: Progress | None = None) -> SetupDir:
-    """Compile, take the ptau, groth16 setup, contribute once per operator, export; all-or-nothing.
+              contributors: Sequence[str] | None = None, *, progress: Progress | None = None) -> SetupDir:
+    """Compile, make the initial key, contribute once per operator, export; all-or-nothing.
+
+    Initial key: without `ptau`, zkey_dev.js from fresh toxic waste; with it, the checked ptau and
+    `snarkjs groth16 setup`. `contributors` (default: none for a development key, whose delta is
+    already fresh; ("dev",) with a ptau, where delta starts at 1) each add one `snarkjs zkey
+    contribute`; with a ptau, `snarkjs zkey verify` checks the final key before it is kept.
 
     Everything is built in a temporary directory beside `out` and renamed onto it at the end
     (`out` may not exist yet or be an empty directory), so a failure leaves nothing half-written.
     """
     params = params.check()
     out = Path(out).absolute()
+    if contributors is None:
+        contributors = () if ptau is None else ("dev",)
     names = [_check_name(n) for n in contributors]
-    if not names:
-        raise SetupError("at least one phase-2 contributor is needed (without one, delta is public)")
+    if not names and ptau is not None:
+        raise SetupError("a ceremony setup needs at least one phase-2 contributor (without one, delta is 1: "
+                         "public)")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SetupError(f"{out} exists and is not an empty directory: choose a new --out")
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
     steps = _Steps(progress)
     try:
+        if ptau is not None:  # curve, layout and contributions: refuse before any circuit work
+            check_ptau_header(Path(ptau))
         compiled = steps.run("compile circuit (circom2 --O2)", lambda: compile_circuit(params, tmp))
         check_blocks(params, compiled.r1cs, compiled.sym)
-        ptau_path, info = steps.run(
-            f"powers of tau ({'given file' if ptau else 'development'})",
-            lambda: resolve_ptau(compiled.n_constraints, N_PUBLIC, Path(ptau) if ptau else None),
-        )
+        shape = _circuit_shape(compiled.r1cs)
+        n_public = shape[1]
         z0 = tmp / "circuit_0000.zkey"
-        steps.run("snarkjs groth16 setup",
-                  lambda: _snarkjs("groth16", "setup", compiled.r1cs, ptau_path, z0, cwd=tmp,
-                                   what="snarkjs groth16 setup"))
+        if ptau is None:
+            stats = steps.run("development proving key from fresh toxic waste (zkey_dev.js)",
+                              lambda: dev_zkey(compiled.r1cs, z0))
+            ptau_record = {"file": None, "power": stats["power"], "development": True}
+        else:
+            ptau_path = Path(ptau).absolute()
+            info = steps.run("check the powers of tau (curve, power, points, pairings)",
+                             lambda: check_ptau(ptau_path, compiled.n_constraints, n_public))
+            steps.run("snarkjs groth16 setup",
+                      lambda: _snarkjs("groth16", "setup", compiled.r1cs, ptau_path, z0, cwd=tmp,
+                                       what="snarkjs groth16 setup"))
+            _check_zkey(z0, shape, "snarkjs groth16 setup")
+            ptau_record = {"file": ptau_path.name, "power": info.power, "development": False,
+                           "sha256": sha256_file(ptau_path)}
         contribs: list[dict] = []
         prev = z0
         for i, name in enumerate(names, start=1):
@@ -206,6 +297,9 @@ def run_setup(params: CircuitParams, out: str | os.PathLike, ptau: str | os.Path
             prev.unlink()
             prev = nxt
         os.replace(prev, tmp / FILES["zkey"])
+        if ptau is not None:
+            steps.run("snarkjs zkey verify (zkey against r1cs and ptau)",
+                      lambda: verify_zkey(compiled.r1cs, Path(ptau).absolute(), tmp / FILES["zkey"], tmp))
         steps.run("export verification key and Solidity verifier",
                   lambda: _export(tmp / FILES["zkey"], tmp / FILES["vkey"], tmp / FILES["verifier_sol"], tmp))
         (tmp / FILES["contributions"]).write_text(json.dumps(contribs, indent=2) + "\n")
@@ -214,10 +308,11 @@ def run_setup(params: CircuitParams, out: str | os.PathLike, ptau: str | os.Path
             "r1cs_sha256": sha256_file(compiled.r1cs),
             "n_constraints": compiled.n_constraints,
             "n_wires": compiled.n_wires,
-            "n_public": N_PUBLIC,
+            "n_public": n_public,
             "circom_optimization": compiled.optimize,
-            "ptau": {"file": ptau_path.name, "power": info.power,
-                     "development": ptau is None},
+            "development": ptau is None,  # this machine knew the toxic waste
+            "setup": "development (zkey_dev.js)" if ptau is None else "ceremony ptau + snarkjs groth16 setup",
+            "ptau": ptau_record,
             "timings_s": steps.times,
         }
         (tmp / FILES["params"]).write_text(json.dumps(manifest, indent=2) + "\n")

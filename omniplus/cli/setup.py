@@ -9,13 +9,16 @@ from pathlib import Path
 
 HELP = """Make a setup directory for the gradient-validity statement: N DO slots of D coordinates,
 each a K-bit signed integer, squared L2 norm at most B. Steps: compile the circuit (circom2),
-take the powers of tau, `snarkjs groth16 setup`, one phase-2 contribution per --contributors
-name (fresh randomness each), export verification_key.json and Groth16Verifier.sol, write
-params.json and contributions.json. Everything is built beside --out and renamed at the end.
+make the initial proving key, one phase-2 contribution per --contributors name (fresh
+randomness each), export verification_key.json and Groth16Verifier.sol, write params.json and
+contributions.json. Everything is built beside --out and renamed at the end.
 
-Without --ptau a DEVELOPMENT powers of tau is used (made once, cached in ~/.cache/omniplus/ptau;
-OMNIPLUS_CACHE overrides): its maker could have kept tau, so use a prepared ceremony file
-(e.g. a *_final.ptau) for anything real.
+Without --ptau the key is a DEVELOPMENT key computed directly from fresh tau, alpha, beta,
+gamma, delta (discarded after use; params.json records "development": true): this machine knew
+them, so it is for tests and demos only. With --ptau FILE (a prepared ceremony file, e.g. a
+*_final.ptau) the file is checked first (BN254, power, at least one contribution, points on the
+curve and in the subgroup, pairing checks of the tau/alpha/beta powers), then `snarkjs groth16
+setup`, the contributions, and `snarkjs zkey verify` of the final key against the ptau.
 
 Add a contribution to an existing setup later with `omniplus setup contribute`."""
 
@@ -34,8 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--norm-bound", type=int, metavar="B", help="bound on the squared L2 norm of an update")
     p.add_argument("--ptau", type=Path, metavar="FILE",
                    help="prepared powers-of-tau file (default: cached development file)")
-    p.add_argument("--contributors", default="dev", metavar="A,B,C",
-                   help="comma-separated phase-2 contributor names (default: dev)")
+    p.add_argument("--contributors", default=None, metavar="A,B,C",
+                   help="comma-separated phase-2 contributor names, one `snarkjs zkey contribute` each "
+                        "(default: none for a development key, 'dev' with --ptau)")
     p.add_argument("--out", type=Path, metavar="DIR", help="new (or empty) output directory")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run_setup_cmd)
@@ -69,7 +73,7 @@ def run_setup_cmd(args: argparse.Namespace) -> int:
                                norm_bound=args.norm_bound).check()
     except ValueError as exc:
         raise InputError(str(exc)) from exc
-    names = [n.strip() for n in args.contributors.split(",") if n.strip()]
+    names = None if args.contributors is None else [n.strip() for n in args.contributors.split(",") if n.strip()]
     print(f"[setup] {params.describe()}", file=sys.stderr, flush=True)
     setup = run_setup(params, args.out, ptau=args.ptau, contributors=names, progress=_progress)
     m = setup.manifest
