@@ -10,14 +10,19 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from eth_abi import decode as abi_decode
@@ -73,6 +78,74 @@ def _rpc(url: str, method: str, params: list | None = None, timeout: float = 5.0
 
 _LIVE: weakref.WeakSet[Anvil] = weakref.WeakSet()
 
+# anvil 1.7.1 keeps 64+ states in memory and then writes every older state to
+# ~/.foundry/anvil/tmp/anvil-state-* (never removed: one benchmark filled 66 GB). Readers here
+# use events and the latest state only, so each anvil keeps HISTORY_STATES states in memory and
+# none on disk, and runs with HOME and --cache-path in a private folder that is removed on stop
+# (and, if a parent was SIGKILLed, at the next start).
+HISTORY_STATES = 64
+STATE_PREFIX = "anvil-"
+OWNER_FILE = "owner.json"
+
+
+def anvil_state_root() -> Path:
+    """Where private anvil folders live: one per running anvil, named anvil-<random>."""
+    root = Path(os.environ.get("OMNIPLUS_ANVIL_TMP") or Path(tempfile.gettempdir()) / f"omniplus-{os.getuid()}")
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie (exited, not yet reaped) holds no files: treat it as gone
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def remove_stale_state_dirs(root: Path | None = None) -> list[Path]:
+    """Remove private anvil folders whose anvil is no longer running (left by a killed parent)."""
+    root = root or anvil_state_root()
+    removed = []
+    for d in root.glob(STATE_PREFIX + "*"):
+        try:
+            pid = int(json.loads((d / OWNER_FILE).read_text())["anvil_pid"])
+        except (OSError, ValueError, KeyError, TypeError):
+            # no owner yet: a start in progress, unless the folder is old
+            try:
+                if time.time() - d.stat().st_mtime < 120:
+                    continue
+            except OSError:
+                continue
+            pid = -1
+        if pid < 0 or not _pid_alive(pid):
+            shutil.rmtree(d, ignore_errors=True)
+            removed.append(d)
+    return removed
+
+
+def _death_signal_hook() -> Any:
+    """A preexec_fn that makes the kernel SIGTERM the child when its parent dies, even by SIGKILL.
+
+    Linux prctl(PR_SET_PDEATHSIG); libc is loaded here, in the parent, so the child only makes one
+    system call between fork and exec. None where prctl is missing."""
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def hook() -> None:
+        prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG = 1
+
+    return hook
+
 
 @atexit.register
 def _stop_all() -> None:
@@ -84,12 +157,16 @@ class Anvil:
     """A local anvil on 127.0.0.1 and a free port, with known funded keys.
 
     Use as a context manager; it is also stopped at interpreter exit. Output is discarded
-    (anvil logs every request), unless log_path is given.
+    (anvil logs every request), unless log_path is given. Disk stays bounded: history_states
+    states in memory, none persisted (`--prune-history`), and HOME/--cache-path point at a
+    private folder (`.state_dir`) removed by stop(); if the parent is killed, anvil gets SIGTERM
+    (when started from the main thread) and the next start removes the orphaned folder.
     """
 
     def __init__(self, *, port: int | None = None, accounts: int = 10, balance_eth: int = 1_000_000,
                  chain_id: int = DEFAULT_CHAIN_ID, gas_limit: int = DEFAULT_GAS_LIMIT,
-                 mnemonic: str = DEV_MNEMONIC, log_path: str | None = None, start_timeout: float = 30.0):
+                 mnemonic: str = DEV_MNEMONIC, log_path: str | None = None, start_timeout: float = 30.0,
+                 history_states: int = HISTORY_STATES):
         self.port = port
         self.n_accounts = accounts
         self.balance_eth = balance_eth
@@ -98,6 +175,8 @@ class Anvil:
         self.mnemonic = mnemonic
         self.log_path = log_path
         self.start_timeout = start_timeout
+        self.history_states = history_states
+        self.state_dir: Path | None = None
         self.proc: subprocess.Popen | None = None
         self._accounts: list[DevAccount] | None = None
         self._w3: Web3 | None = None
@@ -127,19 +206,29 @@ class Anvil:
     def start(self) -> Anvil:
         if self.proc is not None:
             return self
+        root = anvil_state_root()
+        remove_stale_state_dirs(root)
         for attempt in range(3):
             port = self.port if (self.port and attempt == 0) else _free_port()
+            self.state_dir = Path(tempfile.mkdtemp(prefix=STATE_PREFIX, dir=root))
             cmd = [str(anvil_binary()), "--host", "127.0.0.1", "--port", str(port),
                    "--accounts", str(self.n_accounts), "--balance", str(self.balance_eth),
                    "--mnemonic", self.mnemonic, "--chain-id", str(self.chain_id),
-                   "--gas-limit", str(self.gas_limit)]
+                   "--gas-limit", str(self.gas_limit),
+                   "--prune-history", str(self.history_states),
+                   "--cache-path", str(self.state_dir / "cache")]
+            env = {**os.environ, "HOME": str(self.state_dir)}
+            main_thread = threading.current_thread() is threading.main_thread()
             out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
             try:
-                self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, start_new_session=True)
+                self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                             stdin=subprocess.DEVNULL, start_new_session=True,
+                                             preexec_fn=_death_signal_hook() if main_thread else None)
             finally:
                 if self.log_path:
                     out.close()
+            (self.state_dir / OWNER_FILE).write_text(json.dumps({"anvil_pid": self.proc.pid,
+                                                                 "parent_pid": os.getpid()}))
             self.port = port
             if self._wait_ready():
                 _LIVE.add(self)
@@ -170,6 +259,9 @@ class Anvil:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+        state_dir, self.state_dir = self.state_dir, None
+        if state_dir is not None:
+            shutil.rmtree(state_dir, ignore_errors=True)
         _LIVE.discard(self)
 
     def __enter__(self) -> Anvil:
