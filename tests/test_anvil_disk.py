@@ -16,8 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from omniplus.contracts.chain import Anvil, deploy, remove_stale_state_dirs, transact
-from omniplus.contracts.markets import send_value
+from omniplus.contracts.chain import Anvil, deploy, remove_stale_state_dirs, send_value, transact
 from omniplus.contracts.solc import compile_contracts
 
 # A contract whose every call rewrites storage, so each block has a distinct state to persist.
