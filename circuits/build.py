@@ -40,7 +40,7 @@ def circuit_source(params: CircuitParams) -> str:
     body = TEMPLATE.read_text()
     args = ", ".join(
         str(v)
-        for v in (p.batch, p.dims, p.bits, p.norm_bound, p.norm_bits, p.word_bits, p.per_word,
+        for v in (p.batch, p.dims, p.bits, p.effective_norm_bound, p.norm_bits, p.word_bits, p.per_word,
                   p.n_words, p.offset)
     )
     return (

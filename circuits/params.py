@@ -11,10 +11,36 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from omniplus.core.errors import InputError
 from omniplus.prover.field import R  # the BN254 scalar field, defined once
 
 # Packed words must stay below 2^253 < r so the packing is injective in the field.
 WORD_CAPACITY_BITS = 253
+
+# --- The one range for every parameter (RollupMarket's constructor refuses the same) ----------
+MIN_BITS, MAX_BITS = 2, 64  # k: a sign and a magnitude bit .. RollupMarket's `k out of range`
+MIN_BATCH, MAX_BATCH = 1, 512  # N: submitBatch pays N payees in one transaction (≈25–50k gas
+#   each), so 512 stays well inside a 30M-gas block
+MIN_DIMS, MAX_DIMS = 1, 1 << 19  # d: 524,288; in practice MAX_CONSTRAINTS binds first unless N·k is small
+# B: any integer in [0, r); B ≥ d·2^(2k−2) admits every in-range row and is clamped to that.
+# Practical: circom2 (WebAssembly) and the setup must handle the circuit. The largest powers of tau
+# made here is power 22 (prover/ptau.py MAX_DEV_POWER), and the domain must exceed constraints +
+# public inputs, so the circuit may have at most 2^21 constraints (the N·d·(k+1) term dominates).
+MAX_CONSTRAINTS = 1 << 21
+
+
+class ParamsError(InputError, ValueError):
+    """Circuit parameters outside the supported range; the message names the parameter.
+
+    Also a ValueError, so older `except ValueError` callers keep working."""
+
+
+def _short(v: Any) -> str:
+    """A value for an error message, never thousands of characters long."""
+    if isinstance(v, int) and not isinstance(v, bool) and v.bit_length() > 64:
+        return f"{'-' if v < 0 else ''}2^{abs(v).bit_length() - 1}+ ({abs(v).bit_length()} bits)"
+    text = repr(v)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def ceil_log2(n: int) -> int:
@@ -33,9 +59,19 @@ class CircuitParams:
 
     # --- derived -------------------------------------------------------------------------
     @property
+    def effective_norm_bound(self) -> int:
+        """B' = min(B, d·2^(2k−2)): the bound the circuit enforces.
+
+        Every row that passes the range checks has Σg² ≤ d·2^(2k−2), so "Σg² ≤ B" and "Σg² ≤ B'"
+        hold for exactly the same rows; but the slack B − Σg² must be representable in norm_bits
+        bits for every valid row, so with norm bits capped at bitlen(d·2^(2k−2)) the circuit must
+        use B' (a huge B would otherwise need up to 253 slack bits that buy nothing)."""
+        return min(self.norm_bound, self.max_sq_norm)
+
+    @property
     def norm_bits(self) -> int:
-        """Bits of the norm slack B − Σg². Sound because of the check in `check()`."""
-        return self.norm_bound.bit_length()
+        """Bits of the norm slack B' − Σg², at most bitlen(d·2^(2k−2)). Sound by `check()`."""
+        return self.effective_norm_bound.bit_length()
 
     @property
     def offset(self) -> int:
@@ -64,31 +100,42 @@ class CircuitParams:
 
     # --- validation ----------------------------------------------------------------------
     def check(self) -> CircuitParams:
-        """Raise ValueError unless every intermediate stays far from wrapping the field.
+        """Raise ParamsError (naming the parameter) unless the parameters are in range and sound.
 
-        - the norm slack of an over-norm row is r − (Σg² − B) ≥ r − d·2^(2k−2); it must not fit in
+        Range (stated once, above): MIN_BATCH ≤ N ≤ MAX_BATCH, MIN_DIMS ≤ d ≤ MAX_DIMS,
+        MIN_BITS ≤ k ≤ MAX_BITS, 0 ≤ B < r — what RollupMarket's constructor accepts — and at most
+        MAX_CONSTRAINTS constraints. Checked before anything expensive (no big arithmetic on d).
+        Soundness (the circuit enforces B' = min(B, d·2^(2k−2)), see effective_norm_bound):
+        - the norm slack of an over-norm row is r − (Σg² − B') ≥ r − d·2^(2k−2); it must not fit in
           norm_bits bits, so 2^norm_bits + d·2^(2k−2) < r;
-        - Σg² itself (≤ d·2^(2k−2)) and B are below r, so B − Σg² is the integer it looks like;
+        - Σg² itself (≤ d·2^(2k−2)) and B' are below r, so B' − Σg² is the integer it looks like;
         - aggregate + offset < N·2^k ≤ 2^w, and c·w ≤ 253, so each packed word is < 2^253 < r.
         """
         N, d, k, B = self.batch, self.dims, self.bits, self.norm_bound
-        for name, v in (("batch", N), ("dims", d), ("bits", k)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if not isinstance(B, int) or isinstance(B, bool) or B < 0:
-            raise ValueError(f"norm_bound must be a non-negative integer, got {B!r}")
-        if k < 2:
-            raise ValueError("bits must be at least 2 (one sign bit and one magnitude bit)")
-        if self.word_bits > WORD_CAPACITY_BITS:
-            raise ValueError(f"word width {self.word_bits} bits exceeds {WORD_CAPACITY_BITS}")
-        if self.max_sq_norm >= R or B >= R:
-            raise ValueError("squared norms would wrap the field: reduce dims or bits")
-        if (1 << self.norm_bits) + self.max_sq_norm >= R:
-            raise ValueError("norm slack bits would not be sound: reduce norm_bound, dims or bits")
+        for name, sym, v, lo, hi in (("batch", "N", N, MIN_BATCH, MAX_BATCH), ("dims", "d", d, MIN_DIMS, MAX_DIMS),
+                                     ("bits", "k", k, MIN_BITS, MAX_BITS)):
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ParamsError(f"{name} ({sym}) must be an integer, got {type(v).__name__}")
+            if not lo <= v <= hi:
+                raise ParamsError(f"{name} ({sym}) = {_short(v)} is outside [{lo}, {hi}]")
+        if not isinstance(B, int) or isinstance(B, bool):
+            raise ParamsError(f"norm_bound (B) must be an integer, got {type(B).__name__}")
+        if not 0 <= B < R:
+            raise ParamsError(f"norm_bound (B) = {_short(B)} is outside [0, r) (r ≈ 2^253.6); any B ≥ "
+                              f"d·2^(2k−2) = {self.max_sq_norm} already admits every in-range row")
+        n = self.expected_constraints()
+        if n > MAX_CONSTRAINTS:
+            raise ParamsError(
+                f"the circuit for N={N}, d={d}, k={k} would have {n} constraints, above the limit "
+                f"{MAX_CONSTRAINTS} (≈ N·d·(k+1)): reduce dims (d), batch (N) or bits (k)")
+        # With the ranges above these cannot fail (k + log2 N + 1 ≤ 74 bits, d·2^(2k−2) < 2^146);
+        # kept so a change of the ranges cannot silently break soundness.
+        if self.word_bits > WORD_CAPACITY_BITS or self.per_word * self.word_bits > WORD_CAPACITY_BITS:
+            raise ParamsError(f"word width {self.word_bits} bits (from bits and batch) exceeds {WORD_CAPACITY_BITS}")
+        if self.max_sq_norm >= R or (1 << self.norm_bits) + self.max_sq_norm >= R:
+            raise ParamsError("squared norms or the norm slack would wrap the field: reduce dims (d) or bits (k)")
         if (self.offset << 1) > (1 << self.word_bits):
-            raise ValueError("aggregate plus offset does not fit in a word slot")
-        if self.per_word * self.word_bits > WORD_CAPACITY_BITS:
-            raise ValueError("packed word would reach 2^253")
+            raise ParamsError("aggregate plus offset does not fit in a word slot")
         return self
 
     # --- (de)serialisation ---------------------------------------------------------------
@@ -114,21 +161,27 @@ class CircuitParams:
     @classmethod
     def from_json(cls, data: dict[str, Any] | str) -> CircuitParams:
         """Inverse of to_json; rejects documents whose derived values disagree (a stale file)."""
-        if isinstance(data, str):
-            data = json.loads(data)
         try:
-            params = cls(
-                batch=int(data["batch"]),
-                dims=int(data["dims"]),
-                bits=int(data["bits"]),
-                norm_bound=int(data["norm_bound"]),
-            )
+            if isinstance(data, str):
+                data = json.loads(data)
+            if not isinstance(data, dict):
+                raise TypeError(f"expected an object, got {type(data).__name__}")
+            fields = {}
+            for key in ("batch", "dims", "bits", "norm_bound"):
+                v = data[key]
+                if isinstance(v, str) and not (v.isascii() and v.lstrip("-").isdigit() and len(v) <= 100):
+                    raise ValueError(f"{key} is not a decimal integer of at most 100 digits")
+                if isinstance(v, bool) or not isinstance(v, int | str) or isinstance(v, int) and v.bit_length() > 512:
+                    raise ValueError(f"{key} must be an integer, got {_short(v)}")
+                fields[key] = int(v)
+            params = cls(**fields)
         except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"malformed circuit parameters: {exc}") from exc
+            raise ParamsError(f"malformed circuit parameters: {exc}") from exc
+        params.check()
         for key, value in params.derived().items():
-            if key in data and int(data[key]) != value:
-                raise ValueError(f"circuit parameter {key}={data[key]} disagrees with computed {value}")
-        return params.check()
+            if key in data and data[key] != value:
+                raise ParamsError(f"circuit parameter {key}={_short(data[key])} disagrees with computed {value}")
+        return params
 
     def describe(self) -> str:
         return (

@@ -133,6 +133,9 @@ contract RollupMarket {
         if (verifier_.code.length == 0) revert BadParams("verifier has no code");
         if (t.batchSize == 0 || t.dims == 0 || t.batches == 0) revert BadParams("N, d and R must be positive");
         if (t.bits < 2 || t.bits > 64) revert BadParams("k out of range");
+        // circuits/params.py MAX_BATCH, MAX_DIMS: the same range on both sides
+        if (t.batchSize > 512 || t.dims > 524288) revert BadParams("N or d too large");
+        if (t.normBound >= R_FIELD) revert BadParams("B must be below r");
         if (t.wordBits == 0 || t.perWord == 0 || t.wordBits * t.perWord > 253) {
             revert BadParams("w*c must be in [1, 253]");
         }

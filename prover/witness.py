@@ -80,7 +80,7 @@ def row_signals(params: CircuitParams, slot: int, q_row: Sequence[int]) -> dict[
         sq = g * g % R
         out[f"main.sq[{slot}][{j}]"] = sq
         sumsq += sq
-    slack = (params.norm_bound - sumsq) % R
+    slack = (params.effective_norm_bound - sumsq) % R
     for b in range(nb):
         out[f"main.nbits[{slot}][{b}]"] = (slack >> b) & 1
     return out

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from omniplus.circuits.build import budget_report, check_blocks, circuit_source, compile_circuit
-from omniplus.circuits.params import CircuitParams
+from omniplus.circuits.params import CircuitParams, R
 
 
 @pytest.mark.parametrize(
@@ -16,7 +16,7 @@ from omniplus.circuits.params import CircuitParams
         CircuitParams(batch=2, dims=8, bits=8, norm_bound=-1),
         CircuitParams(batch=2, dims=8, bits=250, norm_bound=10),  # word wider than 253 bits
         CircuitParams(batch=2, dims=8, bits=127, norm_bound=10),  # squares wrap the field
-        CircuitParams(batch=2, dims=8, bits=8, norm_bound=2**253),  # slack bits unsound
+        CircuitParams(batch=2, dims=8, bits=8, norm_bound=R),  # B must be below r
     ],
 )
 def test_check_rejects_wraparound(params):
