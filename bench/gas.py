@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -207,47 +208,119 @@ def rollup_row(node: Anvil, N: int, d: int, R: int = ROUNDS, *, per_do: bool = F
 
 
 # ------------------------------------------------------------------------------ driver
+# Defaults sized to finish on this 2-core machine in well under 45 min (quoted in the report of
+# issue 14): PlainMarket rows above MAX_PLAIN_VALUES uploaded values (N·R·d) are extrapolated
+# linearly in N from the two largest measured N at the same d; --max-plain-values raises it.
+MAX_CONSTRAINTS = 240_000  # includes the RollupMarket N=4, d=5701 row (≈228k constraints)
+MAX_PLAIN_VALUES = 8 * ROUNDS * 5701  # PlainMarket measured up to N=8 at d=5701 (≈5 min per row)
+PER_DO_SAMPLE = 8
+QUICK = {"dims": (250,), "batches": (2, 4), "rounds": 4, "per_do_sample": 4}
+PLAIN_EXIT_NOTE = ("PlainMarket's exit() lets an MO read one or two rounds' sums and refund everything; "
+                   "the paper is silent on it")
+
+
+def _extrapolate_plain(rows: list[dict], N: int, d: int, R: int, limit: int) -> dict | None:
+    """A PlainMarket row for N from the two largest measured N at this d (every category but the
+    R-only Krum is per DO, so the fit is linear in N); None if fewer than two were measured."""
+    have = sorted((r["N"], r) for r in rows if r["contract"] == "PlainMarket" and r["d"] == d
+                  and r["R"] == R and not r.get("extrapolated"))
+    if len(have) < 2:
+        return None
+    (n0, r0), (n1, r1) = have[-2], have[-1]
+    row = _row("PlainMarket", N, d, R)
+    for key in (*CATEGORIES, "deploy_gas", "txs"):
+        row[key] = round(r1[key] + (r1[key] - r0[key]) * (N - n1) / (n1 - n0))
+    row["extrapolated"] = True
+    row["note"] = (f"extrapolated linearly in N from the measured N={n0}, {n1} (N·R·d = {N * R * d} values > "
+                   f"--max-plain-values {limit})")
+    return _finish_row(row)
+
+
+class _RowWriter:
+    """Each row goes to the CSV as soon as it is measured, so an interrupted run keeps what it has."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.fh = path.open("w", newline="")
+        self.w = csv.DictWriter(self.fh, fieldnames=[*FIELDS, "plain_ratio", "seconds"], extrasaction="ignore")
+        self.w.writeheader()
+        self.fh.flush()
+
+    def add(self, row: dict) -> None:
+        self.w.writerow(row)
+        self.fh.flush()
+        os.fsync(self.fh.fileno())
+
+    def close(self) -> None:
+        self.fh.close()
+
+
 def run_gas_bench(dims: Sequence[int] = DIMS, batches: Sequence[int] = BATCHES, json_out: bool = False, *,
-                  rounds: int = ROUNDS, max_constraints: int = 150_000, per_do_sample: int = 16,
+                  rounds: int = ROUNDS, max_constraints: int = MAX_CONSTRAINTS, per_do_sample: int = PER_DO_SAMPLE,
+                  max_plain_values: int = MAX_PLAIN_VALUES,
                   contracts: Sequence[str] = ("plain", "rollup", "perdo"), out_dir: Path = BENCH_RESULTS,
-                  log: Callable[[str], None] | None = None) -> list[dict]:
-    """Run every (contract, N, d) on one anvil; print the table (or JSON lines); write CSV and PNG."""
+                  log: Callable[[str], None] | None = None, progress: bool = True) -> list[dict]:
+    """Run every (contract, N, d) on one anvil; print the table (or JSON lines); write CSV and PNG.
+
+    Progress (one step per row) goes to stderr through tqdm; each row is appended to gas.csv as it
+    completes, and the file is rewritten with the PlainMarket ratios at the end."""
     import sys
 
-    say = log or (lambda s: print(s, file=sys.stderr, flush=True))
+    from tqdm import tqdm
+
+    jobs = [(d, N, kind) for d in dims for N in sorted(batches) for kind in contracts]
+    bar = tqdm(total=len(jobs), desc="bench gas", unit="row", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    say = log or (lambda s: bar.write(s, file=sys.stderr))
     rows: list[dict] = []
     n_keys = 1 + max(batches) * rounds + 4
     prover = _Prover() if {"rollup", "perdo"} & set(contracts) else None
-    with Anvil(accounts=n_keys, gas_limit=30_000_000) as node:
-        for d in dims:
-            for N in batches:
-                for kind in contracts:
-                    t = time.perf_counter()
-                    if kind == "plain":
-                        row = plain_row(node, N, d, rounds)
-                    else:
-                        circuit_n = 1 if kind == "perdo" else N
-                        est = estimate_constraints(bench_params(circuit_n, d))
-                        if est > max_constraints:
-                            row = _row("RollupPerDO" if kind == "perdo" else "RollupMarket", N, d, rounds)
-                            row["total_gas"] = None
-                            row["note"] = (f"skipped: ~{est} constraints > --max-constraints "
-                                           f"{max_constraints} (too large for this machine)")
-                            rows.append(row)
-                            _emit(row, json_out)
-                            continue
-                        row = rollup_row(node, N, d, rounds, per_do=kind == "perdo", prover=prover, log=say,
-                                         per_do_sample=per_do_sample)
-                    row["seconds"] = round(time.perf_counter() - t, 1)
-                    rows.append(row)
-                    _emit(row, json_out)
-    _ratios(rows)
     out_dir.mkdir(parents=True, exist_ok=True)
+    writer = _RowWriter(out_dir / "gas.csv")
+
+    def done(row: dict, t0: float) -> None:
+        row["seconds"] = round(time.perf_counter() - t0, 1)
+        rows.append(row)
+        writer.add(row)
+        _emit(row, json_out)
+        bar.update(1)
+
+    try:
+        with Anvil(accounts=n_keys, gas_limit=30_000_000) as node:
+            for d, N, kind in jobs:
+                bar.set_postfix_str(f"{kind} N={N} d={d}")
+                t = time.perf_counter()
+                if kind == "plain":
+                    row = None
+                    if N * rounds * d > max_plain_values:
+                        row = _extrapolate_plain(rows, N, d, rounds, max_plain_values)
+                    done(row or plain_row(node, N, d, rounds), t)
+                    continue
+                circuit_n = 1 if kind == "perdo" else N
+                est = estimate_constraints(bench_params(circuit_n, d))
+                if est > max_constraints:
+                    row = _row("RollupPerDO" if kind == "perdo" else "RollupMarket", N, d, rounds)
+                    row["total_gas"] = None
+                    row["note"] = (f"skipped: ~{est} constraints > --max-constraints "
+                                   f"{max_constraints} (too large for this machine)")
+                    done(row, t)
+                    continue
+                row = rollup_row(node, N, d, rounds, per_do=kind == "perdo", prover=prover, log=say,
+                                 per_do_sample=per_do_sample)
+                done(row, t)
+    finally:
+        bar.close()
+        writer.close()
+    _ratios(rows)
     _write_csv(rows, out_dir / "gas.csv")
     _plot(rows, out_dir / "gas.png")
     if not json_out:
         print(format_table(rows))
+        if "plain" in contracts:
+            print(f"\nNote: {PLAIN_EXIT_NOTE}.")
         print(f"\nCSV: {out_dir / 'gas.csv'}  PNG: {out_dir / 'gas.png'}")
+    elif "plain" in contracts:
+        print(f"note: {PLAIN_EXIT_NOTE}", file=sys.stderr)
     return rows
 
 
@@ -279,12 +352,15 @@ def format_table(rows: list[dict]) -> str:
 
 
 def _write_csv(rows: list[dict], path: Path) -> None:
+    """The final CSV (with ratios), replacing the incremental one atomically."""
     keys = list(FIELDS) + ["plain_ratio", "seconds"]
-    with path.open("w", newline="") as fh:
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
         w.writeheader()
         for r in rows:
             w.writerow(r)
+    os.replace(tmp, path)
 
 
 def _plot(rows: list[dict], path: Path) -> None:
@@ -317,15 +393,22 @@ def add_arguments(p) -> None:
     """Flags of `omniplus bench gas` (the verb lives in omniplus/commands/bench.py)."""
     from omniplus.bench.common import add_output_arguments, int_list, str_list
 
-    p.add_argument("--dims", type=int_list, default=list(DIMS), help="d values (default 250,5701)")
-    p.add_argument("--batch", type=int_list, default=list(BATCHES), help="N values (default 2,4,8,16,32)")
-    p.add_argument("--rounds", type=int, default=ROUNDS, help="R rounds / batches (default 8)")
-    p.add_argument("--max-constraints", type=int, default=150_000,
-                   help="skip rollup sizes whose circuit is larger (default 150000)")
-    p.add_argument("--per-do-sample", type=int, default=16,
-                   help="real proofs per per-DO-proof row; the rest at the measured mean (default 16)")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a few-minute preset: d={QUICK['dims'][0]}, N={','.join(map(str, QUICK['batches']))}, "
+                        f"R={QUICK['rounds']}, every contract (explicit flags still override)")
+    p.add_argument("--dims", type=int_list, default=None, help="d values (default 250,5701)")
+    p.add_argument("--batch", type=int_list, default=None, help="N values (default 2,4,8,16,32)")
+    p.add_argument("--rounds", type=int, default=None, help=f"R rounds / batches (default {ROUNDS})")
+    p.add_argument("--max-constraints", type=int, default=MAX_CONSTRAINTS,
+                   help=f"skip rollup sizes whose circuit is larger (default {MAX_CONSTRAINTS})")
+    p.add_argument("--max-plain-values", type=int, default=MAX_PLAIN_VALUES,
+                   help="PlainMarket rows with more uploaded values N·R·d are extrapolated linearly in N from "
+                        f"the two largest measured N (default {MAX_PLAIN_VALUES}: measured up to N=8 at d=5701)")
+    p.add_argument("--per-do-sample", type=int, default=None,
+                   help=f"real proofs per per-DO-proof row; the rest at the measured mean (default {PER_DO_SAMPLE})")
     p.add_argument("--contracts", type=str_list, default=["plain", "rollup", "perdo"],
                    help="subset of plain,rollup,perdo")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     add_output_arguments(p)
 
 
@@ -335,9 +418,18 @@ def run(args) -> int:
     bad = set(args.contracts) - {"plain", "rollup", "perdo"}
     if bad:
         raise InputError(f"unknown --contracts {sorted(bad)}: choose from plain, rollup, perdo")
-    run_gas_bench(args.dims, args.batch, args.json, rounds=args.rounds, max_constraints=args.max_constraints,
-                  per_do_sample=args.per_do_sample, contracts=args.contracts,
-                  out_dir=args.out or BENCH_RESULTS)
+    preset = QUICK if args.quick else {}
+    dims = args.dims or list(preset.get("dims", DIMS))
+    batches = args.batch or list(preset.get("batches", BATCHES))
+    rounds = args.rounds or preset.get("rounds", ROUNDS)
+    sample = args.per_do_sample or preset.get("per_do_sample", PER_DO_SAMPLE)
+    for name, values in (("--dims", dims), ("--batch", batches), ("--rounds", [rounds]),
+                         ("--per-do-sample", [sample])):
+        if any(v < 1 for v in values):
+            raise InputError(f"{name} values must be positive")
+    run_gas_bench(dims, batches, args.json, rounds=rounds, max_constraints=args.max_constraints,
+                  per_do_sample=sample, max_plain_values=args.max_plain_values, contracts=args.contracts,
+                  out_dir=args.out or BENCH_RESULTS, progress=not args.no_progress)
     return 0
 
 

@@ -98,13 +98,18 @@ def prove(setup_dir: Path, gradients: Path, backend: str, out: Path, context=Non
 def verify(setup_dir: Path, proof_dir: Path, onchain: bool = False, rpc: str | None = None,
            key: str | None = None) -> VerifyReport:
     """Check one proof with the Python verifier, snarkjs' verifier and (optionally) the Solidity verifier."""
+    from omniplus.core.errors import SetupError
+    from omniplus.core.jsonfile import read_json
     from omniplus.prover.groth16_verify import verify as py_verify
     from omniplus.prover.proof import read_proof_dir
     from omniplus.prover.trusted_setup import SetupDir
 
     setup = SetupDir.load(Path(setup_dir))
-    proof, public = read_proof_dir(Path(proof_dir))
-    vkey = json.loads(setup.vkey.read_text())
+    vkey = read_json(setup.vkey, SetupError, what="verification key")
+    n_public = vkey.get("nPublic") if isinstance(vkey, dict) else None
+    if type(n_public) is not int or not 0 <= n_public <= 1024:
+        raise SetupError(f"verification key {setup.vkey}: nPublic missing or not a small integer")
+    proof, public = read_proof_dir(Path(proof_dir), n_public=n_public)  # count checked before snarkjs
     report = VerifyReport()
 
     t0 = time.perf_counter()

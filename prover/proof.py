@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from omniplus.core.errors import ProofError
+from omniplus.core.jsonfile import read_json
 from omniplus.prover.curve import G1Point, G2Point, g1_on_curve, g2_in_subgroup
 from omniplus.prover.field import Q, R
 
@@ -63,7 +64,7 @@ def parse_dec(v: Any, name: str, modulus: int) -> int:
     elif isinstance(v, str) and _DEC.match(v) and len(v) <= 80:
         x = int(v)
     else:
-        raise ProofError(f"{name}: expected a decimal string, got {str(v)[:40]!r}")
+        raise ProofError(f"{name}: expected a decimal string, got {str(v)[:40]!r}"[:120])
     if not 0 <= x < modulus:
         raise ProofError(f"{name}: value is not below the field modulus")
     return x
@@ -121,6 +122,8 @@ def public_from_json(v: Any) -> list[int]:
     """public.json: a list of decimal strings below r."""
     if not isinstance(v, list):
         raise ProofError("public: expected a JSON list of decimal strings")
+    if len(v) > 1024:
+        raise ProofError(f"public: {len(v)} signals, far more than any setup has")
     return [parse_dec(x, f"public[{i}]", R) for i, x in enumerate(v)]
 
 
@@ -151,19 +154,22 @@ def write_proof_dir(path: str | os.PathLike, proof: Proof, public: Sequence[int]
     return target
 
 
-def read_proof_dir(path: str | os.PathLike) -> tuple[Proof, list[int]]:
-    """Load proof.json and public.json from a proof directory (ProofError on anything malformed)."""
+def read_proof_dir(path: str | os.PathLike, n_public: int | None = None) -> tuple[Proof, list[int]]:
+    """Load proof.json and public.json from a proof directory (ProofError on anything malformed).
+
+    With n_public, public.json must hold exactly that many signals (checked here, before any
+    verifier — snarkjs answers a wrong count with a stack trace)."""
     d = Path(path)
-    return read_proof_file(d / "proof.json"), read_public_file(d / "public.json")
+    proof, public = read_proof_file(d / "proof.json"), read_public_file(d / "public.json")
+    if n_public is not None and len(public) != n_public:
+        raise ProofError(f"{d / 'public.json'}: {len(public)} public signals, but the setup's circuit has "
+                         f"{n_public} (rho, F)" if n_public == 2 else
+                         f"{d / 'public.json'}: {len(public)} public signals, the setup expects {n_public}")
+    return proof, public
 
 
 def _load_json(p: Path) -> Any:
-    try:
-        return json.loads(p.read_text())
-    except OSError as exc:
-        raise ProofError(f"{p}: cannot read ({exc.strerror or exc})") from exc
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ProofError(f"{p}: not valid JSON ({exc})") from exc
+    return read_json(p, ProofError, max_bytes=1 << 20)  # a proof or public.json is a few KB
 
 
 def read_proof_file(p: str | os.PathLike) -> Proof:

@@ -7,7 +7,6 @@ coordinate named, before any share is made.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from omniplus.circuits.params import CircuitParams
 from omniplus.core.errors import InputError
+from omniplus.core.jsonfile import read_json
 
 MAX_SCALE_BITS = 64
 
@@ -23,24 +23,49 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, int | float) and not isinstance(x, bool)
 
 
+MAX_ROWS = 1 << 16  # far above any batch size (params.MAX_BATCH)
+MAX_VALUES = 1 << 24  # d·N cap for one file (params.MAX_DIMS is 2^19)
+
+
 def load_gradients(path: str | Path) -> tuple[int, list[list[float]]]:
-    """Read {"scale_bits": f, "gradients": [[float, ...], ...]}; shapes are checked by quantize()."""
+    """Read {"scale_bits": f, "gradients": [[float, ...], ...]}; InputError naming the file otherwise.
+
+    Every value must be a finite JSON number (no strings, booleans, nested lists, NaN/Infinity,
+    integers beyond 200 digits); row lengths and ranges are checked by quantize()."""
     path = Path(path)
-    try:
-        doc = json.loads(path.read_text())
-    except OSError as exc:
-        raise InputError(f"cannot read gradients file {path}: {exc.strerror or exc}") from exc
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from exc
+    doc = read_json(path, InputError, what="gradients file")
     if not isinstance(doc, dict) or "scale_bits" not in doc or "gradients" not in doc:
         raise InputError(f'{path}: expected an object {{"scale_bits": f, "gradients": [[...], ...]}}')
     f = doc["scale_bits"]
     if not isinstance(f, int) or isinstance(f, bool) or not 0 <= f <= MAX_SCALE_BITS:
-        raise InputError(f"{path}: scale_bits must be an integer in [0, {MAX_SCALE_BITS}], got {f!r}")
+        raise InputError(f"{path}: scale_bits must be an integer in [0, {MAX_SCALE_BITS}], got {_show(f)}")
     rows = doc["gradients"]
     if not isinstance(rows, list) or not all(isinstance(r, list) for r in rows):
         raise InputError(f"{path}: gradients must be a list of rows (lists of numbers)")
+    if len(rows) > MAX_ROWS or sum(len(r) for r in rows) > MAX_VALUES:
+        raise InputError(f"{path}: {len(rows)} rows / {sum(len(r) for r in rows)} values: too many")
+    for i, row in enumerate(rows):
+        for j, x in enumerate(row):
+            if not _is_number(x):
+                raise InputError(f"{path}: DO {i}, coordinate {j}: {_show(x)} is not a number")
+            if not _finite(x):
+                raise InputError(f"{path}: DO {i}, coordinate {j}: {_show(x)} is not a finite float")
     return f, rows
+
+
+def _finite(x: int | float) -> bool:
+    try:
+        return math.isfinite(float(x))
+    except OverflowError:  # an int beyond the float range
+        return False
+
+
+def _show(x: Any) -> str:
+    """A value for a one-line message, however large."""
+    if isinstance(x, int) and not isinstance(x, bool) and x.bit_length() > 64:
+        return f"an integer of {x.bit_length()} bits"
+    text = repr(x)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def quantize(rows: Sequence[Sequence[float]], scale_bits: int, params: CircuitParams) -> list[list[int]]:
@@ -62,17 +87,16 @@ def quantize(rows: Sequence[Sequence[float]], scale_bits: int, params: CircuitPa
         q_row: list[int] = []
         for j, x in enumerate(row):
             if not _is_number(x):
-                raise InputError(f"DO {i}, coordinate {j}: {x!r} is not a number")
-            xf = float(x)
-            if not math.isfinite(xf):
-                raise InputError(f"DO {i}, coordinate {j}: {x!r} is not finite")
-            scaled = xf * scale
+                raise InputError(f"DO {i}, coordinate {j}: {_show(x)} is not a number")
+            if not _finite(x):
+                raise InputError(f"DO {i}, coordinate {j}: {_show(x)} is not finite")
+            scaled = float(x) * scale
             if not math.isfinite(scaled):
-                raise InputError(f"DO {i}, coordinate {j}: {x!r} overflows at scale 2^{scale_bits}")
+                raise InputError(f"DO {i}, coordinate {j}: {_show(x)} overflows at scale 2^{scale_bits}")
             q = round(scaled)  # Python's round is half-to-even, like numpy.round
             if not lo <= q <= hi:
                 raise InputError(
-                    f"DO {i}, coordinate {j}: {x!r} quantises to {q}, outside [{lo}, {hi}]"
+                    f"DO {i}, coordinate {j}: {_show(x)} quantises to {_show(q)}, outside [{lo}, {hi}]"
                 )
             q_row.append(q)
         sq = sum(q * q for q in q_row)

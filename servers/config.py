@@ -268,13 +268,21 @@ def load_config(path: str | Path) -> ServerConfig:
     """Read and validate a server's TOML configuration."""
     p = Path(path)
     try:
-        with p.open("rb") as fh:
-            data = tomllib.load(fh)
+        raw = p.read_bytes()
     except FileNotFoundError:
         raise InputError(f"config file {p} does not exist") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise InputError(f"config file {p}: {exc}") from None
-    return parse_config(data, p.resolve().parent)
+    except OSError as exc:
+        raise InputError(f"config file {p}: cannot read ({exc.strerror or exc})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"config file {p}: not UTF-8 text (byte {exc.start})") from None
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+        raise InputError(f"config file {p}: not valid TOML ({str(exc).splitlines()[0][:120]})") from None
+    try:
+        return parse_config(data, p.resolve().parent)
+    except InputError as exc:  # name the file: a devnet has one config per server
+        raise InputError(f"config file {p}: {str(exc).removeprefix('config: ')}") from None
 
 
 def write_config(path: str | Path, data: dict[str, Any]) -> Path:

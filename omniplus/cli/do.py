@@ -157,10 +157,12 @@ def _row(args: argparse.Namespace, params) -> list[int]:
     from omniplus.prover.quantize import load_gradients, quantize
 
     if args.update is not None:
-        try:
-            q = json.loads(_read(args.update))["q"]
-        except (ValueError, KeyError, TypeError) as exc:
-            raise InputError(f"{args.update}: not an update written by `omniplus do train` ({exc})") from None
+        from omniplus.core.jsonfile import loads
+
+        doc = loads(_read(args.update), str(args.update))
+        q = doc.get("q") if isinstance(doc, dict) else None
+        if q is None:
+            raise InputError(f"{args.update}: not an update written by `omniplus do train` (no 'q' list)")
         if not isinstance(q, list) or len(q) != params.dims or not all(type(v) is int for v in q):
             raise InputError(f"{args.update}: 'q' must be a list of {params.dims} integers")
         return q  # range and norm are checked when the block is built
