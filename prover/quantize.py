@@ -33,7 +33,7 @@ def load_gradients(path: str | Path) -> tuple[int, list[list[float]]]:
     Every value must be a finite JSON number (no strings, booleans, nested lists, NaN/Infinity,
     integers beyond 200 digits); row lengths and ranges are checked by quantize()."""
     path = Path(path)
-    doc = read_json(path, InputError, what="gradients file")
+    doc = read_json(path, InputError, what="gradients file", nonfinite=True)  # NaN: reported by position
     if not isinstance(doc, dict) or "scale_bits" not in doc or "gradients" not in doc:
         raise InputError(f'{path}: expected an object {{"scale_bits": f, "gradients": [[...], ...]}}')
     f = doc["scale_bits"]

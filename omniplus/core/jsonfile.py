@@ -34,15 +34,17 @@ class _Refused(ValueError):
     pass
 
 
-def loads(text: str | bytes, where: str, error: type[OmniplusError] = InputError) -> Any:
-    """Parse JSON text; `where` names the source in the error."""
+def loads(text: str | bytes, where: str, error: type[OmniplusError] = InputError, *,
+          nonfinite: bool = False) -> Any:
+    """Parse JSON text; `where` names the source in the error. With nonfinite, NaN/Infinity come
+    back as floats for a caller that reports them with their position (the gradients reader)."""
     if isinstance(text, bytes):
         try:
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise error(f"{where}: not UTF-8 text (byte {exc.start}: {text[exc.start:exc.start + 1]!r})") from None
     try:
-        return json.loads(text, parse_int=_parse_int, parse_constant=_parse_constant)
+        return json.loads(text, parse_int=_parse_int, parse_constant=float if nonfinite else _parse_constant)
     except _Refused as exc:
         raise error(f"{where}: {exc}") from None
     except json.JSONDecodeError as exc:
@@ -54,7 +56,7 @@ def loads(text: str | bytes, where: str, error: type[OmniplusError] = InputError
 
 
 def read_json(path: str | os.PathLike, error: type[OmniplusError] = InputError, *, what: str = "",
-              max_bytes: int = MAX_BYTES) -> Any:
+              max_bytes: int = MAX_BYTES, nonfinite: bool = False) -> Any:
     """Read and parse a JSON file; error(...) naming the file for every problem."""
     p = Path(path)
     where = f"{what} {p}".strip()
@@ -65,4 +67,4 @@ def read_json(path: str | os.PathLike, error: type[OmniplusError] = InputError, 
         data = p.read_bytes()
     except OSError as exc:
         raise error(f"{where}: cannot read ({exc.strerror or exc})") from None
-    return loads(data, where, error)
+    return loads(data, where, error, nonfinite=nonfinite)
