@@ -382,3 +382,17 @@ def test_cli_verify_hostile_vkey(small_setup, tmp_path):
     (d / "proof.json").write_bytes(_proof())
     (d / "public.json").write_bytes(b'["1", "2"]')
     _assert_cli_error(_cli("verify", "--setup", str(setup), "--proof", str(d)), "verification_key.json")
+
+
+def test_deep_nesting_with_a_raised_recursion_limit(tmp_path):
+    """json's C scanner overflows the C stack (segfault) on deep nesting once some library has
+    raised the recursion limit; the depth is checked before parsing, without recursion."""
+    from omniplus.prover.quantize import load_gradients
+
+    path = _write(tmp_path, "deep.json", ("[" * 1_000_000 + "]" * 1_000_000).encode())
+    old = sys.getrecursionlimit()
+    sys.setrecursionlimit(10**6)
+    try:
+        _expect_clear(load_gradients, path, path=path)
+    finally:
+        sys.setrecursionlimit(old)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,23 @@ from omniplus.core.errors import InputError, OmniplusError
 
 MAX_INT_DIGITS = 200  # far above any field element (77 digits) or count in our files
 MAX_BYTES = 256 << 20
+MAX_DEPTH = 64  # our files nest 3 deep; json's C scanner can overflow the C stack (a segfault,
+#                 not a RecursionError) when some library has raised the recursion limit
+_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+
+
+def _depth_ok(text: str) -> bool:
+    """Nesting depth of [ and { (outside strings) is at most MAX_DEPTH: checked without recursion."""
+    depth = 0
+    for m in _TOKENS.finditer(text):
+        c = m.group()
+        if c in "[{":
+            depth += 1
+            if depth > MAX_DEPTH:
+                return False
+        elif c in "]}":
+            depth -= 1
+    return True
 
 
 def _parse_int(s: str) -> int:
@@ -43,6 +61,8 @@ def loads(text: str | bytes, where: str, error: type[OmniplusError] = InputError
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise error(f"{where}: not UTF-8 text (byte {exc.start}: {text[exc.start:exc.start + 1]!r})") from None
+    if not _depth_ok(text):
+        raise error(f"{where}: JSON nested more than {MAX_DEPTH} deep")
     try:
         return json.loads(text, parse_int=_parse_int, parse_constant=float if nonfinite else _parse_constant)
     except _Refused as exc:
