@@ -36,6 +36,7 @@ from omniplus.circuits.build import check_blocks, compile_circuit, r1cs_header
 from omniplus.circuits.params import CircuitParams
 from omniplus.core import resources as paths
 from omniplus.core.errors import SetupError, ToolError
+from omniplus.core.jsonfile import read_json
 from omniplus.core.tools import run_tool
 from omniplus.prover.ptau import check_ptau, check_ptau_header, required_power
 from omniplus.prover.zkey import read_zkey
@@ -102,7 +103,7 @@ class SetupDir:
             if not (path / rel).is_file():
                 raise SetupError(f"setup directory {path} is incomplete: {rel} is missing")
         try:
-            manifest = json.loads((path / FILES["params"]).read_text())
+            manifest = read_json(path / FILES["params"], SetupError)
             params = CircuitParams.from_json(manifest)
         except (ValueError, TypeError) as exc:
             raise SetupError(f"{path / FILES['params']} is malformed: {exc}") from exc
@@ -113,7 +114,7 @@ class SetupDir:
                 "the directory mixes files from different setups"
             )
         try:
-            contribs = json.loads((path / FILES["contributions"]).read_text())
+            contribs = read_json(path / FILES["contributions"], SetupError)
             if not isinstance(contribs, list):
                 raise ValueError("not a list")
             # a ceremony key without a phase-2 contribution has delta = 1 (public); a development

@@ -186,9 +186,7 @@ def test_public_count_checked(tmp_path):
 
 
 # ---------------------------------------------------------------- setup files
-# "deep" (100k nested lists) is left out here: SetupDir.load (prover/trusted_setup.py, another owner)
-# lets its RecursionError escape; core.jsonfile.read_json is the one-line fix.
-@pytest.mark.parametrize("case", sorted(set(JSON_HOSTILE) - {"deep"}) + ["params_huge_dims", "params_k65",
+@pytest.mark.parametrize("case", sorted(JSON_HOSTILE) + ["params_huge_dims", "params_k65",
                                                                           "params_str_digits"])
 def test_params_json(tmp_path, case):
     from omniplus.prover.trusted_setup import FILES, SetupDir
