@@ -39,6 +39,7 @@ import grpc
 
 from omniplus.core.errors import ChainError, InputError, OmniplusError, ProofError
 from omniplus.core.log import EventLog
+from omniplus.servers.control import ControlClient, ServerRef
 
 # Round states the daemon reports that end an attempt without a result.
 DEAD_STATES = ("failed", "aborted", "interrupted", "unknown")
@@ -50,13 +51,6 @@ class RoundFailed(OmniplusError):
     def __init__(self, message: str, retry: bool = True) -> None:
         super().__init__(message)
         self.retry = retry
-
-
-@dataclass(frozen=True)
-class ServerRef:
-    id: int
-    peer: str  # HOST:PORT of its peer port (Control, mutual TLS)
-    public: str  # HOST:PORT of its public port (Submission.Status)
 
 
 @dataclass(frozen=True)
@@ -198,7 +192,7 @@ class Coordinator:
         self.state: dict[str, Any] = {"batches": [], "rejected": {}, "valid": [], "events": []}
         if self.state_path.exists():
             self.state = json.loads(self.state_path.read_text())
-        self._channels: dict[int, grpc.Channel] = {}
+        self.control = ControlClient(cfg.servers, self.tls)
         self._last_candidates: set[str] = set()
         self._idle_since = time.monotonic()
         self.stopping = threading.Event()
@@ -209,39 +203,12 @@ class Coordinator:
         tmp.write_text(json.dumps(self.state, indent=2, default=str))
         os.replace(tmp, self.state_path)
 
-    def _control(self, j: int) -> Any:
-        from omniplus.proto.gen import omniplus_pb2_grpc
-        from omniplus.servers.config import server_name
-        from omniplus.servers.transport import peer_channel
-
-        if j not in self._channels:
-            ref = self.cfg.servers[j - 1]
-            self._channels[j] = peer_channel(ref.peer, server_name(j), self.tls, 64 << 20)
-        return omniplus_pb2_grpc.ControlStub(self._channels[j])
-
     def close(self) -> None:
-        for ch in self._channels.values():
-            ch.close()
-        self._channels.clear()
-
-    def _pb(self) -> Any:
-        from omniplus.proto.gen import omniplus_pb2
-
-        return omniplus_pb2
+        self.control.close()
 
     def healthy(self, j: int) -> bool:
         """grpc.health on server j's public port (its certificate name pinned)."""
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        from omniplus.servers.client import public_channel
-
-        ref = self.cfg.servers[j - 1]
-        try:
-            with public_channel(ref.public, j, self.tls.ca) as ch:
-                reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
+        return self.control.healthy(j)
 
     def wait_healthy(self, timeout: float | None = None) -> None:
         """Block until every server answers SERVING (a restarted server is back)."""
@@ -267,14 +234,12 @@ class Coordinator:
 
     def server_states(self, dos: Sequence[str]) -> dict[str, dict[int, Any]]:
         """{DO: {server: StatusReply}} from every server's public port (unreachable: missing)."""
-        from omniplus.servers.client import TaskRef, status
-
-        task = TaskRef.parse(self.cfg.market, self.cfg.chain_id)
+        market = bytes.fromhex(self.cfg.market[2:])
         out: dict[str, dict[int, Any]] = {do: {} for do in dos}
         for ref in self.cfg.servers:
             for do in dos:
                 try:
-                    out[do][ref.id] = status(ref.public, ref.id, task, bytes.fromhex(do[2:]), self.tls.ca, timeout=5)
+                    out[do][ref.id] = self.control.status(ref.id, self.cfg.chain_id, market, bytes.fromhex(do[2:]))
                 except grpc.RpcError:
                     pass
         return out
@@ -306,31 +271,16 @@ class Coordinator:
 
         Any server failing, restarting or unreachable ends the attempt: the session is aborted
         on every server (so peers stop waiting at once) and RoundFailed is raised."""
-        pb = self._pb()
         session = f"{kind}-{batch_index}-{secrets.token_hex(4)}"
         addrs = [bytes.fromhex(d[2:]) for d in dos]
         started: list[int] = []
         self.log("round_start", kind=kind, session=session, dos=list(dos), batch=batch_index)
         try:
             for ref in self.cfg.servers:
-                stub = self._control(ref.id)
                 if kind == "validate":
-                    stub.StartValidation(
-                        pb.StartValidationRequest(session=session, do_addresses=addrs),
-                        timeout=10,
-                        wait_for_ready=True,
-                    )
+                    self.control.start_validation(ref.id, session, addrs)
                 else:
-                    stub.StartBatch(
-                        pb.StartBatchRequest(
-                            session=session,
-                            batch_index=batch_index,
-                            do_addresses=addrs,
-                            params=json.dumps(params or {}).encode(),
-                        ),
-                        timeout=10,
-                        wait_for_ready=True,
-                    )
+                    self.control.start_batch(ref.id, session, batch_index, addrs, params or {})
                 started.append(ref.id)
         except grpc.RpcError as exc:
             self.abort(session, started, f"server {ref.id} refused to start: {exc.details()}")
@@ -344,7 +294,7 @@ class Coordinator:
             done: dict[int, dict[str, Any]] = {}
             for ref in self.cfg.servers:
                 try:
-                    rep = self._control(ref.id).RoundStatus(pb.RoundStatusRequest(session=session), timeout=5)
+                    rep = self.control.round_status(ref.id, session)
                 except grpc.RpcError as exc:
                     first = down_since.setdefault(ref.id, time.monotonic())
                     if time.monotonic() - first >= self.cfg.server_down_grace:
@@ -368,11 +318,10 @@ class Coordinator:
             time.sleep(self.cfg.poll)
 
     def abort(self, session: str, servers: Sequence[int], why: str) -> None:
-        pb = self._pb()
         self.log("round_abort", level="warning", session=session, reason=why)
         for j in servers:
             try:
-                self._control(j).Abort(pb.AbortRequest(session=session, reason=why), timeout=5)
+                self.control.abort(j, session, why)
             except grpc.RpcError:
                 pass  # a dead server's round is marked interrupted when it restarts
 
