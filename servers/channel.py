@@ -28,6 +28,7 @@ from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from omniplus.core.errors import OmniplusError
 from omniplus.prover.field import Q, R
@@ -226,6 +227,7 @@ class Network(ABC):
     n: int
     mailbox: Mailbox
     limits: TransportLimits
+    keys: Any = None  # prover.mpc.audit.EcdsaKeys: signs this party's protocol statements
 
     def channel(self, session: str) -> Channel:
         if not _NAME_RE.match(session):
@@ -277,11 +279,36 @@ class Channel:
         return decode_field(msg.data, count, f"party {frm} tag {tag!r}")
 
     # prover.mpc.net.Net
+    def sign(self, data: bytes) -> bytes:
+        """This party's signature on a protocol statement (prover/mpc/audit.py)."""
+        if self.network.keys is None:
+            return b""
+        return self.network.keys.sign(data)
+
+    def verify(self, party: int, data: bytes, sig: bytes) -> bool:
+        if self.network.keys is None:
+            return True
+        return self.network.keys.verify(party, data, sig)
+
+    def _collect(self, rnd: int, tag: str) -> dict[int, bytes]:
+        """Everyone's message for (rnd, tag); a party that stays silent past the timeout is named."""
+        out = {}
+        for j in range(1, self.n + 1):
+            try:
+                out[j] = self.recv(j, rnd, tag)
+            except TransportError as exc:
+                if exc.code != "DEADLINE_EXCEEDED" or j == self.party:
+                    raise
+                from omniplus.prover.mpc.audit import Deviation
+
+                raise Deviation(j, f"withheld its message: {exc}") from None
+        return out
+
     def broadcast(self, tag: str, payload: bytes, rnd: int = 0) -> dict[int, bytes]:
         """Send `payload` to every party; return every party's payload (ours included)."""
         self._send_many([(j, payload) for j in range(1, self.n + 1)], rnd, tag, KIND_BYTES, 0)
         self.stats.rounds += 1
-        return {j: self.recv(j, rnd, tag) for j in range(1, self.n + 1)}
+        return self._collect(rnd, tag)
 
     def exchange(self, tag: str, payloads: Mapping[int, bytes], rnd: int = 0) -> dict[int, bytes]:
         """Send payloads[j] to party j only; return what each party sent us (ours included)."""
@@ -291,7 +318,7 @@ class Channel:
             )
         self._send_many(sorted(payloads.items()), rnd, tag, KIND_BYTES, 0)
         self.stats.rounds += 1
-        return {j: self.recv(j, rnd, tag) for j in range(1, self.n + 1)}
+        return self._collect(rnd, tag)
 
     def abort(self, why: str) -> None:
         """Fail every pending and future recv of this session on this party."""
@@ -332,6 +359,9 @@ class InProcessHub:
         self.n = n
         self.limits = limits or TransportLimits()
         self.mailboxes = {j: Mailbox(self.limits) for j in range(1, n + 1)}
+        from omniplus.prover.mpc.audit import EcdsaKeys
+
+        self.keys = EcdsaKeys.fresh(n)
 
     def network(self, party: int) -> InProcessNetwork:
         return InProcessNetwork(self, party)
@@ -346,6 +376,7 @@ class InProcessNetwork(Network):
         self.hub, self.party, self.n = hub, party, hub.n
         self.mailbox = hub.mailboxes[party]
         self.limits = hub.limits
+        self.keys = hub.keys[party]
 
     def _deliver(self, to: int, session: str, rnd: int, tag: str, msg: Message) -> None:
         self.hub.mailboxes[to].put(session, rnd, tag, self.party, msg)

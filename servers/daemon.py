@@ -131,7 +131,7 @@ class Daemon:
             options=grpc_options(self.limits.max_message_bytes),
         )
         names = {p.cert_name: p.id for p in self.cfg.peers}
-        add_peer_service(peer, PeerServicer(self.mailbox, names, self.limits))
+        add_peer_service(peer, PeerServicer(self.mailbox, names, self.limits, self.network.learn_peer))
         ctl = ControlService(self)
         add_service(
             peer,
@@ -260,8 +260,16 @@ class Daemon:
             if ctx.cancelled.is_set():
                 return
             ctx.channel.abort(f"party {self.cfg.id} failed: {exc}")
-            self.storage.finish_round(ctx.session, "failed", error=f"{type(exc).__name__}: {exc}")
-            self.log("round_failed", level="error", session=ctx.session, kind=ctx.kind, error=str(exc))
+            culprit = getattr(exc, "culprit", None)
+            blame = dumps({"culprit": culprit, "reason": str(exc), "evidence": getattr(exc, "evidence", "")})
+            self.storage.finish_round(
+                ctx.session, "failed", result=blame if culprit else b"", error=f"{type(exc).__name__}: {exc}"
+            )
+            if culprit:
+                self.log("peer_deviated", level="error", session=ctx.session, kind=ctx.kind, culprit=culprit,
+                         reason=str(exc))
+            self.log("round_failed", level="error", session=ctx.session, kind=ctx.kind, error=str(exc),
+                     culprit=culprit)
         finally:
             with self._rounds_lock:
                 self._rounds.pop(ctx.session, None)

@@ -91,8 +91,11 @@ def status_code(name: str) -> grpc.StatusCode:
 class PeerServicer:
     """Peer.Exchange: authenticate the sender by certificate, check the message, buffer it."""
 
-    def __init__(self, mailbox: Mailbox, names: Mapping[str, int], limits: TransportLimits) -> None:
+    def __init__(
+        self, mailbox: Mailbox, names: Mapping[str, int], limits: TransportLimits, on_peer_cert: Any = None
+    ) -> None:
         self.mailbox, self.names, self.limits = mailbox, dict(names), limits
+        self.on_peer_cert = on_peer_cert  # (party, PEM) of every verified peer certificate
 
     def Exchange(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
         pb, _ = _pb()
@@ -102,6 +105,10 @@ class PeerServicer:
             context.abort(
                 grpc.StatusCode.PERMISSION_DENIED, f"certificate {cn!r} is not a server of this network"
             )
+        if self.on_peer_cert is not None:
+            pem = (context.auth_context().get("x509_pem_cert") or [b""])[0]
+            if pem:
+                self.on_peer_cert(sender, pem)
         try:
             check_message(
                 request.session,
@@ -179,6 +186,16 @@ class GrpcNetwork(Network):
             if j != party
         }
         self._stubs = {j: pbg.PeerStub(ch) for j, ch in self._channels.items()}
+        self.keys = tls_keys(tls, party)
+
+    def learn_peer(self, party: int, pem: bytes) -> None:
+        """Record the public key of a peer's verified TLS certificate (it signs that peer's
+        protocol statements); the first certificate seen for a party is kept."""
+        if party in self.keys.public_keys:
+            return
+        from cryptography import x509
+
+        self.keys.public_keys[party] = x509.load_pem_x509_certificate(pem).public_key()
 
     def _deliver(self, to: int, session: str, rnd: int, tag: str, msg: Message) -> None:
         self._deliver_many([(to, session, rnd, tag, msg)])
@@ -227,3 +244,13 @@ def serve_peer_port(
         raise TransportError(f"cannot bind {address}", "UNAVAILABLE")
     server.start()
     return server, port
+
+
+def tls_keys(tls: TlsFiles, party: int) -> Any:
+    """This server's statement-signing keys: its TLS key (the identity its peers pinned)."""
+    from cryptography.hazmat.primitives import serialization
+
+    from omniplus.prover.mpc.audit import EcdsaKeys
+
+    key = serialization.load_pem_private_key(tls.key, password=None)
+    return EcdsaKeys(key, {party: key.public_key()})
