@@ -305,7 +305,10 @@ class Coordinator:
                 down_since.pop(ref.id, None)
                 if rep.state in DEAD_STATES:
                     why = f"server {ref.id} reports the round {rep.state}: {rep.error}"
+                    named = self.collect_blame(session, kind)
                     self.abort(session, started, why)
+                    if named:
+                        why += f" (server(s) {named} named as deviating)"
                     raise RoundFailed(f"{kind} {session}: {why}")
                 if rep.state == "done":
                     done[ref.id] = json.loads(rep.result or b"{}")
@@ -316,6 +319,51 @@ class Coordinator:
                 self.abort(session, started, "coordinator timeout")
                 raise RoundFailed(f"{kind} {session}: not done after {self.cfg.round_timeout:.0f}s")
             time.sleep(self.cfg.poll)
+
+    def collect_blame(self, session: str, kind: str, settle: float = 3.0) -> list[int]:
+        """Who do the servers say deviated in this round? Returns the servers *named*.
+
+        Each failed server reports the party it caught (prover/mpc/audit.py Deviation). A server
+        is named when at least t+1 distinct servers accuse it (so at least one honest server
+        caught it: t corrupt servers cannot frame an honest one); a lone accusation is recorded
+        as disputed. Other servers are given `settle` seconds to finish failing on their own."""
+        accusers: dict[int, set[int]] = {}
+        reasons: dict[int, str] = {}
+        deadline = time.monotonic() + settle
+        while True:
+            failed = 0
+            for ref in self.cfg.servers:
+                try:
+                    rep = self.control.round_status(ref.id, session)
+                except grpc.RpcError:
+                    continue
+                if rep.state in DEAD_STATES:
+                    failed += 1
+                if rep.state == "failed" and rep.result:
+                    try:
+                        blame = json.loads(rep.result)
+                        culprit = int(blame["culprit"])
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    if 1 <= culprit <= self.cfg.n and culprit != ref.id:
+                        accusers.setdefault(culprit, set()).add(ref.id)
+                        reasons.setdefault(culprit, str(blame.get("reason", "")))
+            if failed == self.cfg.n or time.monotonic() > deadline:
+                break
+            time.sleep(self.cfg.poll)
+        named = sorted(j for j, who in accusers.items() if len(who) >= self.cfg.threshold + 1)
+        record = self.state.setdefault("deviations", [])
+        for j, who in sorted(accusers.items()):
+            entry = {"server": j, "accused_by": sorted(who), "session": session, "kind": kind,
+                     "reason": reasons[j], "named": j in named, "ts": round(time.time(), 3)}
+            record.append(entry)
+            if j in named:
+                self.state.setdefault("named", {})[str(j)] = entry
+                self.log("server_named", level="error", alert=True, **entry)
+            else:
+                self.log("server_accused", level="warning", **entry)
+        self._save()
+        return named
 
     def abort(self, session: str, servers: Sequence[int], why: str) -> None:
         self.log("round_abort", level="warning", session=session, reason=why)
@@ -500,3 +548,30 @@ class Coordinator:
                 raise RoundFailed(f"only {len(made)} of {batches} batch(es) after {timeout:.0f}s", retry=False)
             time.sleep(self.cfg.poll)
         return made
+
+
+def status_report(cfg: CoordinatorConfig) -> dict[str, Any]:
+    """What `omniplus coordinator --status` prints: read from state.json, no network access."""
+    path = cfg.state / "state.json"
+    state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    batches = state.get("batches", [])
+    named = state.get("named", {})
+    lines = [f"coordinator state {path}"]
+    lines.append(f"batches: {sum(b.get('status') == 'submitted' for b in batches)} submitted, "
+                 f"{sum(b.get('status') == 'failed' for b in batches)} failed")
+    for b in batches:
+        lines.append(f"  batch {b.get('index')}: {b.get('status')} {len(b.get('payees', []))} DOs {b.get('tx', '')}")
+    lines.append(f"rejected DOs: {len(state.get('rejected', {}))}")
+    for do, why in sorted(state.get("rejected", {}).items()):
+        lines.append(f"  {do}: {why}")
+    if named:
+        for j, e in sorted(named.items()):
+            lines.append(f"ALERT server {j} named as deviating by servers {e['accused_by']} "
+                         f"({e['kind']} {e['session']}): {e['reason']}")
+    else:
+        lines.append("no server named as deviating")
+    disputed = [e for e in state.get("deviations", []) if not e.get("named")]
+    if disputed:
+        lines.append(f"disputed accusations (one accuser each): {len(disputed)}")
+    return {"named": named, "deviations": state.get("deviations", []), "batches": batches,
+            "rejected": state.get("rejected", {}), "text": "\n".join(lines)}
