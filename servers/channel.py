@@ -57,10 +57,21 @@ _NAME_RE = re.compile(r"^[A-Za-z0-9._:/@+-]{1,128}$")
 
 @dataclass(frozen=True)
 class TransportLimits:
+    """Bounds on what peers can make a party buffer. Quotas are per sender, so one flooding peer
+    exhausts only its own share; every message costs MESSAGE_OVERHEAD bytes on top of its data,
+    so empty messages are not free."""
+
     max_message_bytes: int = 64 * 1024 * 1024
-    max_buffered_bytes: int = 512 * 1024 * 1024
+    max_buffered_bytes: int = 512 * 1024 * 1024  # all senders together
     send_timeout: float = 10.0
     recv_timeout: float = 120.0
+    max_pending_per_peer: int = 4096  # messages from one sender not yet taken
+    max_messages_per_session: int = 4096  # messages one sender may send in one session, ever
+    unopened_session_ttl: float = 60.0  # messages for a session no local round opened are dropped after this
+    max_unopened_sessions_per_peer: int = 16
+
+
+MESSAGE_OVERHEAD = 256  # accounting cost of a message's key and bookkeeping
 
 
 # ---------------------------------------------------------------- field-element encoding
@@ -140,10 +151,37 @@ class Mailbox:
         self._buffered = 0
         self._aborted: dict[str, str] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
+        self._opened: set[str] = set()
+        self._first_seen: dict[str, float] = {}  # unopened session -> when its first message came
+        self._peer_msgs: dict[int, int] = {}  # sender -> pending messages
+        self._peer_bytes: dict[int, int] = {}  # sender -> pending bytes (with overhead)
+        self._session_msgs: dict[tuple[str, int], int] = {}  # (session, sender) -> messages ever
+        self.refused: dict[int, int] = {}  # sender -> messages refused for a quota (for logs/tests)
+
+    def open(self, session: str) -> None:
+        """A local round runs this session: its messages are no longer subject to the TTL."""
+        with self._cv:
+            self._opened.add(session)
+            self._first_seen.pop(session, None)
+
+    def _expire(self, now: float) -> None:
+        ttl = self.limits.unopened_session_ttl
+        for session in [s for s, t in self._first_seen.items() if now - t > ttl]:
+            self._drop(session)
+            self._first_seen.pop(session, None)
+            self._closed[session] = None
+
+    def _refuse(self, sender: int, why: str) -> None:
+        self.refused[sender] = self.refused.get(sender, 0) + 1
+        raise TransportError(why, "RESOURCE_EXHAUSTED")
 
     def put(self, session: str, rnd: int, tag: str, sender: int, msg: Message) -> None:
         key = (session, rnd, tag, sender)
+        cost = len(msg.data) + MESSAGE_OVERHEAD
+        lim = self.limits
         with self._cv:
+            now = time.monotonic()
+            self._expire(now)
             if session in self._closed:
                 raise TransportError(f"session {session!r} is closed", "FAILED_PRECONDITION")
             if session in self._aborted:
@@ -153,10 +191,25 @@ class Mailbox:
                     f"duplicate message from party {sender}: session {session!r} round {rnd} tag {tag!r}",
                     "ALREADY_EXISTS",
                 )
-            if self._buffered + len(msg.data) > self.limits.max_buffered_bytes:
-                raise TransportError("receiver's buffer for pending messages is full", "RESOURCE_EXHAUSTED")
+            if self._session_msgs.get((session, sender), 0) >= lim.max_messages_per_session:
+                self._refuse(sender, f"party {sender} exceeded {lim.max_messages_per_session} messages in {session!r}")
+            if self._peer_msgs.get(sender, 0) >= lim.max_pending_per_peer:
+                self._refuse(sender, f"party {sender} has {lim.max_pending_per_peer} messages pending here")
+            share = max(lim.max_buffered_bytes // 4, lim.max_message_bytes + MESSAGE_OVERHEAD)
+            if self._peer_bytes.get(sender, 0) + cost > share:
+                self._refuse(sender, f"party {sender}'s share of the receiver's buffer is full")
+            if self._buffered + cost > lim.max_buffered_bytes:
+                self._refuse(sender, "receiver's buffer for pending messages is full")
+            if session not in self._opened and session not in self._first_seen:
+                mine = sum(1 for s2 in self._first_seen if (s2, sender) in self._session_msgs)
+                if mine >= lim.max_unopened_sessions_per_peer:
+                    self._refuse(sender, f"party {sender} has {mine} sessions pending that no round opened")
+                self._first_seen[session] = now
             self._box[key] = msg
-            self._buffered += len(msg.data)
+            self._buffered += cost
+            self._peer_msgs[sender] = self._peer_msgs.get(sender, 0) + 1
+            self._peer_bytes[sender] = self._peer_bytes.get(sender, 0) + cost
+            self._session_msgs[(session, sender)] = self._session_msgs.get((session, sender), 0) + 1
             self._cv.notify_all()
 
     def take(self, session: str, rnd: int, tag: str, sender: int, timeout: float) -> Message:
@@ -178,7 +231,7 @@ class Mailbox:
                 self._cv.wait(left)
             msg = self._box.pop(key)
             self._used.add(key)
-            self._buffered -= len(msg.data)
+            self._release(key, msg)
             return msg
 
     def abort(self, session: str, why: str) -> None:
@@ -198,10 +251,19 @@ class Mailbox:
                 self._closed.popitem(last=False)
             self._cv.notify_all()
 
+    def _release(self, key: tuple[str, int, str, int], msg: Message) -> None:
+        cost = len(msg.data) + MESSAGE_OVERHEAD
+        self._buffered -= cost
+        self._peer_msgs[key[3]] -= 1
+        self._peer_bytes[key[3]] -= cost
+
     def _drop(self, session: str) -> None:
         for key in [k for k in self._box if k[0] == session]:
-            self._buffered -= len(self._box.pop(key).data)
+            self._release(key, self._box.pop(key))
         self._used = {k for k in self._used if k[0] != session}
+        for k in [k for k in self._session_msgs if k[0] == session]:
+            del self._session_msgs[k]
+        self._opened.discard(session)
 
     @property
     def buffered_bytes(self) -> int:
@@ -232,6 +294,7 @@ class Network(ABC):
     def channel(self, session: str) -> Channel:
         if not _NAME_RE.match(session):
             raise TransportError("session must be 1-128 characters of [A-Za-z0-9._:/@+-]", "INVALID_ARGUMENT")
+        self.mailbox.open(session)
         return Channel(self, session)
 
     @abstractmethod

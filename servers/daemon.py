@@ -273,6 +273,8 @@ class Daemon:
         finally:
             with self._rounds_lock:
                 self._rounds.pop(ctx.session, None)
+            if not ctx.cancelled.is_set():
+                ctx.channel.close()  # late or flooded messages for a finished round are refused, not kept
 
     def abort_round(self, session: str, why: str, final_state: str = "aborted") -> str:
         with self._rounds_lock:

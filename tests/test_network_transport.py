@@ -19,11 +19,13 @@ from omniplus.prover.shamir import share
 from omniplus.servers.certs import make_network
 from omniplus.servers.config import server_name
 from omniplus.servers.transport import (
+    KIND_BYTES,
     KIND_FIELD,
     Channel,
     GrpcNetwork,
     InProcessHub,
     Mailbox,
+    Message,
     Network,
     PeerServicer,
     TlsFiles,
@@ -265,3 +267,38 @@ def test_field_codec_roundtrip() -> None:
         decode_field(b"\xff" * 32)
     with pytest.raises(TransportError):
         decode_field(b"\x00" * 31)
+
+
+def test_a_flooding_peer_exhausts_only_its_own_quota() -> None:
+    """Party 3 floods party 1 with empty messages and messages for sessions nobody runs; party 1's
+    round with party 2 still completes, and what party 1 buffers stays bounded."""
+    from omniplus.servers.channel import MESSAGE_OVERHEAD
+
+    lim = TransportLimits(
+        max_message_bytes=1 << 16, max_buffered_bytes=1 << 20, send_timeout=2.0, recv_timeout=5.0,
+        max_pending_per_peer=100, max_messages_per_session=200, unopened_session_ttl=0.5,
+        max_unopened_sessions_per_peer=4,
+    )
+    hub = InProcessHub(3, lim)
+    flooder = hub.network(3)
+    refused = 0
+    for i in range(5000):  # empty messages are counted too
+        try:
+            flooder._deliver(1, f"junk-{i % 50}", 0, f"t{i}", Message(KIND_BYTES, 0, b""))
+        except TransportError as exc:
+            assert exc.code == "RESOURCE_EXHAUSTED"
+            refused += 1
+    mb = hub.mailboxes[1]
+    assert refused >= 4900 and mb.refused[3] == refused
+    assert mb.buffered_bytes <= 100 * MESSAGE_OVERHEAD
+    # a real round between 1 and 2 is unaffected (2's quota is its own)
+    ch1, ch2 = hub.network(1).channel("real"), hub.network(2).channel("real")
+    ch2.send(1, 0, "x", b"hello")
+    assert ch1.recv(2, 0, "x") == b"hello"
+    # sessions no round opened expire: the flooder's pending messages are released
+    time.sleep(0.6)
+    ch2.send(1, 0, "y", b"again")
+    assert mb.buffered_bytes <= 2 * (MESSAGE_OVERHEAD + 5)
+    ch1.close()
+    with pytest.raises(TransportError):
+        ch2.send(1, 0, "z", b"late")  # a closed round refuses late messages
