@@ -13,7 +13,7 @@ import grpc
 
 from omniplus.servers.admission import admit
 from omniplus.servers.rounds import BatchRequest, RoundEngine
-from omniplus.servers.storage import Rejected, dumps
+from omniplus.servers.storage import AlreadyStored, Rejected, dumps
 from omniplus.servers.wire import peer_common_name, status_code
 
 if TYPE_CHECKING:
@@ -36,6 +36,10 @@ class SubmissionService:
         who = "0x" + request.do_address.hex()
         try:
             sub = admit(request, d.cfg, d.engine, d.registry, d.storage)
+        except AlreadyStored as exc:
+            d.log("submit_resent", do=who, reason=str(exc))
+            stored = d.storage.submission(bytes(request.do_address))
+            return pb.SubmitReply(payload_hash=stored.payload_hash if stored else b"", state="already stored")
         except Rejected as exc:
             d.log("submit_rejected", level="warning", do=who, code=exc.code, reason=str(exc))
             context.abort(status_code(exc.code), str(exc))
