@@ -39,6 +39,7 @@ import grpc
 
 from omniplus.core.errors import ChainError, InputError, OmniplusError, ProofError
 from omniplus.core.log import EventLog
+from omniplus.servers.control import ControlClient, ServerRef
 
 # Round states the daemon reports that end an attempt without a result.
 DEAD_STATES = ("failed", "aborted", "interrupted", "unknown")
@@ -50,13 +51,6 @@ class RoundFailed(OmniplusError):
     def __init__(self, message: str, retry: bool = True) -> None:
         super().__init__(message)
         self.retry = retry
-
-
-@dataclass(frozen=True)
-class ServerRef:
-    id: int
-    peer: str  # HOST:PORT of its peer port (Control, mutual TLS)
-    public: str  # HOST:PORT of its public port (Submission.Status)
 
 
 @dataclass(frozen=True)
@@ -198,7 +192,7 @@ class Coordinator:
         self.state: dict[str, Any] = {"batches": [], "rejected": {}, "valid": [], "events": []}
         if self.state_path.exists():
             self.state = json.loads(self.state_path.read_text())
-        self._channels: dict[int, grpc.Channel] = {}
+        self.control = ControlClient(cfg.servers, self.tls)
         self._last_candidates: set[str] = set()
         self._idle_since = time.monotonic()
         self.stopping = threading.Event()
@@ -209,39 +203,12 @@ class Coordinator:
         tmp.write_text(json.dumps(self.state, indent=2, default=str))
         os.replace(tmp, self.state_path)
 
-    def _control(self, j: int) -> Any:
-        from omniplus.proto.gen import omniplus_pb2_grpc
-        from omniplus.servers.config import server_name
-        from omniplus.servers.transport import peer_channel
-
-        if j not in self._channels:
-            ref = self.cfg.servers[j - 1]
-            self._channels[j] = peer_channel(ref.peer, server_name(j), self.tls, 64 << 20)
-        return omniplus_pb2_grpc.ControlStub(self._channels[j])
-
     def close(self) -> None:
-        for ch in self._channels.values():
-            ch.close()
-        self._channels.clear()
-
-    def _pb(self) -> Any:
-        from omniplus.proto.gen import omniplus_pb2
-
-        return omniplus_pb2
+        self.control.close()
 
     def healthy(self, j: int) -> bool:
         """grpc.health on server j's public port (its certificate name pinned)."""
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        from omniplus.servers.client import public_channel
-
-        ref = self.cfg.servers[j - 1]
-        try:
-            with public_channel(ref.public, j, self.tls.ca) as ch:
-                reply = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
-            return reply.status == health_pb2.HealthCheckResponse.SERVING
-        except grpc.RpcError:
-            return False
+        return self.control.healthy(j)
 
     def wait_healthy(self, timeout: float | None = None) -> None:
         """Block until every server answers SERVING (a restarted server is back)."""
@@ -267,14 +234,12 @@ class Coordinator:
 
     def server_states(self, dos: Sequence[str]) -> dict[str, dict[int, Any]]:
         """{DO: {server: StatusReply}} from every server's public port (unreachable: missing)."""
-        from omniplus.servers.client import TaskRef, status
-
-        task = TaskRef.parse(self.cfg.market, self.cfg.chain_id)
+        market = bytes.fromhex(self.cfg.market[2:])
         out: dict[str, dict[int, Any]] = {do: {} for do in dos}
         for ref in self.cfg.servers:
             for do in dos:
                 try:
-                    out[do][ref.id] = status(ref.public, ref.id, task, bytes.fromhex(do[2:]), self.tls.ca, timeout=5)
+                    out[do][ref.id] = self.control.status(ref.id, self.cfg.chain_id, market, bytes.fromhex(do[2:]))
                 except grpc.RpcError:
                     pass
         return out
@@ -306,31 +271,16 @@ class Coordinator:
 
         Any server failing, restarting or unreachable ends the attempt: the session is aborted
         on every server (so peers stop waiting at once) and RoundFailed is raised."""
-        pb = self._pb()
         session = f"{kind}-{batch_index}-{secrets.token_hex(4)}"
         addrs = [bytes.fromhex(d[2:]) for d in dos]
         started: list[int] = []
         self.log("round_start", kind=kind, session=session, dos=list(dos), batch=batch_index)
         try:
             for ref in self.cfg.servers:
-                stub = self._control(ref.id)
                 if kind == "validate":
-                    stub.StartValidation(
-                        pb.StartValidationRequest(session=session, do_addresses=addrs),
-                        timeout=10,
-                        wait_for_ready=True,
-                    )
+                    self.control.start_validation(ref.id, session, addrs)
                 else:
-                    stub.StartBatch(
-                        pb.StartBatchRequest(
-                            session=session,
-                            batch_index=batch_index,
-                            do_addresses=addrs,
-                            params=json.dumps(params or {}).encode(),
-                        ),
-                        timeout=10,
-                        wait_for_ready=True,
-                    )
+                    self.control.start_batch(ref.id, session, batch_index, addrs, params or {})
                 started.append(ref.id)
         except grpc.RpcError as exc:
             self.abort(session, started, f"server {ref.id} refused to start: {exc.details()}")
@@ -344,7 +294,7 @@ class Coordinator:
             done: dict[int, dict[str, Any]] = {}
             for ref in self.cfg.servers:
                 try:
-                    rep = self._control(ref.id).RoundStatus(pb.RoundStatusRequest(session=session), timeout=5)
+                    rep = self.control.round_status(ref.id, session)
                 except grpc.RpcError as exc:
                     first = down_since.setdefault(ref.id, time.monotonic())
                     if time.monotonic() - first >= self.cfg.server_down_grace:
@@ -355,7 +305,10 @@ class Coordinator:
                 down_since.pop(ref.id, None)
                 if rep.state in DEAD_STATES:
                     why = f"server {ref.id} reports the round {rep.state}: {rep.error}"
+                    named = self.collect_blame(session, kind)
                     self.abort(session, started, why)
+                    if named:
+                        why += f" (server(s) {named} named as deviating)"
                     raise RoundFailed(f"{kind} {session}: {why}")
                 if rep.state == "done":
                     done[ref.id] = json.loads(rep.result or b"{}")
@@ -367,12 +320,56 @@ class Coordinator:
                 raise RoundFailed(f"{kind} {session}: not done after {self.cfg.round_timeout:.0f}s")
             time.sleep(self.cfg.poll)
 
+    def collect_blame(self, session: str, kind: str, settle: float = 3.0) -> list[int]:
+        """Who do the servers say deviated in this round? Returns the servers *named*.
+
+        Each failed server reports the party it caught (prover/mpc/audit.py Deviation). A server
+        is named when at least t+1 distinct servers accuse it (so at least one honest server
+        caught it: t corrupt servers cannot frame an honest one); a lone accusation is recorded
+        as disputed. Other servers are given `settle` seconds to finish failing on their own."""
+        accusers: dict[int, set[int]] = {}
+        reasons: dict[int, str] = {}
+        deadline = time.monotonic() + settle
+        while True:
+            failed = 0
+            for ref in self.cfg.servers:
+                try:
+                    rep = self.control.round_status(ref.id, session)
+                except grpc.RpcError:
+                    continue
+                if rep.state in DEAD_STATES:
+                    failed += 1
+                if rep.state == "failed" and rep.result:
+                    try:
+                        blame = json.loads(rep.result)
+                        culprit = int(blame["culprit"])
+                    except (ValueError, KeyError, TypeError):
+                        continue
+                    if 1 <= culprit <= self.cfg.n and culprit != ref.id:
+                        accusers.setdefault(culprit, set()).add(ref.id)
+                        reasons.setdefault(culprit, str(blame.get("reason", "")))
+            if failed == self.cfg.n or time.monotonic() > deadline:
+                break
+            time.sleep(self.cfg.poll)
+        named = sorted(j for j, who in accusers.items() if len(who) >= self.cfg.threshold + 1)
+        record = self.state.setdefault("deviations", [])
+        for j, who in sorted(accusers.items()):
+            entry = {"server": j, "accused_by": sorted(who), "session": session, "kind": kind,
+                     "reason": reasons[j], "named": j in named, "ts": round(time.time(), 3)}
+            record.append(entry)
+            if j in named:
+                self.state.setdefault("named", {})[str(j)] = entry
+                self.log("server_named", level="error", alert=True, **entry)
+            else:
+                self.log("server_accused", level="warning", **entry)
+        self._save()
+        return named
+
     def abort(self, session: str, servers: Sequence[int], why: str) -> None:
-        pb = self._pb()
         self.log("round_abort", level="warning", session=session, reason=why)
         for j in servers:
             try:
-                self._control(j).Abort(pb.AbortRequest(session=session, reason=why), timeout=5)
+                self.control.abort(j, session, why)
             except grpc.RpcError:
                 pass  # a dead server's round is marked interrupted when it restarts
 
@@ -551,3 +548,30 @@ class Coordinator:
                 raise RoundFailed(f"only {len(made)} of {batches} batch(es) after {timeout:.0f}s", retry=False)
             time.sleep(self.cfg.poll)
         return made
+
+
+def status_report(cfg: CoordinatorConfig) -> dict[str, Any]:
+    """What `omniplus coordinator --status` prints: read from state.json, no network access."""
+    path = cfg.state / "state.json"
+    state: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    batches = state.get("batches", [])
+    named = state.get("named", {})
+    lines = [f"coordinator state {path}"]
+    lines.append(f"batches: {sum(b.get('status') == 'submitted' for b in batches)} submitted, "
+                 f"{sum(b.get('status') == 'failed' for b in batches)} failed")
+    for b in batches:
+        lines.append(f"  batch {b.get('index')}: {b.get('status')} {len(b.get('payees', []))} DOs {b.get('tx', '')}")
+    lines.append(f"rejected DOs: {len(state.get('rejected', {}))}")
+    for do, why in sorted(state.get("rejected", {}).items()):
+        lines.append(f"  {do}: {why}")
+    if named:
+        for j, e in sorted(named.items()):
+            lines.append(f"ALERT server {j} named as deviating by servers {e['accused_by']} "
+                         f"({e['kind']} {e['session']}): {e['reason']}")
+    else:
+        lines.append("no server named as deviating")
+    disputed = [e for e in state.get("deviations", []) if not e.get("named")]
+    if disputed:
+        lines.append(f"disputed accusations (one accuser each): {len(disputed)}")
+    return {"named": named, "deviations": state.get("deviations", []), "batches": batches,
+            "rejected": state.get("rejected", {}), "text": "\n".join(lines)}

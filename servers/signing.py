@@ -21,6 +21,7 @@ from eth_utils import keccak
 from omniplus.core.errors import InputError
 
 DOMAIN = b"omniplus.v1.submission\x00"
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
 def _u256(x: int) -> bytes:
@@ -89,6 +90,10 @@ def recover_signer(digest: bytes, signature: bytes) -> bytes:
     """The 20-byte address that signed `digest`; InputError when the signature is malformed."""
     if len(signature) != 65:
         raise InputError(f"signature must be 65 bytes, got {len(signature)}")
+    if signature[64] not in (27, 28):
+        raise InputError(f"signature v must be 27 or 28, got {signature[64]}")
+    if int.from_bytes(signature[32:64], "big") > SECP256K1_N // 2:
+        raise InputError("signature s is in the upper half of the curve order (high-s, malleable)")
     try:
         addr = Account.recover_message(encode_defunct(primitive=digest), signature=signature)
     except Exception as exc:  # eth_keys raises several unrelated types on bad input

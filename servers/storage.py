@@ -90,6 +90,14 @@ class Rejected(InputError):
         self.code = code
 
 
+class AlreadyStored(Rejected):
+    """An identical resend (same nonce, payload and signature) of a stored submission: the DO's
+    first reply was lost, so the daemon answers it as a success."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("OK", message)
+
+
 @dataclass(frozen=True)
 class StoredSubmission:
     seq: int
@@ -146,6 +154,15 @@ class Storage:
     def __init__(self, directory: str | Path, identity: dict[str, Any] | None = None) -> None:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._lockfile = _lock_dir(self.dir)
+        try:
+            self._open(identity)
+        except BaseException:
+            self._lockfile.close()
+            self._lockfile = None
+            raise
+
+    def _open(self, identity: dict[str, Any] | None) -> None:
         self.path = self.dir / DB_NAME
         self._lock = threading.RLock()
         try:
@@ -164,6 +181,9 @@ class Storage:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            if self._lockfile is not None:
+                self._lockfile.close()  # releases the flock
+                self._lockfile = None
 
     def _tx(self) -> _Tx:
         return _Tx(self)
@@ -211,6 +231,12 @@ class Storage:
         """Store one submission and its nonce atomically; Rejected (ALREADY_EXISTS) on replay/duplicate."""
         now = time.time()
         with self._tx() as db:
+            same = db.execute(
+                "SELECT seq FROM submissions WHERE do_address = ? AND nonce = ? AND payload_hash = ? "
+                "AND signature = ?", (do_address, nonce, payload_hash, signature)
+            ).fetchone()
+            if same is not None:
+                raise AlreadyStored("already stored: this exact submission was accepted before")
             if db.execute(
                 "SELECT 1 FROM nonces WHERE do_address = ? AND nonce = ?", (do_address, nonce)
             ).fetchone():
@@ -374,6 +400,29 @@ class Storage:
             subs = dict(self._db.execute("SELECT state, COUNT(*) FROM submissions GROUP BY state").fetchall())
             rounds = dict(self._db.execute("SELECT state, COUNT(*) FROM rounds GROUP BY state").fetchall())
         return {"submissions": subs, "rounds": rounds}
+
+
+def _lock_dir(directory: Path):  # type: ignore[no-untyped-def]
+    """An exclusive flock on DIR/lock for the life of the process: a second daemon on the same
+    state directory fails at once instead of sharing its database (gRPC would let both bind)."""
+    import fcntl
+    import os
+
+    fh = open(directory / "lock", "a+")  # noqa: SIM115 - held until close()
+    try:
+        fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.seek(0)
+        holder = fh.read().strip() or "another process"
+        fh.close()
+        raise StorageError(
+            f"state directory {directory} is in use by {holder}: one daemon per state directory"
+        ) from None
+    fh.seek(0)
+    fh.truncate()
+    fh.write(f"pid {os.getpid()}\n")
+    fh.flush()
+    return fh
 
 
 class _Tx:

@@ -15,7 +15,6 @@ tests, in order: round-2 fault, round-1 fault, then no fault and a kill.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -34,38 +33,37 @@ TESTS = Path(__file__).resolve().parent
 FAULT_FILE = "fault-mode"  # relative to the server's working directory (the devnet root)
 
 
-class CorruptingNet:
-    """Wraps a round's Channel: the first G1 point of this party's `/<round>` broadcast is doubled."""
-
-    def __init__(self, inner: Any, round_suffix: str) -> None:
-        self.inner, self.suffix = inner, round_suffix
-        self.party, self.n = inner.party, inner.n
-
-    def broadcast(self, tag: str, payload: bytes) -> dict[int, bytes]:
-        if tag.endswith(self.suffix):
-            from omniplus.prover.curve import g1_add
-            from omniplus.prover.mpc.codec import decode_g1, encode_g1
-
-            (p,) = decode_g1(payload[:64], 1)
-            payload = encode_g1([g1_add(p, p)]) + payload[64:]
-        return self.inner.broadcast(tag, payload)
-
-    def exchange(self, tag: str, payloads: dict[int, bytes]) -> dict[int, bytes]:
-        return self.inner.exchange(tag, payloads)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-
 class FaultyEngine(MpcEngine):
+    """Server 3's round-1 A share or round-2 C share is a wrong point (doubled), committed to and
+    revealed consistently: a wrong share, not a protocol deviation the echo checks would name."""
+
     def prove_batch(
         self, ctx: RoundContext, batch: BatchRequest, submissions: Sequence[StoredSubmission]
     ) -> dict[str, Any]:
         mode = Path(FAULT_FILE).read_text().strip() if Path(FAULT_FILE).exists() else "none"
-        if mode in ("round1", "round2"):
-            ctx.log("test_fault_injected", mode=mode, session=ctx.session)
-            ctx = dataclasses.replace(ctx, channel=CorruptingNet(ctx.channel, f"/{mode}"))
-        return super().prove_batch(ctx, batch, submissions)
+        if mode not in ("round1", "round2"):
+            return super().prove_batch(ctx, batch, submissions)
+        from omniplus.prover.curve import g1_add
+        from omniplus.prover.mpc import groth16
+
+        ctx.log("test_fault_injected", mode=mode, session=ctx.session)
+        saved = groth16.local_commitments, groth16.finish_c
+        if mode == "round1":
+            def bad_round1(*args: Any, **kwargs: Any) -> Any:
+                A, B1, B2, LH = saved[0](*args, **kwargs)
+                return g1_add(A, A), B1, B2, LH
+
+            groth16.local_commitments = bad_round1
+        else:
+            def bad_round2(*args: Any, **kwargs: Any) -> Any:
+                C = saved[1](*args, **kwargs)
+                return g1_add(C, C)
+
+            groth16.finish_c = bad_round2
+        try:
+            return super().prove_batch(ctx, batch, submissions)
+        finally:
+            groth16.local_commitments, groth16.finish_c = saved
 
 
 def make_faulty_engine(config: Any) -> FaultyEngine:

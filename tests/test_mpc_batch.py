@@ -168,6 +168,7 @@ def test_view_of_one_server_depends_only_on_its_shares_and_public_outputs(batch_
         assert shares[1] == coupled_shares({"do0": x, "do1": y})[1]
 
         from omniplus.prover.mpc import net as net_mod
+        from omniplus.prover.mpc.audit import _unpack
 
         class Recording(net_mod.LocalNet):
             """Keeps everything party 1 receives: its whole view of the protocol."""
@@ -177,7 +178,14 @@ def test_view_of_one_server_depends_only_on_its_shares_and_public_outputs(batch_
             def broadcast(self, tag, payload):
                 got = super().broadcast(tag, payload)
                 if self.party == 1:
-                    self.view[tag] = got
+                    # committed broadcasts: the commitments and echoes are hashes of (fresh salt,
+                    # reveal) and signatures; what a reveal carries past its salt is the message
+                    if tag.endswith("/reveal"):
+                        self.view[tag.removesuffix("/reveal")] = {
+                            j: _unpack(p, 2, tag, j)[0][32:] for j, p in got.items()
+                        }
+                    elif not tag.endswith(("/commit", "/echo")):
+                        self.view[tag] = got
                 return got
 
             def exchange(self, tag, payloads):

@@ -23,6 +23,7 @@ from network_fixtures import (
     make_local_net,
 )
 
+from omniplus.core.errors import InputError
 from omniplus.proto.gen import omniplus_pb2 as pb  # noqa: E402
 from omniplus.proto.gen import omniplus_pb2_grpc as pbg  # noqa: E402
 from omniplus.prover.field import R
@@ -78,11 +79,42 @@ def test_submission_survives_kill_and_restart(net: LocalNet) -> None:
     assert st.state == "accepted" and st.batch_index == -1
     rows = [r for r in stored(net) if bytes(r[0]) == req.do_address]
     assert len(rows) == 1 and bytes(rows[0][2]) == req.shares
-    # after the restart the nonce is still remembered, and the DO cannot submit a second update
+    # after the restart an identical resend (the DO lost the reply) is answered as stored; the
+    # same nonce with anything else is a replay; and the DO cannot submit a second update
     again = send(net.public(1), 1, req, net.ca)
-    assert (again.code, "replayed") == ("ALREADY_EXISTS", "replayed") and "nonce" in again.message
+    assert again.accepted and again.message == "already stored", again
+    assert len([r for r in stored(net) if bytes(r[0]) == req.do_address]) == 1
+    nonce_reuse = send(net.public(1), 1, build_request(do_key(1), TASK, 1, 3, 1, WIRES, [1, 2, 3, 4],
+                                                     nonce=bytes(req.nonce)), net.ca)
+    assert nonce_reuse.code == "ALREADY_EXISTS" and "nonce" in nonce_reuse.message
     other = send(net.public(1), 1, build_request(do_key(1), TASK, 1, 3, 1, WIRES, [1, 2, 3, 4]), net.ca)
     assert other.code == "ALREADY_EXISTS" and "duplicate submission" in other.message
+
+
+def test_one_daemon_per_state_directory(net: LocalNet) -> None:
+    """A second daemon on server 1's state directory exits with a clear error (the lock file)."""
+    net.wait_serving(1)
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "omniplus", "server", "--config", str(net.configs[0])],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "in use by pid" in out.stderr and "one daemon per state directory" in out.stderr, out.stderr
+
+
+def test_high_s_and_v_0_1_signatures_are_refused() -> None:
+    digest = signing.submission_digest(
+        signing.SubmissionHeader(TASK.chain_id, TASK.market, b"\x01" * 20, 1, 3, 1, b"\x00" * 32, 1), b"\x00" * 32
+    )
+    sig = signing.sign_digest(digest, do_key(1))
+    r, s_, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    high = r + (signing.SECP256K1_N - s_).to_bytes(32, "big") + bytes([55 - v])  # the same signature, flipped
+    with pytest.raises(InputError, match="high-s"):
+        signing.recover_signer(digest, high)
+    with pytest.raises(InputError, match="27 or 28"):
+        signing.recover_signer(digest, sig[:64] + bytes([v - 27]))
+    assert signing.recover_signer(digest, sig) == signing.address_of(do_key(1))
 
 
 def _resign(req: Any, key: str) -> Any:

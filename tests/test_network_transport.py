@@ -19,11 +19,13 @@ from omniplus.prover.shamir import share
 from omniplus.servers.certs import make_network
 from omniplus.servers.config import server_name
 from omniplus.servers.transport import (
+    KIND_BYTES,
     KIND_FIELD,
     Channel,
     GrpcNetwork,
     InProcessHub,
     Mailbox,
+    Message,
     Network,
     PeerServicer,
     TlsFiles,
@@ -55,12 +57,14 @@ def grpc_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     mailboxes = {j: Mailbox(LIMITS) for j in range(1, N + 1)}
     names = {server_name(j): j for j in range(1, N + 1)}
     servers, ports = {}, {}
+    nets: dict[int, Any] = {}
     for j in range(1, N + 1):
-        servers[j], ports[j] = serve_peer_port(
-            "127.0.0.1:0", tls_of(certs, server_name(j)), PeerServicer(mailboxes[j], names, LIMITS)
-        )
+        # each Peer service tells its network the verified certificate of every sender (their
+        # public keys check the signed statements of prover/mpc/audit.py)
+        servicer = PeerServicer(mailboxes[j], names, LIMITS, lambda p, pem, j=j: nets[j].learn_peer(p, pem))
+        servers[j], ports[j] = serve_peer_port("127.0.0.1:0", tls_of(certs, server_name(j)), servicer)
     peers = {j: (f"127.0.0.1:{ports[j]}", server_name(j)) for j in range(1, N + 1)}
-    nets = {
+    nets |= {
         j: GrpcNetwork(j, peers, tls_of(certs, server_name(j)), mailboxes[j], LIMITS) for j in range(1, N + 1)
     }
     yield {"certs": certs, "nets": nets, "ports": ports, "peers": peers}
@@ -125,12 +129,13 @@ def test_in_process_and_grpc_pass_the_same_messages(grpc_net: dict[str, Any]) ->
     assert remote[1][2] == SECRETS  # the opening reconstructed the shared secrets
     assert remote[2][0] == {1: b"from 1", 2: b"from 2", 3: b"from 3"}
     assert remote[2][1] == {1: bytes([1, 2]), 2: bytes([2, 2]), 3: bytes([3, 2])}  # only what was meant for 2
-    # accounting agrees too: bytes sent to others, and two broadcasts + one exchange = 3 rounds
+    # accounting agrees too: bytes sent to others, and a broadcast, an exchange and a committed
+    # opening (commit, reveal, echo) = 5 rounds
     local_ch = channels({j: hub.network(j) for j in range(1, N + 1)}, "s1-stats")
     run_all(local_ch, protocol_body)
     for j in range(1, N + 1):
         assert remote_ch[j].stats.bytes_sent == local_ch[j].stats.bytes_sent == lhub.bytes_sent[j]
-        assert remote_ch[j].stats.rounds == 3
+        assert remote_ch[j].stats.rounds == 5
 
 
 def test_typed_point_to_point(grpc_net: dict[str, Any]) -> None:
@@ -262,3 +267,38 @@ def test_field_codec_roundtrip() -> None:
         decode_field(b"\xff" * 32)
     with pytest.raises(TransportError):
         decode_field(b"\x00" * 31)
+
+
+def test_a_flooding_peer_exhausts_only_its_own_quota() -> None:
+    """Party 3 floods party 1 with empty messages and messages for sessions nobody runs; party 1's
+    round with party 2 still completes, and what party 1 buffers stays bounded."""
+    from omniplus.servers.channel import MESSAGE_OVERHEAD
+
+    lim = TransportLimits(
+        max_message_bytes=1 << 16, max_buffered_bytes=1 << 20, send_timeout=2.0, recv_timeout=5.0,
+        max_pending_per_peer=100, max_messages_per_session=200, unopened_session_ttl=0.5,
+        max_unopened_sessions_per_peer=4,
+    )
+    hub = InProcessHub(3, lim)
+    flooder = hub.network(3)
+    refused = 0
+    for i in range(5000):  # empty messages are counted too
+        try:
+            flooder._deliver(1, f"junk-{i % 50}", 0, f"t{i}", Message(KIND_BYTES, 0, b""))
+        except TransportError as exc:
+            assert exc.code == "RESOURCE_EXHAUSTED"
+            refused += 1
+    mb = hub.mailboxes[1]
+    assert refused >= 4900 and mb.refused[3] == refused
+    assert mb.buffered_bytes <= 100 * MESSAGE_OVERHEAD
+    # a real round between 1 and 2 is unaffected (2's quota is its own)
+    ch1, ch2 = hub.network(1).channel("real"), hub.network(2).channel("real")
+    ch2.send(1, 0, "x", b"hello")
+    assert ch1.recv(2, 0, "x") == b"hello"
+    # sessions no round opened expire: the flooder's pending messages are released
+    time.sleep(0.6)
+    ch2.send(1, 0, "y", b"again")
+    assert mb.buffered_bytes <= 2 * (MESSAGE_OVERHEAD + 5)
+    ch1.close()
+    with pytest.raises(TransportError):
+        ch2.send(1, 0, "z", b"late")  # a closed round refuses late messages

@@ -31,6 +31,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--config", type=Path, required=True, help="coordinator TOML config")
     p.add_argument(
+        "--status",
+        action="store_true",
+        help="print the persisted state (batches, rejected DOs, servers named as deviating) and exit",
+    )
+    p.add_argument(
         "--batches",
         type=int,
         default=None,
@@ -42,8 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from omniplus.servers.coordinator import Coordinator, load_coordinator_config
+    from omniplus.servers.coordinator import Coordinator, load_coordinator_config, status_report
 
+    if args.status:
+        report = status_report(load_coordinator_config(args.config))
+        print(json.dumps(report, indent=2, default=str) if args.json else report["text"])
+        return 0
     coord = Coordinator(load_coordinator_config(args.config))
 
     def on_signal(signum: int, _frame: Any) -> None:

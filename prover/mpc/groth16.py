@@ -29,8 +29,9 @@ from omniplus.prover.groth16_prove import (
     h_scalars,
     qap_evaluations,
 )
-from omniplus.prover.mpc.net import Net
-from omniplus.prover.mpc.opening import open_points
+from omniplus.prover.mpc.audit import Deviation
+from omniplus.prover.mpc.net import Net, NetError
+from omniplus.prover.mpc.opening import InconsistentOpening, open_points
 from omniplus.prover.mpc.randomness import Rng, joint_sharings
 from omniplus.prover.proof import Proof
 from omniplus.prover.zkey import Zkey
@@ -68,8 +69,38 @@ def prove_party(net: Net, t: int, zk: Zkey, engine: ProverEngine, w: Sequence[in
                 rnd: PartyRandomness, tag: str) -> Proof:
     """One server's run of the collaborative prover; every party returns the same proof."""
     A_j, B1_j, B2_j, LH_j = local_commitments(zk, engine, w, rnd)
-    (A, B1), (B2,) = open_points(net, f"{tag}/round1", [A_j, B1_j], [B2_j], degree=t)
+    try:
+        (A, B1), (B2,) = open_points(net, f"{tag}/round1", [A_j, B1_j], [B2_j], degree=t)
+    except InconsistentOpening as exc:
+        raise locate_round1(exc) from None
+    if not b_consistent(B1, B2):
+        # all points lie on one curve, yet B1 and B2 disagree: every server's B1/B2 shares were
+        # made from different s or witness shares, which no single deviating server can do
+        # consistently across the spare point -- fail without naming anyone
+        raise NetError(f"{tag}/round1: e(B1, G2) != e(G1, B2) on the opened points")
     # C_j = base + s_j·A + r_j·B1 − (r_j s_j − z_j)·δ1: degree 2t, the zero sharing z masks it.
     C_j = finish_c(zk, LH_j, A, B1, rnd.r, rnd.s, rs=(rnd.r * rnd.s - rnd.z) % R)
     (C,), _ = open_points(net, f"{tag}/round2", [C_j], [], degree=2 * t)
     return Proof(a=A, b=B2, c=C)
+
+
+def b_consistent(B1, B2) -> bool:  # type: ignore[no-untyped-def]
+    """e(B1, G2) = e(G1, B2): the G1 and G2 halves of B encode the same scalar (PROTOCOL.md round 1)."""
+    from omniplus.prover.curve import G1_GEN, G2_GEN, g1_neg
+    from omniplus.prover.groth16_verify import pairing_product_is_one
+
+    return pairing_product_is_one([(B1, G2_GEN), (g1_neg(G1_GEN), B2)])
+
+
+def locate_round1(exc: InconsistentOpening) -> NetError:
+    """Round 1's points are off one curve: name the server whose point is off, if we can.
+
+    With n = 2t+1 one spare point cannot say whose point is wrong, but B has a second relation:
+    the opening without the bad party satisfies e(B1, G2) = e(G1, B2), the others (almost surely)
+    do not. A wrong point in A alone breaks no such relation: that is detected, not located
+    (the caller re-runs under fresh randomness; docs/DESIGN.md, "Threat model")."""
+    good = [x for x, (g1, g2) in exc.without.items() if b_consistent(g1[1], g2[0])]
+    bad_b = [x for x, (g1, g2) in exc.without.items() if not b_consistent(g1[1], g2[0])]
+    if len(good) == 1 and bad_b:
+        return Deviation(good[0], f"{exc} -- its B1/B2 share breaks e(B1, G2) = e(G1, B2)")
+    return exc

@@ -44,6 +44,16 @@ class LocalHub:
         self.failed: str | None = None
         self.bytes_sent: dict[int, int] = {j: 0 for j in range(1, n + 1)}
         self.rounds: dict[int, int] = {j: 0 for j in range(1, n + 1)}
+        self._keys: dict | None = None
+
+    def keys(self, party: int):  # type: ignore[no-untyped-def]
+        """This party's signing keys (prover.mpc.audit.EcdsaKeys), made on first use."""
+        with self._cv:
+            if self._keys is None:
+                from omniplus.prover.mpc.audit import EcdsaKeys
+
+                self._keys = EcdsaKeys.fresh(self.n)
+            return self._keys[party]
 
     def net(self, party: int) -> LocalNet:
         return LocalNet(self, party)
@@ -81,6 +91,12 @@ class LocalHub:
 class LocalNet:
     def __init__(self, hub: LocalHub, party: int) -> None:
         self.hub, self.party, self.n = hub, party, hub.n
+
+    def sign(self, data: bytes) -> bytes:
+        return self.hub.keys(self.party).sign(data)
+
+    def verify(self, party: int, data: bytes, sig: bytes) -> bool:
+        return self.hub.keys(self.party).verify(party, data, sig)
 
     def broadcast(self, tag: str, payload: bytes) -> dict[int, bytes]:
         for dst in range(1, self.n + 1):

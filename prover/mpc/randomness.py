@@ -7,8 +7,9 @@ without them the opened points would be functions of the parties' private shares
 
 Coins (the random coefficients of the validity checks) are hashed from every party's
 contribution and from a digest of what they are about to check, so they are fixed only after
-the shares are. This is the semi-honest construction PROTOCOL.md asks for; a malicious server
-that waits for the others' contributions could bias a coin, which commit-then-reveal would stop.
+the shares are. Contributions are commit-then-reveal with echo checks (prover/mpc/audit.py), so
+a server that waits for the others' contributions cannot choose the coin; it can only abort
+after seeing it, which is visible (it is named) and gains a re-draw, not a chosen value.
 """
 
 from __future__ import annotations
@@ -56,19 +57,23 @@ def joint_sharings(net: Net, tag: str, count: int, degree: int, rng: Rng, zero: 
     dealt = poly_shares(values, degree, net.n, rng)
     received = net.exchange(tag, {j: encode_scalars(s) for j, s in dealt.items()})
     total = [0] * count
+    from omniplus.prover.mpc.opening import decode_from
+
     for j, payload in received.items():
-        for i, v in enumerate(decode_scalars(payload, count, what=f"{tag} from party {j}")):
+        for i, v in enumerate(decode_from(j, decode_scalars, payload, count, what=f"{tag} from party {j}")):
             total[i] = (total[i] + v) % R
     return total
 
 
 def joint_coin(net: Net, tag: str, rng: Rng, bind: bytes) -> bytes:
     """A 32-byte public seed no single honest-but-curious party chooses, bound to `bind`."""
-    contributions = net.broadcast(tag, rng.bytes32())
+    from omniplus.prover.mpc.audit import Deviation, committed_broadcast
+
+    contributions = committed_broadcast(net, tag, rng.bytes32())
     h = hashlib.sha256(b"omniplus/coin/v1" + tag.encode() + hashlib.sha256(bind).digest())
     for j in sorted(contributions):
         if len(contributions[j]) != 32:
-            raise ValueError(f"coin {tag!r}: party {j} sent {len(contributions[j])} bytes, expected 32")
+            raise Deviation(j, f"coin {tag!r}: sent {len(contributions[j])} bytes, expected 32")
         h.update(contributions[j])
     return h.digest()
 

@@ -18,9 +18,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from omniplus.prover.field import R
+from omniplus.prover.mpc.audit import committed_broadcast
 from omniplus.prover.mpc.codec import decode_scalars, encode_scalars
 from omniplus.prover.mpc.net import Net, NetError
-from omniplus.prover.mpc.opening import interpolate_at_zero
+from omniplus.prover.mpc.opening import decode_from, interpolate_at_zero
 from omniplus.prover.mpc.randomness import Rng, expand_coin, joint_coin, joint_sharings
 from omniplus.prover.shamir import degree_ok
 
@@ -74,9 +75,10 @@ def validate_blocks(net: Net, t: int, circuit: BlockCircuit, blocks: Mapping[str
         w = blocks[do]
         local.append((sum(lam * x for lam, x in zip(lambdas, w, strict=True)) + masks[i]) % R)
         local.append((residual(circuit, w, rhos) + zeros[i]) % R)
-    received = net.broadcast(f"{round_id}/open", encode_scalars(local))
+    received = committed_broadcast(net, f"{round_id}/open", encode_scalars(local))
     points = {
-        j: decode_scalars(p, 2 * len(ids), what=f"validation from party {j}") for j, p in received.items()
+        j: decode_from(j, decode_scalars, p, 2 * len(ids), what=f"validation from party {j}")
+        for j, p in received.items()
     }
 
     verdicts: dict[str, str | None] = {}

@@ -1,0 +1,157 @@
+"""The daemon's gRPC services: Submission (DOs, public port) and Control (coordinator, peer port).
+
+Handlers only translate between protobuf and the daemon: admission decides what is stored
+(servers/admission.py), the daemon runs rounds (servers/daemon.py).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import grpc
+
+from omniplus.servers.admission import admit
+from omniplus.servers.rounds import BatchRequest, RoundEngine
+from omniplus.servers.storage import AlreadyStored, Rejected, dumps
+from omniplus.servers.wire import peer_common_name, status_code
+
+if TYPE_CHECKING:
+    from omniplus.servers.daemon import Daemon
+
+
+def _pb() -> tuple[Any, Any]:
+    from omniplus.proto.gen import omniplus_pb2, omniplus_pb2_grpc
+
+    return omniplus_pb2, omniplus_pb2_grpc
+
+
+class SubmissionService:
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def Submit(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
+        pb, _ = _pb()
+        d = self.d
+        who = "0x" + request.do_address.hex()
+        try:
+            sub = admit(request, d.cfg, d.engine, d.registry, d.storage)
+        except AlreadyStored as exc:
+            d.log("submit_resent", do=who, reason=str(exc))
+            stored = d.storage.submission(bytes(request.do_address))
+            return pb.SubmitReply(payload_hash=stored.payload_hash if stored else b"", state="already stored")
+        except Rejected as exc:
+            d.log("submit_rejected", level="warning", do=who, code=exc.code, reason=str(exc))
+            context.abort(status_code(exc.code), str(exc))
+        d.log("submit_accepted", do=who, wires=len(sub.wires), payload_hash=sub.payload_hash.hex(), seq=sub.seq)
+        return pb.SubmitReply(payload_hash=sub.payload_hash, state="accepted")
+
+    def Status(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        pb, _ = _pb()
+        task = self.d.cfg.task
+        if (request.chain_id, request.market) != (task.chain_id, task.market_bytes):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wrong task")
+        sub = self.d.storage.submission(bytes(request.do_address))
+        if sub is None:
+            return pb.StatusReply(state="unknown", batch_index=-1)
+        return pb.StatusReply(
+            state=sub.state, reason=sub.reason, batch_index=sub.batch_index, batch_tx=sub.batch_tx
+        )
+
+
+class ControlService:
+    """Coordinator -> server: start/abort rounds, read their state. Caller must be a coordinator."""
+
+    def __init__(self, daemon: Daemon) -> None:
+        self.d = daemon
+
+    def _caller(self, context: grpc.ServicerContext) -> str:
+        cn = peer_common_name(context)
+        if cn is None or cn not in self.d.cfg.coordinators:
+            context.abort(
+                grpc.StatusCode.PERMISSION_DENIED, f"certificate {cn!r} may not control this server"
+            )
+        return cn or ""
+
+    def _need_engine(self, context: grpc.ServicerContext) -> RoundEngine:
+        if self.d.engine is None:
+            context.abort(
+                grpc.StatusCode.UNIMPLEMENTED, "this server has no round engine configured ([prover] engine)"
+            )
+        assert self.d.engine is not None
+        return self.d.engine
+
+    def StartValidation(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        pb, _ = _pb()
+        caller = self._caller(context)
+        self._need_engine(context)
+        dos = [bytes(a) for a in request.do_addresses]
+        try:
+            subs = (
+                self.d.storage.submissions(dos=dos) if dos else self.d.storage.submissions(state="accepted")
+            )
+            missing = set(dos) - {s.do_address for s in subs}
+            if missing:
+                raise Rejected(
+                    "FAILED_PRECONDITION",
+                    f"no stored submission for {sorted('0x' + m.hex() for m in missing)}",
+                )
+            req = dumps({"dos": [s.do_address.hex() for s in subs], "by": caller})
+            self.d.start_round(request.session, "validate", req, subs, None)
+        except Rejected as exc:
+            context.abort(status_code(exc.code), str(exc))
+        return pb.ControlAck(session=request.session, state="running")
+
+    def StartBatch(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        pb, _ = _pb()
+        caller = self._caller(context)
+        self._need_engine(context)
+        dos = [bytes(a) for a in request.do_addresses]
+        try:
+            if not dos:
+                raise Rejected("INVALID_ARGUMENT", "a batch needs at least one DO")
+            if len(set(dos)) != len(dos):
+                raise Rejected("INVALID_ARGUMENT", "a DO appears twice in the batch")
+            try:
+                params = json.loads(request.params or b"{}")
+            except ValueError:
+                raise Rejected("INVALID_ARGUMENT", "params must be JSON") from None
+            if not isinstance(params, dict):
+                raise Rejected("INVALID_ARGUMENT", "params must be a JSON object")
+            subs = self.d.storage.submissions(dos=dos)
+            by = {s.do_address: s for s in subs}
+            for a in dos:
+                s = by.get(a)
+                if s is None:
+                    raise Rejected("FAILED_PRECONDITION", f"no stored submission for 0x{a.hex()}")
+                if s.state not in ("valid", "batched"):
+                    raise Rejected("FAILED_PRECONDITION", f"DO 0x{a.hex()} is {s.state}, not valid")
+            batch = BatchRequest(request.batch_index, tuple(dos), params)
+            req = dumps(
+                {
+                    "batch_index": request.batch_index,
+                    "dos": [a.hex() for a in dos],
+                    "params": params,
+                    "by": caller,
+                }
+            )
+            self.d.start_round(request.session, "batch", req, subs, batch)
+        except Rejected as exc:
+            context.abort(status_code(exc.code), str(exc))
+        return pb.ControlAck(session=request.session, state="running")
+
+    def Abort(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        pb, _ = _pb()
+        self._caller(context)
+        state = self.d.abort_round(request.session, request.reason or "aborted by the coordinator")
+        return pb.ControlAck(session=request.session, state=state)
+
+    def RoundStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        pb, _ = _pb()
+        self._caller(context)
+        rec = self.d.storage.round(request.session)
+        if rec is None:
+            return pb.RoundStatusReply(session=request.session, state="unknown")
+        return pb.RoundStatusReply(
+            session=rec.session, kind=rec.kind, state=rec.state, error=rec.error, result=rec.result
+        )
