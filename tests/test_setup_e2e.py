@@ -140,7 +140,7 @@ def test_cli_setup_reports_missing_options(capsys):
     assert "missing --batch, --bits, --norm-bound, --out" in capsys.readouterr().err
     assert cli_main(["setup", "--dims", "8", "--batch", "2", "--bits", "1", "--norm-bound", "5",
                      "--out", "/tmp/never"]) == 1
-    assert "bits must be at least 2" in capsys.readouterr().err
+    assert "bits (k) = 1 is outside [2, 64]" in capsys.readouterr().err
 
 
 def test_cli_help(capsys):
