@@ -241,11 +241,11 @@ def gradient_setup(power: int) -> tuple[Any, float, bool]:
     return setup, seconds, cached
 
 
-def gradient_statement(setup: Any, seed: int = 1) -> tuple[list[list[int]], int, int]:
-    """Seeded in-bound updates for every slot and their public inputs (rho, F)."""
+def gradient_statement(setup: Any, seed: int = 1) -> tuple[list[list[int]], list[int]]:
+    """Seeded in-bound updates for every slot and their public inputs [ctx, W…] (default context)."""
     import random
 
-    from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
+    from omniplus.prover.binding import BindingContext, pack_aggregate, public_signals
 
     p = setup.params
     rng = random.Random(seed)
@@ -254,5 +254,4 @@ def gradient_statement(setup: Any, seed: int = 1) -> tuple[list[list[int]], int,
     for r in rows:
         assert sum(x * x for x in r) <= p.norm_bound
     words = pack_aggregate(p, [sum(c) for c in zip(*rows, strict=True)])
-    rho = binding_rho(BindingContext(), words)
-    return rows, rho, binding_F(words, rho)
+    return rows, public_signals(BindingContext(), words)

@@ -271,7 +271,7 @@ def bench_gradient(power: int, n: int, engine_kind: str, repeat: int) -> Row:
     setup, _, _ = gradient_setup(power)
     layout = load_layout(setup)
     zk = read_zkey(setup.zkey)
-    rows, rho, F = gradient_statement(setup)
+    rows, _pub = gradient_statement(setup)
     dos = [f"do{i}" for i in range(len(rows))]
     payees = ["0x" + f"{i + 1:02x}" * 20 for i in range(len(rows))]
     shares: dict[int, dict[str, list[int]]] = {j: {} for j in range(1, n + 1)}
@@ -279,7 +279,8 @@ def bench_gradient(power: int, n: int, engine_kind: str, repeat: int) -> Row:
         for j, s in share_block(make_block(setup, layout, row), t, n).items():
             shares[j][do] = s
     servers = make_servers(n, setup.zkey, engine_kind, zk)
-    ctx = BindingContext(payees=tuple(payees))  # statement() binds these same payees
+    ctx = BindingContext.for_batch(chain_id=31337, market="0x" + "00" * 20, task_id=0, batch_index=0,
+                                   payees=payees)
 
     def body(net: Any) -> Any:
         srv = servers[net.party - 1]
@@ -300,8 +301,8 @@ def bench_gradient(power: int, n: int, engine_kind: str, repeat: int) -> Row:
     finally:
         stop_servers(servers)
     o = outcomes[0]
-    verified = all(x.proof == o.proof for x in outcomes) and check_proof(setup.vkey, o.proof, [o.rho, o.F])
-    single = single_prover(setup.zkey, full_witness(setup, rows, o.rho, o.F), repeat)
+    verified = all(x.proof == o.proof for x in outcomes) and check_proof(setup.vkey, o.proof, o.public)
+    single = single_prover(setup.zkey, full_witness(setup, rows, o.public), repeat)
     row = _row("gradient", power, n, t, setup.manifest["n_constraints"], len(dos), layout.block_size,
                servers, single, verified, prove_marks=(1, 2))
     val = phase_stats(servers, 0, 1)

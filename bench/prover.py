@@ -143,8 +143,8 @@ def measure_size(power: int, backends: list[str], run_native: bool, repeat: int,
 
     setup, setup_s, cached = gradient_setup(power)
     p = setup.params
-    rows, rho, F = gradient_statement(setup)
-    witness = full_witness(setup, rows, rho, F)
+    rows, pub = gradient_statement(setup)
+    witness = full_witness(setup, rows, pub)
     vkey = json.loads(setup.vkey.read_text())
     row: Row = {
         "power": power, "constraints": setup.manifest["n_constraints"], "wires": len(witness),
@@ -155,7 +155,7 @@ def measure_size(power: int, backends: list[str], run_native: bool, repeat: int,
     with tempfile.TemporaryDirectory(prefix="omniplus-bench-prover-") as tmp:
         work = Path(tmp)
         job = {"zkey": str(setup.zkey), "wasm": str(setup.wasm), "witness": [str(v) for v in witness],
-               "input_json": circuit_inputs(p, rows, rho, F), "repeat": repeat, "workdir": str(work)}
+               "input_json": circuit_inputs(p, rows, pub), "repeat": repeat, "workdir": str(work)}
         order = [b for b in ("snarkjs", "direct", "circom", "native")
                  if b in backends or (b == "direct" and direct)]
         for name in order:

@@ -8,15 +8,21 @@ pragma circom 2.1.0;
 //   square: sq[j] = g[j]·g[j]
 //   norm:   B - sum_j sq[j] = sum_b nbits[b]·2^b with boolean nbits   =>  sum g^2 <= B
 // Batch part (touches every slot): packed words P_m of the aggregate are linear `var`s (no
-// constraints); Horner acc[m] = P_m + rho·acc[m+1] ends with F === rho·acc[0], i.e.
-// F = sum_m P_m·rho^(m+1): one constraint per packed word.
+// constraints of their own); each public input W[m] equals P_m: one constraint per packed
+// word, so the proof fixes every word of the aggregate (PROTOCOL.md v2, "Binding"). The v1
+// binding (one random combination F = sum P_m rho^(m+1)) was a knapsack the prover could solve.
+//
+// ctx = keccak256(chain, market, task, batch index, payees, model version) mod r is a public
+// input no constraint uses: snarkjs' zkey adds one A row per public input (wire i times 1), which
+// already makes a proof for one ctx invalid for any other. circom keeps unused public inputs as
+// wires (tests/test_circuit_build.py checks the .r1cs header and the .sym).
 //
 // All parameters, including the derived ones, come from circuits/params.py (CircuitParams),
-// which also proves the field cannot wrap. Public inputs, in wire order: rho, F.
+// which also proves the field cannot wrap. Public inputs, in wire order: ctx, W[0..M-1].
 
 template GradientValidity(N, d, k, B, normBits, w, c, M, offset) {
-    signal input rho;
-    signal input F;
+    signal input ctx;
+    signal input W[M];
     signal input g[N][d];
 
     signal rbits[N][d][k];
@@ -61,15 +67,11 @@ template GradientValidity(N, d, k, B, normBits, w, c, M, offset) {
         }
     }
 
-    // Horner: acc[m] = P_m + rho·acc[m+1], with acc[M-1] read as P_{M-1}.
-    if (M == 1) {
-        F === rho * P[0];
-    } else {
-        signal acc[M - 1];
-        acc[M - 2] <== P[M - 2] + rho * P[M - 1];
-        for (var m = M - 3; m >= 0; m--) {
-            acc[m] <== P[m] + rho * acc[m + 1];
-        }
-        F === rho * acc[0];
+    // Every packed word is a public input: (P_m - W[m])^2 = 0, i.e. W[m] = P_m (x^2 = 0 forces
+    // x = 0 in a field). Written as a square rather than the linear W[m] === P_m because circom's
+    // --O2 would use a linear one to substitute a DO's input g away, putting W into that slot's
+    // constraints and breaking the per-DO blocks the servers validate on shares.
+    for (var m = 0; m < M; m++) {
+        (P[m] - W[m]) * (P[m] - W[m]) === 0;
     }
 }

@@ -90,7 +90,7 @@ class CircuitParams:
 
     @property
     def n_words(self) -> int:
-        """M = ⌈d / c⌉ packed words (and Horner steps)."""
+        """M = ⌈d / c⌉ packed words (each a public input, after ctx)."""
         return -(-self.dims // self.per_word)
 
     @property

@@ -1,39 +1,44 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// The snarkjs-exported Groth16 verifier for the batch circuit (public signals = [rho, F]).
-interface IGroth16Verifier {
-    function verifyProof(
-        uint256[2] calldata a,
-        uint256[2][2] calldata b,
-        uint256[2] calldata c,
-        uint256[2] calldata pubSignals
-    ) external view returns (bool);
-}
-
-/// @title RollupMarket: one Groth16 proof per batch of data-owner updates.
-/// @notice The model owner (MO) deploys with the reward deposit and the task parameters. Off-chain
-/// servers aggregate a batch of valid DO updates and prove it; anyone (a coordinator or any relayer)
-/// submits the proof with the packed aggregate and the payee list. The contract derives the proof's
-/// public inputs itself from the calldata and its own state (docs/DESIGN.md "Binding"):
-///     rho = keccak256(abi.encodePacked(chainid, address(this), taskId, batchIndex,
-///                                      payees.length, payees, words)) mod r
-///     F   = sum_m words[m] * rho^(m+1) mod r
-/// so a proof is bound to this chain, this contract, this task, the next batch index, these payees
-/// and this aggregate: replaying it anywhere else changes rho and fails verification.
-/// @dev Who may call submitBatch: anyone. The proof binds everything that matters (payees and
-/// aggregate), so a relayer cannot redirect payments or alter the aggregate; a front-runner who
-/// copies a pending submission only lands the same batch (the original then fails harmlessly,
-/// because the batch index moved on). Restricting callers would add a liveness dependency on one
-/// operator and let it censor DOs, for no safety gain.
-/// Payments are pulled (withdraw), with checks-effects-interactions and a reentrancy lock.
-/// Conservation: deposit == totalCredited + refund (refund paid once, by finish()).
+/// @title RollupMarket: one Groth16 proof and t+1 server signatures per batch of data-owner updates.
+/// @notice The model owner (MO) deploys with the reward deposit and the task: N, N_min, d, k, B, R,
+/// deadline, the verifier, the server committee (n signing addresses, their TLS certificate
+/// fingerprints, the threshold t+1) and the model hash. Off-chain servers validate a batch of DO
+/// updates on shares, open its aggregate, prove it jointly, verify the proof themselves and sign
+/// the batch digest; anyone relays submitBatch (PROTOCOL.md version 2, steps 3-6).
+///
+/// Public inputs, built here from calldata and state, never taken from the caller:
+///     [ctx, W_0, ..., W_{M-1}]
+///     ctx = keccak256(abi.encode(chainid, address(this), taskId, batchIndex, modelVersion,
+///                                keccak256(abi.encodePacked(payees)))) mod r
+/// The words are public inputs themselves (the circuit constrains W_m === packed sum m), so a
+/// proof fixes the whole aggregate; ctx binds chain, contract, task, batch, payees and model.
+/// The model version of batch i is i: the public model the batch's DOs trained from is w_0 plus
+/// the i aggregates before it.
+///
+/// Batch digest each committee member signs (EIP-191 personal_sign of the 32-byte digest,
+/// i.e. keccak256("\x19Ethereum Signed Message:\n32" || digest); low-s, v in {27, 28}):
+///     digest = keccak256(abi.encode(chainid, address(this), batchIndex,
+///                                   keccak256(abi.encodePacked(payees)),
+///                                   keccak256(abi.encodePacked(words)),
+///                                   keccak256(abi.encodePacked(a0, a1, b00, b01, b10, b11, c0, c1))))
+/// Holding the proving key (every party has it) therefore gives no power: a batch without t+1
+/// committee signatures is refused, and committee members sign only batches they validated.
+/// @dev Who may call submitBatch: anyone (a relayer cannot change payees, words or proof without
+/// invalidating the signatures). Payments are pulled (withdraw), with checks-effects-interactions
+/// and a reentrancy lock. Conservation: deposit == totalCredited + refund (refund paid once).
+/// Task parameters are immutables; readers compare the runtime code with the canonical build with
+/// the immutable ranges masked (contracts/canonical.py) and read the parameters through getters.
 contract RollupMarket {
     uint256 internal constant R_FIELD =
         21888242871839275222246405745257275088548364400416034343698204186575808495617;
+    /// secp256k1n / 2: signatures with a larger s are the malleable twin and are refused.
+    uint256 internal constant HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0;
 
     struct Task {
-        uint256 batchSize; // N: DOs per batch (max payees per batch)
+        uint256 batchSize; // N: max DOs per batch
+        uint256 minBatch; // N_min: min DOs per batch (>= 2: one DO's update alone is never published)
         uint256 dims; // d
         uint256 bits; // k
         uint256 normBound; // B
@@ -46,10 +51,12 @@ contract RollupMarket {
     }
 
     // ---- immutable task description ----
-    IGroth16Verifier public immutable verifier;
+    address public immutable verifier;
+    bytes4 public immutable verifySelector; // verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[M+1])
     address public immutable modelOwner;
     bytes32 public immutable taskId;
     uint256 public immutable batchSize;
+    uint256 public immutable minBatch;
     uint256 public immutable dims;
     uint256 public immutable bits;
     uint256 public immutable normBound;
@@ -63,7 +70,14 @@ contract RollupMarket {
     bytes32 public immutable modelHash;
     uint256 public immutable deposit;
     bool public immutable whitelistOnly;
+    uint256 public immutable threshold; // t+1 distinct committee signatures per batch
+    uint256 public immutable deployBlock; // readers query logs from here
     string public modelURI;
+
+    // ---- the server committee (fixed at deployment) ----
+    address[] internal committee; // signing addresses, server j at index j-1
+    bytes32[] internal fingerprints; // sha256 of server j's TLS certificate (DER)
+    mapping(address => uint256) internal memberSlot; // index + 1; 0 = not a member
 
     // ---- state (packed so a batch touches one slot per payee and one for the totals) ----
     struct Member {
@@ -88,10 +102,10 @@ contract RollupMarket {
         bytes32 modelHash, string modelURI);
     event Whitelisted(address indexed dataOwner);
     event Registered(address indexed dataOwner);
-    /// The packed words are not repeated in the log (8 gas per byte): the MO reads them from this
-    /// transaction's calldata and checks them against aggregateCommitment = keccak256(words).
-    event BatchSubmitted(uint256 indexed batchIndex, bytes32 aggregateCommitment, address[] payees,
-        address submitter);
+    /// The words are in the log: readers use events only, never calldata (a batch relayed through
+    /// another contract has no top-level calldata to read).
+    event BatchSubmitted(uint256 indexed batchIndex, bytes32 aggregateCommitment, uint256[] words,
+        address[] payees, address submitter);
     event Withdrawn(address indexed payee, uint256 amount);
     event Finished(uint256 refund, uint256 totalCredited);
 
@@ -105,11 +119,15 @@ contract RollupMarket {
     error AllBatchesDone(uint256 batches);
     error WrongWordCount(uint256 got, uint256 expected);
     error WordTooLarge(uint256 index);
-    error BadPayeeCount(uint256 got, uint256 max);
+    error BadPayeeCount(uint256 got, uint256 min, uint256 max);
     error UnregisteredPayee(address who);
     error DuplicatePayee(address who);
     error AlreadyPaid(address who, uint256 batchIndex);
     error InvalidProof();
+    error BadSignature(uint256 index);
+    error NotCommittee(uint256 index, address signer);
+    error DuplicateSigner(address signer);
+    error NotEnoughSignatures(uint256 got, uint256 required);
     error NothingToWithdraw();
     error TransferFailed();
     error Reentrancy();
@@ -128,10 +146,14 @@ contract RollupMarket {
         Task memory t,
         bytes32 modelHash_,
         string memory modelURI_,
-        address[] memory whitelist_
+        address[] memory whitelist_,
+        address[] memory committee_,
+        bytes32[] memory fingerprints_,
+        uint256 threshold_
     ) payable {
         if (verifier_.code.length == 0) revert BadParams("verifier has no code");
         if (t.batchSize == 0 || t.dims == 0 || t.batches == 0) revert BadParams("N, d and R must be positive");
+        if (t.minBatch < 2 || t.minBatch > t.batchSize) revert BadParams("N_min must be in [2, N]");
         if (t.bits < 2 || t.bits > 64) revert BadParams("k out of range");
         // circuits/params.py MAX_BATCH, MAX_DIMS: the same range on both sides
         if (t.batchSize > 512 || t.dims > 524288) revert BadParams("N or d too large");
@@ -142,16 +164,31 @@ contract RollupMarket {
         if (t.nWords == 0 || t.nWords * t.perWord < t.dims || (t.nWords - 1) * t.perWord >= t.dims) {
             revert BadParams("M must be ceil(d/c)");
         }
+        if (t.nWords > 4096) revert BadParams("M too large");
         if (t.deadline <= block.timestamp) revert BadParams("deadline in the past");
         if (t.batches >= type(uint64).max || t.reward >= type(uint128).max / (t.batchSize * t.batches)) {
             revert BadParams("R or reward too large");
         }
+        uint256 n = committee_.length;
+        if (n == 0 || n > 256 || fingerprints_.length != n) revert BadParams("committee: 1..256 members, one fingerprint each");
+        // t+1 signatures with n >= 2t+1 servers: a majority, so two disjoint sets cannot both sign.
+        if (threshold_ == 0 || 2 * threshold_ <= n || threshold_ > n) revert BadParams("threshold must be t+1 with n >= 2t+1");
         uint256 required = t.batchSize * t.batches * t.reward;
         if (msg.value < required) revert DepositTooSmall(msg.value, required);
+        for (uint256 i = 0; i < n; i++) {
+            address a = committee_[i];
+            if (a == address(0) || memberSlot[a] != 0) revert BadParams("committee: zero or repeated address");
+            memberSlot[a] = i + 1;
+            committee.push(a);
+            fingerprints.push(fingerprints_[i]);
+        }
 
-        verifier = IGroth16Verifier(verifier_);
+        verifier = verifier_;
+        verifySelector = bytes4(keccak256(abi.encodePacked(
+            "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[", _decimal(t.nWords + 1), "])")));
         modelOwner = msg.sender;
         batchSize = t.batchSize;
+        minBatch = t.minBatch;
         dims = t.dims;
         bits = t.bits;
         normBound = t.normBound;
@@ -166,13 +203,24 @@ contract RollupMarket {
         modelURI = modelURI_;
         deposit = msg.value;
         whitelistOnly = whitelist_.length > 0;
-        bytes32 id = keccak256(abi.encode(t, verifier_, msg.sender, modelHash_, keccak256(bytes(modelURI_))));
+        threshold = threshold_;
+        deployBlock = block.number;
+        bytes32 id = keccak256(abi.encode(t, verifier_, msg.sender, modelHash_, keccak256(bytes(modelURI_)),
+            keccak256(abi.encodePacked(committee_)), keccak256(abi.encodePacked(fingerprints_)), threshold_));
         taskId = id;
         for (uint256 i = 0; i < whitelist_.length; i++) {
             whitelisted[whitelist_[i]] = true;
             emit Whitelisted(whitelist_[i]);
         }
         emit TaskCreated(id, msg.sender, verifier_, msg.value, modelHash_, modelURI_);
+    }
+
+    function _decimal(uint256 v) internal pure returns (bytes memory out) {
+        if (v == 0) return "0";
+        uint256 len;
+        for (uint256 x = v; x != 0; x /= 10) len++;
+        out = new bytes(len);
+        for (; v != 0; v /= 10) out[--len] = bytes1(uint8(48 + v % 10));
     }
 
     /// One registration per address per task; with a whitelist only listed DOs may register.
@@ -191,6 +239,11 @@ contract RollupMarket {
         return batchCount;
     }
 
+    /// The public model version the next batch's DOs must have trained from (= batches so far).
+    function modelVersion() external view returns (uint256) {
+        return batchCount;
+    }
+
     function registered(address who) external view returns (bool) {
         return members[who].registered;
     }
@@ -205,59 +258,116 @@ contract RollupMarket {
         return members[who].credit;
     }
 
-    /// The public inputs a proof for the next batch must have, for these words and payees.
-    function publicInputs(uint256[] calldata words, address[] calldata payees)
-        external
-        view
-        returns (uint256 rho, uint256 f)
-    {
-        return _publicInputs(batchCount, words, payees);
+    /// The server committee: signing addresses and TLS certificate fingerprints, server j at j-1.
+    function committeeMembers() external view returns (address[] memory, bytes32[] memory) {
+        return (committee, fingerprints);
     }
 
-    function _publicInputs(uint256 batchIndex, uint256[] calldata words, address[] calldata payees)
-        internal
-        view
-        returns (uint256 rho, uint256 f)
-    {
-        rho = uint256(
-            keccak256(abi.encodePacked(block.chainid, address(this), taskId, batchIndex, payees.length, payees, words))
-        ) % R_FIELD;
-        // Horner, with the packing bound checked on the way (one pass over the words).
-        uint256 limit = wordLimit;
-        uint256 acc = 0;
-        for (uint256 m = words.length; m > 0;) {
-            unchecked {
-                --m;
-            }
-            uint256 w = words[m];
-            if (w >= limit) revert WordTooLarge(m);
-            acc = addmod(mulmod(acc, rho, R_FIELD), w, R_FIELD);
-        }
-        f = mulmod(acc, rho, R_FIELD);
+    /// ctx for the next batch with these payees (the first public input).
+    function bindingContext(address[] calldata payees) external view returns (uint256) {
+        return _ctx(batchCount, payees);
     }
 
-    /// Verify one batch proof, record its aggregate and credit its payees.
-    /// @param words the packed aggregate (M words, each < 2^(w*c))
-    /// @param payees the DOs whose valid updates are in the aggregate (1..N, registered, unpaid)
-    function submitBatch(
+    /// The digest committee members sign for the next batch with this proof, words and payees.
+    function batchDigest(
         uint256[2] calldata a,
         uint256[2][2] calldata b,
         uint256[2] calldata c,
         uint256[] calldata words,
         address[] calldata payees
+    ) external view returns (bytes32) {
+        return _digest(batchCount, a, b, c, words, payees);
+    }
+
+    function _ctx(uint256 batchIndex, address[] calldata payees) internal view returns (uint256) {
+        return uint256(keccak256(abi.encode(block.chainid, address(this), taskId, batchIndex, batchIndex,
+            keccak256(abi.encodePacked(payees))))) % R_FIELD;
+    }
+
+    function _digest(
+        uint256 batchIndex,
+        uint256[2] calldata a,
+        uint256[2][2] calldata b,
+        uint256[2] calldata c,
+        uint256[] calldata words,
+        address[] calldata payees
+    ) internal view returns (bytes32) {
+        bytes32 proofHash = keccak256(abi.encode(a, b, c)); // the 8 words a0 a1 b00 b01 b10 b11 c0 c1
+        return keccak256(abi.encode(block.chainid, address(this), batchIndex, keccak256(abi.encodePacked(payees)),
+            keccak256(abi.encodePacked(words)), proofHash));
+    }
+
+    /// Require >= threshold distinct committee signatures over the EIP-191 form of `digest`.
+    function _checkSignatures(bytes32 digest, bytes[] calldata signatures) internal view {
+        bytes32 h = keccak256(abi.encodePacked("\x19Ethereum Signed Message:\n32", digest));
+        uint256 seen; // bit j-1 set once server j signed (committee size <= 256)
+        uint256 count;
+        for (uint256 i = 0; i < signatures.length; i++) {
+            bytes calldata sig = signatures[i];
+            if (sig.length != 65) revert BadSignature(i);
+            bytes32 r = bytes32(sig[0:32]);
+            bytes32 s = bytes32(sig[32:64]);
+            uint8 v = uint8(sig[64]);
+            if ((v != 27 && v != 28) || uint256(s) > HALF_N) revert BadSignature(i);
+            address signer = ecrecover(h, v, r, s);
+            if (signer == address(0)) revert BadSignature(i);
+            uint256 slot = memberSlot[signer];
+            if (slot == 0) revert NotCommittee(i, signer);
+            uint256 bit = 1 << (slot - 1);
+            if (seen & bit != 0) revert DuplicateSigner(signer);
+            seen |= bit;
+            count++;
+        }
+        if (count < threshold) revert NotEnoughSignatures(count, threshold);
+    }
+
+    /// The proof against [ctx, W_0..W_{M-1}], ABI-encoded as the verifier's static uint256[M+1].
+    /// The verifier returns false (not revert) when given too little gas for the pairing:
+    /// requiring true turns that into a revert, so gas estimation cannot settle on a failing call.
+    function _verify(
+        uint256 batchIndex,
+        uint256[2] calldata a,
+        uint256[2][2] calldata b,
+        uint256[2] calldata c,
+        uint256[] calldata words,
+        address[] calldata payees
+    ) internal view returns (bool) {
+        uint256 limit = wordLimit;
+        for (uint256 j = 0; j < words.length; j++) {
+            if (words[j] >= limit) revert WordTooLarge(j);
+        }
+        bytes memory input = abi.encodePacked(verifySelector, abi.encode(a, b, c), _ctx(batchIndex, payees), words);
+        (bool ok, bytes memory ret) = verifier.staticcall(input);
+        return ok && ret.length == 32 && abi.decode(ret, (uint256)) == 1;
+    }
+
+    /// Verify one batch (t+1 committee signatures, then the proof), record its aggregate, credit payees.
+    /// @param words the packed aggregate (M words, each < 2^(w*c))
+    /// @param payees the DOs whose valid updates are in the aggregate (N_min..N, registered, unpaid)
+    /// @param signatures 65-byte (r, s, v) signatures of committee members over the batch digest
+    function submitBatch(
+        uint256[2] calldata a,
+        uint256[2][2] calldata b,
+        uint256[2] calldata c,
+        uint256[] calldata words,
+        address[] calldata payees,
+        bytes[] calldata signatures
     ) external {
         // No reentrancy lock: the only external call is a STATICCALL to the verifier.
         if (finished) revert TaskFinished();
         if (block.timestamp > deadline) revert DeadlinePassed(block.timestamp, deadline);
         uint256 batchIndex = batchCount;
         if (batchIndex >= batches) revert AllBatchesDone(batches);
-        if (words.length != nWords) revert WrongWordCount(words.length, nWords);
+        uint256 m = words.length;
+        if (m != nWords) revert WrongWordCount(m, nWords);
         uint256 n = payees.length;
-        if (n == 0 || n > batchSize) revert BadPayeeCount(n, batchSize);
+        if (n < minBatch || n > batchSize) revert BadPayeeCount(n, minBatch, batchSize);
+
+        _checkSignatures(_digest(batchIndex, a, b, c, words, payees), signatures);
 
         // Effects on payees first (the proof check below reverts everything if it fails).
         uint64 tag = uint64(batchIndex + 1);
-        uint128 r = uint128(reward);
+        uint128 rw = uint128(reward);
         for (uint256 i = 0; i < n; i++) {
             address p = payees[i];
             Member storage mem = members[p];
@@ -266,19 +376,16 @@ contract RollupMarket {
             if (prev == tag) revert DuplicatePayee(p);
             if (prev != 0) revert AlreadyPaid(p, prev - 1);
             mem.paidTag = tag;
-            mem.credit += r;
+            mem.credit += rw;
         }
 
-        (uint256 rho, uint256 f) = _publicInputs(batchIndex, words, payees);
-        // The verifier returns false (not revert) when given too little gas for the pairing:
-        // requiring true turns that into a revert, so gas estimation cannot settle on a failing call.
-        if (!verifier.verifyProof(a, b, c, [rho, f])) revert InvalidProof();
+        if (!_verify(batchIndex, a, b, c, words, payees)) revert InvalidProof();
 
         bytes32 commitment = keccak256(abi.encodePacked(words));
         aggregateCommitments[batchIndex] = commitment;
         batchCount = uint64(batchIndex + 1);
-        totalCredited += uint128(n) * r;
-        emit BatchSubmitted(batchIndex, commitment, payees, msg.sender);
+        totalCredited += uint128(n) * rw;
+        emit BatchSubmitted(batchIndex, commitment, words, payees, msg.sender);
     }
 
     /// Pull payment of everything credited to the caller.

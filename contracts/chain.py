@@ -500,3 +500,15 @@ def deploy(w3: Web3, key: str, artifact: Artifact, *args: Any, value: int = 0,
 def send_value(w3: Web3, key: str, to: str, value: int) -> dict:
     """Plain ETH transfer (used by tests to fund accounts)."""
     return send_tx(w3, key, to=to, value=value, gas=21_000, what=f"transfer from {address_of(key)}")
+
+
+def simulate(w3: Web3, fn: Any, *, sender: str, gas: int) -> None:
+    """eth_call a bound contract function as `sender` with an explicit gas limit; ChainError with the
+    decoded reason if it would revert. Relayers call this before broadcasting, so a transaction that
+    would revert (and leak its calldata) is never sent."""
+    tx = {"from": to_checksum_address(sender), "to": fn.address, "data": fn._encode_transaction_data(),
+          "gas": int(gas)}
+    ok, data = _call_raw(w3, tx)
+    if not ok:
+        reason = decode_revert(data, [fn.contract_abi, *_KNOWN_ABIS.values()])
+        raise ChainError(f"{fn.fn_name} would revert: {reason}")

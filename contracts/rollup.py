@@ -1,5 +1,6 @@
-"""RollupMarket from Python: deploy with the reward deposit, register DOs, submit one proof per
-batch, withdraw, finish, and read the batch events the MO needs.
+"""RollupMarket from Python: deploy with the reward deposit and the server committee, register DOs,
+submit one proof plus t+1 committee signatures per batch, withdraw, finish, and read the batch
+events the MO needs (from logs only, by block ranges from the deployment block).
 
 Every state-changing call returns the transaction receipt (gas is read from it by the benchmark).
 Calls that verify a proof always carry an explicit gas limit (TOOLCHAIN.md: eth_estimateGas
@@ -15,10 +16,10 @@ from typing import TYPE_CHECKING, Any
 from web3 import Web3
 from web3.contract import Contract
 
-from omniplus.contracts.chain import call, deploy, transact
+from omniplus.contracts.chain import call, deploy, simulate, transact
 from omniplus.contracts.solc import market_artifacts
 from omniplus.contracts.verifier import proof_calldata
-from omniplus.core.errors import ChainError
+from omniplus.core.errors import InputError
 
 if TYPE_CHECKING:
     from omniplus.circuits.params import CircuitParams
@@ -26,16 +27,27 @@ if TYPE_CHECKING:
 PLAIN_CHUNK = 250
 PLAIN_SCALE = 10**8
 _U256 = 1 << 256
+LOG_RANGE = 10_000  # blocks per eth_getLogs query (public RPCs limit ranges)
 
 
 
-def submit_gas(n_payees: int, n_words: int) -> int:
+def submit_gas(n_payees: int, n_words: int, n_signatures: int = 3) -> int:
     """A generous explicit gas limit for submitBatch (unused gas is not charged).
 
     ~230k for the Groth16 verification, ~50k per payee (two fresh storage slots, plus event data),
-    ~3k per packed word (calldata, hashing, Horner, event data), plus a fixed margin.
+    ~12k per packed word (7.2k ECMUL+ECADD in the verifier, calldata, hashing, event data), ~10k per
+    signature (ecrecover 3k, calldata, a storage read), plus a fixed margin.
     """
-    return 450_000 + 50_000 * n_payees + 3_000 * n_words
+    return 450_000 + 50_000 * n_payees + 12_000 * n_words + 10_000 * n_signatures
+
+
+def _alert(alerts: list[str] | None, msg: str) -> None:
+    """Report a batch a reader had to skip: into the caller's list, and always to the log."""
+    import logging
+
+    logging.getLogger("omniplus.chain").warning("alert: %s", msg)
+    if alerts is not None:
+        alerts.append(msg)
 
 
 # ---------------------------------------------------------------------- RollupMarket
@@ -44,6 +56,7 @@ class TaskParams:
     """The RollupMarket constructor's task tuple (field order = the Solidity struct)."""
 
     batch: int  # N
+    min_batch: int  # N_min
     dims: int  # d
     bits: int  # k
     norm_bound: int  # B
@@ -55,9 +68,11 @@ class TaskParams:
     per_word: int  # c
 
     @classmethod
-    def from_circuit(cls, params: CircuitParams, *, reward: int, batches: int, deadline: int) -> TaskParams:
+    def from_circuit(cls, params: CircuitParams, *, reward: int, batches: int, deadline: int,
+                     min_batch: int = 2) -> TaskParams:
         return cls(
             params.batch,
+            min_batch,
             params.dims,
             params.bits,
             params.norm_bound,
@@ -72,6 +87,7 @@ class TaskParams:
     def as_tuple(self) -> tuple[int, ...]:
         return (
             self.batch,
+            self.min_batch,
             self.dims,
             self.bits,
             self.norm_bound,
@@ -89,9 +105,43 @@ class TaskParams:
 
 
 @dataclass(frozen=True)
+class Committee:
+    """The task's server committee: server j signs with members[j-1], presents the TLS certificate
+    whose sha256 (DER) is fingerprints[j-1]; `threshold` = t+1 signatures per batch."""
+
+    members: tuple[str, ...]
+    fingerprints: tuple[bytes, ...]
+    threshold: int
+
+    def __post_init__(self) -> None:
+        if len(self.members) != len(self.fingerprints) or not self.members:
+            raise InputError("committee: one TLS fingerprint per signing address, at least one member")
+        if any(len(f) != 32 for f in self.fingerprints):
+            raise InputError("committee: fingerprints are 32-byte sha256 digests")
+
+    def same_as(self, other: Committee) -> bool:
+        return (self.threshold == other.threshold
+                and [m.lower() for m in self.members] == [m.lower() for m in other.members]
+                and list(self.fingerprints) == list(other.fingerprints))
+
+    def to_json(self) -> dict:
+        return {"members": list(self.members), "fingerprints": ["0x" + f.hex() for f in self.fingerprints],
+                "threshold": self.threshold}
+
+    @classmethod
+    def from_json(cls, d: dict) -> Committee:
+        try:
+            return cls(tuple(str(m) for m in d["members"]),
+                       tuple(bytes.fromhex(str(f).removeprefix("0x")) for f in d["fingerprints"]),
+                       int(d["threshold"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InputError(f"malformed committee: {exc}") from None
+
+
+@dataclass(frozen=True)
 class BatchEvent:
-    """One BatchSubmitted event: what the MO needs to read the aggregate (words unpack with
-    prover.binding.unpack_words)."""
+    """One BatchSubmitted event: the words come from the log itself (unpack with
+    prover.binding.unpack_words); `commitment` = keccak256(words) as the contract stored it."""
 
     index: int
     commitment: bytes
@@ -118,6 +168,7 @@ class RollupMarket:
         verifier: str,
         task: TaskParams,
         *,
+        committee: Committee,
         model_hash: bytes = b"\0" * 32,
         model_uri: str = "",
         whitelist: Sequence[str] = (),
@@ -134,6 +185,9 @@ class RollupMarket:
             model_hash,
             model_uri,
             [Web3.to_checksum_address(a) for a in whitelist],
+            [Web3.to_checksum_address(a) for a in committee.members],
+            list(committee.fingerprints),
+            committee.threshold,
             value=value,
         )
         market = cls(w3, c)
@@ -176,37 +230,63 @@ class RollupMarket:
             "balance": self.w3.eth.get_balance(self.address),
         }
 
-    def public_inputs(self, words: Sequence[int], payees: Sequence[str]) -> tuple[int, int]:
-        """(rho, F) the contract will demand for the next batch with these words and payees."""
-        return tuple(
-            self._get("publicInputs", [int(w) for w in words], [Web3.to_checksum_address(p) for p in payees])
-        )  # type: ignore[return-value]
+    def onchain_ctx(self, payees: Sequence[str]) -> int:
+        """The ctx public input the contract will use for the next batch with these payees."""
+        return int(self._get("bindingContext", [Web3.to_checksum_address(p) for p in payees]))
+
+    def public_inputs(self, words: Sequence[int], payees: Sequence[str]) -> list[int]:
+        """[ctx, W_0..W_{M-1}] the contract will pass its verifier for the next batch."""
+        return [self.onchain_ctx(payees), *(int(w) for w in words)]
+
+    def committee(self) -> Committee:
+        members, fps = self._get("committeeMembers")
+        return Committee(tuple(str(m) for m in members), tuple(bytes(f) for f in fps), int(self._get("threshold")))
+
+    def deploy_block(self) -> int:
+        return int(self._get("deployBlock"))
 
     def binding_context(self, payees: Sequence[str], batch_index: int | None = None) -> Any:
         """omniplus.prover.binding.BindingContext for the next (or the given) batch of this market."""
         from omniplus.prover.binding import BindingContext
 
         idx = self.batches_submitted() if batch_index is None else batch_index
-        return BindingContext(
-            chain_id=self.chain_id,
-            market=self.address,
-            task_id=self.task_id,
-            batch_index=idx,
-            payees=tuple(Web3.to_checksum_address(p) for p in payees),
-        )
+        return BindingContext.for_batch(chain_id=self.chain_id, market=self.address, task_id=self.task_id,
+                                        batch_index=idx, payees=payees)
+
+    def digest(self, proof: Any, words: Sequence[int], payees: Sequence[str], batch_index: int | None = None
+               ) -> bytes:
+        """The batch digest committee members sign (contracts.committee.batch_digest)."""
+        from omniplus.contracts.committee import batch_digest
+
+        idx = self.batches_submitted() if batch_index is None else batch_index
+        return batch_digest(self.chain_id, self.address, idx, payees, words, proof)
 
     # ---- writes
     def register(self, key: str) -> dict:
         return transact(self.w3, key, self.contract.functions.register())
 
-    def submit_batch(
-        self, key: str, proof: Any, words: Sequence[int], payees: Sequence[str], *, gas: int | None = None
-    ) -> dict:
+    def submit_call(self, proof: Any, words: Sequence[int], payees: Sequence[str], signatures: Sequence[bytes]
+                    ) -> Any:
         a, b, c = proof_calldata(proof)
-        fn = self.contract.functions.submitBatch(
-            a, b, c, [int(w) for w in words], [Web3.to_checksum_address(p) for p in payees]
+        return self.contract.functions.submitBatch(
+            a, b, c, [int(w) for w in words], [Web3.to_checksum_address(p) for p in payees],
+            [bytes(s) for s in signatures],
         )
-        return transact(self.w3, key, fn, gas=gas or submit_gas(len(payees), len(words)))
+
+    def submit_batch(
+        self, key: str, proof: Any, words: Sequence[int], payees: Sequence[str], signatures: Sequence[bytes] = (),
+        *, gas: int | None = None, simulate_first: bool = True,
+    ) -> dict:
+        """Relay a batch. With simulate_first (the default, and what every relayer must do) the call
+        is eth_call'ed first and nothing is broadcast if it would revert: a reverted submitBatch
+        would publish the words in calldata without paying anyone."""
+        from omniplus.contracts.chain import address_of
+
+        fn = self.submit_call(proof, words, payees, signatures)
+        limit = gas or submit_gas(len(payees), len(words), len(signatures))
+        if simulate_first:
+            simulate(self.w3, fn, sender=address_of(key), gas=limit)
+        return transact(self.w3, key, fn, gas=limit)
 
     def withdraw(self, key: str) -> dict:
         return transact(self.w3, key, self.contract.functions.withdraw())
@@ -214,31 +294,55 @@ class RollupMarket:
     def finish(self, key: str) -> dict:
         return transact(self.w3, key, self.contract.functions.finish())
 
-    def batch_events(self, from_block: int = 0) -> list[BatchEvent]:
-        """Every BatchSubmitted event, with the packed words read from the submitBatch calldata.
-
-        The log does not repeat the words (that would cost 8 gas per byte); the calldata is checked
-        against the event's commitment, so a mismatch raises ChainError. This needs submitBatch to be
-        called directly by an account (the usual case), not through another contract.
-        """
-        from eth_utils import keccak
-
-        out = []
-        for e in self.contract.events.BatchSubmitted().get_logs(from_block=from_block):
-            tx_hash = "0x" + bytes(e["transactionHash"]).hex()
-            commitment = bytes(e["args"]["aggregateCommitment"])
-            tx = self.w3.eth.get_transaction(tx_hash)
-            try:
-                _, args = self.contract.decode_function_input(tx["input"])
-                words = [int(w) for w in args["words"]]
-            except Exception as exc:
-                raise ChainError(f"batch {e['args']['batchIndex']}: cannot read the words from tx {tx_hash} "
-                                 f"(submitted through a contract?): {exc}") from exc
-            if keccak(b"".join(w.to_bytes(32, "big") for w in words)) != commitment:
-                raise ChainError(f"batch {e['args']['batchIndex']}: calldata words do not match the commitment")
-            out.append(BatchEvent(index=e["args"]["batchIndex"], commitment=commitment, words=words,
-                                  payees=list(e["args"]["payees"]), submitter=e["args"]["submitter"],
-                                  tx_hash=tx_hash, block=e["blockNumber"]))
+    def _logs(self, event: Any, from_block: int) -> list[Any]:
+        """Raw logs of one event of this market, queried in LOG_RANGE-block ranges."""
+        head = self.w3.eth.block_number
+        out: list[Any] = []
+        lo = from_block
+        while lo <= head:
+            hi = min(head, lo + LOG_RANGE - 1)
+            out += self.w3.eth.get_logs({"address": self.address, "fromBlock": lo, "toBlock": hi,
+                                         "topics": [event.topic]})
+            lo = hi + 1
         return out
 
+    def registered_dos(self, from_block: int | None = None) -> list[str]:
+        """Every Registered DO (from the deployment block, by ranges); undecodable logs skipped."""
+        ev = self.contract.events.Registered()
+        out = []
+        for raw in self._logs(ev, self.deploy_block() if from_block is None else from_block):
+            try:
+                out.append(str(ev.process_log(raw)["args"]["dataOwner"]))
+            except Exception:  # noqa: BLE001 - a reader must not be bricked by one log
+                _alert(None, f"Registered log in block {raw.get('blockNumber')} does not decode; skipped")
+        return out
 
+    def batch_events(self, from_block: int | None = None, alerts: list[str] | None = None) -> list[BatchEvent]:
+        """Every BatchSubmitted event, words read from the log (never from calldata, so a batch
+        relayed through a contract reads the same). Logs are queried in ranges of LOG_RANGE blocks
+        from the deployment block. A log that does not decode, or whose words do not hash to its
+        commitment, is reported in `alerts` (with its batch index) and skipped, never raised."""
+        from eth_utils import keccak
+
+        ev = self.contract.events.BatchSubmitted()
+        start = self.deploy_block() if from_block is None else from_block
+        out = []
+        for raw in self._logs(ev, start):
+            try:
+                e = ev.process_log(raw)
+                idx = int(e["args"]["batchIndex"])
+                words = [int(w) for w in e["args"]["words"]]
+                commitment = bytes(e["args"]["aggregateCommitment"])
+            except Exception as exc:  # noqa: BLE001 - a bad log must never stop a reader
+                topics = raw.get("topics") or []
+                idx_s = str(int.from_bytes(bytes(topics[1]), "big")) if len(topics) > 1 else "?"
+                _alert(alerts, f"batch {idx_s}: BatchSubmitted log in block {raw.get('blockNumber')} "
+                               f"does not decode ({exc}); skipped")
+                continue
+            if keccak(b"".join(w.to_bytes(32, "big") for w in words)) != commitment:
+                _alert(alerts, f"batch {idx}: logged words do not match the logged commitment; skipped")
+                continue
+            out.append(BatchEvent(index=idx, commitment=commitment, words=words,
+                                  payees=list(e["args"]["payees"]), submitter=e["args"]["submitter"],
+                                  tx_hash="0x" + bytes(e["transactionHash"]).hex(), block=e["blockNumber"]))
+        return out

@@ -26,12 +26,23 @@ COMPILE_JS = Path(__file__).with_name("compile.js")
 
 @dataclass(frozen=True)
 class Artifact:
-    """What deployment needs: the ABI and the creation bytecode (hex, 0x-prefixed)."""
+    """What deployment needs: the ABI and the creation bytecode (hex, 0x-prefixed); the runtime code
+    and where solc puts immutables in it (byte ranges), so deployed code can be compared exactly."""
 
     name: str
     abi: list
     bytecode: str
     deployed_size: int = 0
+    deployed: str = ""
+    immutables: tuple[tuple[int, int], ...] = ()
+
+    def masked_runtime(self, code: bytes | None = None) -> bytes:
+        """The runtime code (or `code`, e.g. from eth_getCode) with every immutable range zeroed."""
+        raw = bytearray(bytes.fromhex(self.deployed.removeprefix("0x")) if code is None else code)
+        for start, length in self.immutables:
+            if start + length <= len(raw):
+                raw[start:start + length] = b"\0" * length
+        return bytes(raw)
 
 
 def _solc_version() -> str:
@@ -46,7 +57,8 @@ def _settings() -> dict:
         "evmVersion": EVM_VERSION,
         "optimizer": {"enabled": True, "runs": OPTIMIZER_RUNS},
         "viaIR": False,
-        "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object"]}},
+        "outputSelection": {"*": {"*": ["abi", "evm.bytecode.object", "evm.deployedBytecode.object",
+                                          "evm.deployedBytecode.immutableReferences"]}},
     }
 
 
@@ -77,7 +89,8 @@ def compile_contracts(*sources: str | Path) -> dict[str, Artifact]:
     cache = cache_dir() / "solc" / f"{key}.json"
     if cache.exists():
         data = json.loads(cache.read_text())
-        return {name: Artifact(**a) for name, a in data.items()}
+        return {name: Artifact(**{**a, "immutables": tuple(tuple(r) for r in a.get("immutables", ()))})
+                for name, a in data.items()}
 
     std_in = {
         "language": "Solidity",
@@ -98,8 +111,11 @@ def compile_contracts(*sources: str | Path) -> dict[str, Artifact]:
                 raise ToolError(f"solc: contract name {name} defined twice (again in {file_name})")
             code = c["evm"]["bytecode"]["object"]
             deployed = c["evm"]["deployedBytecode"]["object"]
+            refs = c["evm"]["deployedBytecode"].get("immutableReferences", {}) or {}
+            ranges = tuple(sorted((int(r["start"]), int(r["length"])) for rs in refs.values() for r in rs))
             artifacts[name] = Artifact(name=name, abi=c["abi"], bytecode="0x" + code,
-                                       deployed_size=len(deployed) // 2)
+                                       deployed_size=len(deployed) // 2, deployed="0x" + deployed,
+                                       immutables=ranges)
     cache.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=cache.parent, suffix=".tmp")
     with os.fdopen(fd, "w") as fh:
@@ -109,9 +125,10 @@ def compile_contracts(*sources: str | Path) -> dict[str, Artifact]:
 
 
 def market_artifacts() -> dict[str, Artifact]:
-    """RollupMarket, PlainMarket and the test-only ReentrancyAttacker (cached after the first build)."""
+    """RollupMarket, PlainMarket and the test-only ReentrancyAttacker and Relayer (cached after the first build)."""
     return compile_contracts(
         CONTRACTS_DIR / "RollupMarket.sol",
         CONTRACTS_DIR / "PlainMarket.sol",
         CONTRACTS_DIR / "ReentrancyAttacker.sol",
+        CONTRACTS_DIR / "Relayer.sol",
     )

@@ -18,13 +18,13 @@ Progress = Callable[[str], None]
 
 @dataclass
 class MarketConfig:
-    """Everything about one run; defaults are the demo's (d=520, N=2, k=6: a 2^13 batch circuit)."""
+    """Everything about one run; defaults are the demo's (d=520, N=3, k=6: a 2^14 batch circuit)."""
 
     dos: int = 8
     malicious: tuple[int, ...] = (5,)  # DO indices that attack
     attack: str = "scale"
-    rounds: int = 4  # R
-    batch: int = 2  # N
+    rounds: int = 3  # R
+    batch: int = 3  # N (N_min = 2: a batch that loses one rejected DO still has two)
     hidden: tuple[int, ...] = (8,)
     public: tuple[str, ...] = ("fc1",)
     bits: int = 6  # k

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from omniplus.core.errors import ChainError, InputError
+from omniplus.core.errors import InputError
 from omniplus.ml.model import (
     model_hash,
 )
@@ -67,27 +67,25 @@ def words_hash(words: Sequence[int]) -> bytes:
     return bytes(Web3.keccak(b"".join(int(x).to_bytes(32, "big") for x in words)))
 
 
-def read_aggregates(market: Any, params: Any) -> list[dict]:
-    """Every batch on-chain: the event's words checked against its commitment, the contract's stored
-    commitment and the submitBatch calldata; then unpacked to the signed aggregate."""
+def read_aggregates(market: Any, params: Any, alerts: list[str] | None = None) -> list[dict]:
+    """Every batch on-chain, from the BatchSubmitted events alone (never calldata: a batch relayed
+    through a contract reads the same): words checked against the contract's stored commitment,
+    then unpacked. A batch that cannot be read is reported in `alerts` with its index and skipped."""
+    from omniplus.contracts.rollup import _alert
     from omniplus.prover.binding import unpack_words
 
     out = []
-    for ev in sorted(market.batch_events(), key=lambda e: e.index):
-        c = words_hash(ev.words)
-        stored = bytes(market.contract.functions.aggregateCommitments(ev.index).call())
-        if c != ev.commitment or c != stored:
-            raise ChainError(f"batch {ev.index}: event words do not match the aggregate commitment")
-        tx = market.w3.eth.get_transaction(ev.tx_hash)
-        _, args = market.contract.decode_function_input(tx["input"])
-        if [int(x) for x in args["words"]] != [int(x) for x in ev.words] or [
-            a.lower() for a in args["payees"]
-        ] != [a.lower() for a in ev.payees]:
-            raise ChainError(f"batch {ev.index}: event differs from the submitBatch calldata")
-        gas = market.w3.eth.get_transaction_receipt(ev.tx_hash)["gasUsed"]
-        out.append(
-            {"index": ev.index, "aggregate": unpack_words(params, ev.words), "payees": list(ev.payees), "gas": gas}
-        )
+    for ev in sorted(market.batch_events(alerts=alerts), key=lambda e: e.index):
+        try:
+            stored = bytes(market.contract.functions.aggregateCommitments(ev.index).call())
+            if words_hash(ev.words) != stored:
+                raise InputError("event words do not match the stored aggregate commitment")
+            aggregate = unpack_words(params, ev.words)
+            gas = market.w3.eth.get_transaction_receipt(ev.tx_hash)["gasUsed"]
+        except (InputError, ValueError) as exc:
+            _alert(alerts, f"batch {ev.index}: cannot read its aggregate ({exc}); skipped")
+            continue
+        out.append({"index": ev.index, "aggregate": aggregate, "payees": list(ev.payees), "gas": gas})
     return out
 
 

@@ -47,8 +47,8 @@ class VerifyReport:
 
 
 def statement(setup_dir: Path, gradients: Path, context=None):
-    """Load the setup, quantise the gradients and derive the public inputs (rho, F) from the context."""
-    from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
+    """Load the setup, quantise the gradients and derive the public inputs [ctx, W…] from the context."""
+    from omniplus.prover.binding import BindingContext, pack_aggregate, public_signals
     from omniplus.prover.quantize import load_gradients, quantize
     from omniplus.prover.trusted_setup import SetupDir
 
@@ -58,8 +58,7 @@ def statement(setup_dir: Path, gradients: Path, context=None):
     q_rows = quantize(rows, scale_bits, setup.params)
     aggregate = [sum(col) for col in zip(*q_rows, strict=True)]
     words = pack_aggregate(setup.params, aggregate)
-    rho = binding_rho(ctx, words)
-    return setup, ctx, q_rows, words, rho, binding_F(words, rho)
+    return setup, ctx, q_rows, words, public_signals(ctx, words)
 
 
 def prove(setup_dir: Path, gradients: Path, backend: str, out: Path, context=None) -> ProveResult:
@@ -69,20 +68,20 @@ def prove(setup_dir: Path, gradients: Path, backend: str, out: Path, context=Non
     from omniplus.prover.witness import circuit_inputs, full_witness
 
     engine = get_backend(backend)
-    setup, ctx, q_rows, words, rho, F = statement(setup_dir, gradients, context)
+    setup, ctx, q_rows, words, signals = statement(setup_dir, gradients, context)
     out = Path(out)
     if out.exists() and any(out.iterdir()):
         raise InputError(f"output directory {out} exists and is not empty")
     log(f"[prove] {backend}: N={setup.params.batch} d={setup.params.dims} k={setup.params.bits}")
-    witness = full_witness(setup, q_rows, rho, F)
+    witness = full_witness(setup, q_rows, signals)
     with tempfile.TemporaryDirectory(prefix="omniplus-prove-") as work:
         job = ProveJob(zkey=setup.zkey, wasm=setup.wasm, witness=witness,
-                       input_json=circuit_inputs(setup.params, q_rows, rho, F), workdir=Path(work))
+                       input_json=circuit_inputs(setup.params, q_rows, signals), workdir=Path(work))
         t0 = time.perf_counter()
         proof, public = engine.prove(job)
         seconds = time.perf_counter() - t0
-    if [int(x) for x in public] != [rho, F]:
-        raise ProofError(f"{backend} backend returned public signals {public}, expected [rho, F]")
+    if [int(x) for x in public] != signals:
+        raise ProofError(f"{backend} backend returned other public signals than [ctx, W_0..W_(M-1)]")
     meta = {
         "backend": backend,
         "seconds": round(seconds, 4),

@@ -49,6 +49,7 @@ class DevnetOptions:
     backend: str = "native"
     reward_wei: int = 10**15
     batches: int = 4  # R
+    min_batch: int = 2  # N_min (the contract and every server refuse smaller batches)
     seed: int | None = None
     batch_wait: float = 1.0  # the DOs have all submitted when the coordinator starts
     recv_timeout: float = 60.0
@@ -153,12 +154,36 @@ class Devnet:
         self.say(f"anvil at {self.anvil.rpc_url} (chain {self.anvil.chain_id})")
 
     def _make_certs(self) -> None:
+        """TLS certificates and one Ethereum signing key per server (keys/server-j.key, 0600)."""
         from omniplus.servers.certs import make_network
 
         if self.certs.exists():
             shutil.rmtree(self.certs)
         make_network(self.certs, self.opts.servers, clients=("coordinator",))
-        self.say(f"development CA and {self.opts.servers} server certificates in {self.certs}")
+        keys = self.root / "keys"
+        keys.mkdir(exist_ok=True)
+        for j in range(1, self.opts.servers + 1):
+            p = keys / f"server-{j}.key"
+            p.write_text("0x" + os.urandom(32).hex() + "\n")
+            p.chmod(0o600)
+        self.say(f"development CA, {self.opts.servers} server certificates and signing keys in {self.root}")
+
+    def server_key(self, j: int) -> str:
+        return (self.root / "keys" / f"server-{j}.key").read_text().strip()
+
+    def committee(self) -> Any:
+        """The task's committee: each server's signing address and certificate fingerprint, t+1."""
+        from eth_account import Account
+
+        from omniplus.contracts.committee import cert_fingerprint
+        from omniplus.contracts.rollup import Committee
+
+        n = self.opts.servers
+        if not (self.root / "keys" / f"server-{n}.key").exists() or not (self.certs / f"server-{n}.pem").exists():
+            self._make_certs()  # a caller that deploys without start() (tests) still gets a committee
+        return Committee(tuple(Account.from_key(self.server_key(j)).address for j in range(1, n + 1)),
+                         tuple(cert_fingerprint((self.certs / f"server-{j}.pem").read_bytes())
+                               for j in range(1, n + 1)), self.opts.threshold + 1)
 
     def _load_setup(self) -> None:
         from omniplus.prover.mpc.layout import load_layout
@@ -180,9 +205,10 @@ class Devnet:
         self.verifier_address = verifier.address
         deadline = int(w3.eth.get_block("latest")["timestamp"]) + 7 * 24 * 3600
         task = TaskParams.from_circuit(
-            self.params, reward=self.opts.reward_wei, batches=self.opts.batches, deadline=deadline
+            self.params, reward=self.opts.reward_wei, batches=self.opts.batches, deadline=deadline,
+            min_batch=self.opts.min_batch,
         )
-        self.market = RollupMarket.deploy(w3, key, verifier.address, task)
+        self.market = RollupMarket.deploy(w3, key, verifier.address, task, committee=self.committee())
         self.say(
             f"Groth16Verifier at {verifier.address}, RollupMarket at {self.market.address} "
             f"(deposit {task.required_deposit} wei)"
@@ -199,8 +225,10 @@ class Devnet:
         o = self.opts
         ports = self._ports()
         self.ports = ports
+        committee = self.committee()
         peers = [
-            {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}"}
+            {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}",
+             "signer": committee.members[j - 1], "fingerprint": "0x" + committee.fingerprints[j - 1].hex()}
             for j in range(1, o.servers + 1)
         ]
         self.server_configs = []
@@ -212,11 +240,13 @@ class Devnet:
                 "storage": f"state/server-{j}",
                 "threshold": o.threshold,
                 "coordinators": ["coordinator"],
+                "signing_keyfile": f"keys/server-{j}.key",
                 "task": {
                     "market": self.market.address,
                     "chain_id": self.anvil.chain_id,
                     "rpc_url": self.anvil.rpc_url,
                     "registry": "chain",
+                    "min_batch": o.min_batch,
                 },
                 "tls": {
                     "ca": "certs/ca.pem",
@@ -319,7 +349,7 @@ class Devnet:
 
     def submit_dos(self) -> list[DoInfo]:
         """Each DO registers on RollupMarket, then sends share j to server j (signed)."""
-        from omniplus.servers.client import TaskRef, submit_block
+        from omniplus.servers.client import TaskRef, check_task_before_sharing, submit_block
 
         self.make_dos() if not self.dos else None
         ca = (self.certs / "ca.pem").read_bytes()
@@ -327,6 +357,10 @@ class Devnet:
         servers = [f"127.0.0.1:{p[0]}" for p in self.ports]
 
         def run() -> None:
+            # every DO checks the task is canonical for its setup before sharing anything
+            check_task_before_sharing(self.anvil.w3, self.market.address, self.setup, len(servers),
+                                      self.opts.threshold)
+            version = self.market.batches_submitted()
             for do in self.dos:
                 self.market.register(do.key)
                 outs = submit_block(
@@ -337,6 +371,7 @@ class Devnet:
                     self.block_of(do),
                     ca,
                     t=self.opts.threshold,
+                    model_version=version,
                 )
                 bad = [o for o in outs if not o.accepted]
                 if bad:
@@ -357,6 +392,7 @@ class Devnet:
     def write_coordinator_config(self, **overrides: Any) -> Path:
         import tomli_w
 
+        committee = self.committee()
         data: dict[str, Any] = {
             "setup": str(self.setup.path),
             "state": "coordinator-state",
@@ -368,9 +404,11 @@ class Devnet:
                 "rpc_url": self.anvil.rpc_url,
                 "market": self.market.address,
                 "chain_id": self.anvil.chain_id,
+                "min_batch": self.opts.min_batch,
             },
             "servers": [
-                {"id": j, "peer": f"127.0.0.1:{p[1]}", "public": f"127.0.0.1:{p[0]}"}
+                {"id": j, "peer": f"127.0.0.1:{p[1]}", "public": f"127.0.0.1:{p[0]}",
+                 "signer": committee.members[j - 1], "fingerprint": "0x" + committee.fingerprints[j - 1].hex()}
                 for j, p in enumerate(self.ports, start=1)
             ],
             **overrides,

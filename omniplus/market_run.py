@@ -62,10 +62,12 @@ class MarketNet(Devnet):
         self.verifier_address = verifier.address
         deadline = int(w3.eth.get_block("latest")["timestamp"]) + 7 * 24 * 3600
         task = TaskParams.from_circuit(
-            self.params, reward=self.opts.reward_wei, batches=self.opts.batches, deadline=deadline
+            self.params, reward=self.opts.reward_wei, batches=self.opts.batches, deadline=deadline,
+            min_batch=self.opts.min_batch,
         )
         self.market = RollupMarket.deploy(
-            w3, key, verifier.address, task, model_hash=self.model_hash_, model_uri=self.model_uri
+            w3, key, verifier.address, task, committee=self.committee(), model_hash=self.model_hash_,
+            model_uri=self.model_uri,
         )
         self.say(f"RollupMarket at {self.market.address}, modelHash 0x{self.model_hash_.hex()[:16]}…")
 
@@ -87,7 +89,7 @@ class MarketNet(Devnet):
         return done[-1]
 
 
-def submit_update(net: Devnet, do: DataOwner, row: Sequence[int]) -> None:
+def submit_update(net: Devnet, do: DataOwner, row: Sequence[int], model_version: int | None = None) -> None:
     """One DO's update into a running devnet (an attacker skips the client-side bound check)."""
     from omniplus.servers.data_owner import Destination
     from omniplus.servers.data_owner import submit_update as submit
@@ -95,7 +97,7 @@ def submit_update(net: Devnet, do: DataOwner, row: Sequence[int]) -> None:
     to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in net.ports], ca=(net.certs / "ca.pem").read_bytes(),
                      threshold=net.opts.threshold)
     submit(key=do.key, market=net.market, setup=net.setup, layout=net.layout, row=row, to=to,
-           check=do.attack is None)
+           check=do.attack is None, model_version=model_version)
 
 
 # The baseline's gas for the same run: (d, N, R) -> {"per_batch_gas", "note", ...}. The benchmark
@@ -167,7 +169,7 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
             t = time.monotonic()
             for do, row in zip(members, rows, strict=True):
                 net.market.register(do.key)
-                submit_update(net, do, row)
+                submit_update(net, do, row, model_version=r)  # trained from w_r: the public part after r batches
                 sq = sum(v * v for v in row)
                 say(f"[do {do.index}] {'ATTACKER (' + do.attack + ') ' if do.attack else ''}round {r}: "
                     f"|q|^2={sq} ({'within' if sq <= cfg.norm_bound else 'ABOVE'} B={cfg.norm_bound}), "

@@ -1,25 +1,29 @@
-"""Binding the proof to the posted batch: ρ from a hash of the calldata, F by Horner.
+"""Binding the proof to the posted batch: public inputs [ctx, W_0, …, W_{M−1}] (PROTOCOL.md v2).
 
-The circuit's only public inputs are ρ and F. The contract (RollupMarket) recomputes both from
-what was posted, so a proof is valid only for this chain, contract, task, batch, payee list and
-packed aggregate. This module and the Solidity code must agree byte for byte:
+The packed aggregate words are public inputs themselves, so the proof fixes every word (the v1
+binding — one random combination F = Σ W_m ρ^(m+1) with ρ hashed from the words — let a prover
+pick the witness after ρ and solve the single equation as a small-unknown knapsack). `ctx` binds
+everything else; no constraint uses it, snarkjs' extra A row per public input binds it. The
+contract (RollupMarket) builds the same array from calldata and its own state:
 
-    rho = uint256(keccak256(abi.encodePacked(
-              uint256 chainid,          // 32 bytes, big-endian
-              address market,           // 20 bytes (a lone address is NOT padded by encodePacked)
-              uint256 taskId,           // 32 bytes
-              uint256 batchIndex,       // 32 bytes
-              uint256 payees.length,    // 32 bytes
-              address[] payees,         // 32 bytes each: array elements ARE left-padded to 32
-              uint256[] words           // 32 bytes each, no length prefix
+    ctx = uint256(keccak256(abi.encode(
+              uint256 chainid,
+              address market,                              // left-padded to 32 bytes
+              bytes32 taskId,
+              uint256 batchIndex,
+              uint256 modelVersion,                        // the public model the DOs trained from
+              keccak256(abi.encodePacked(address[] payees)) // 32 bytes per payee, left-padded
           ))) mod r
-    F   = Σ_{m=0}^{M−1} words[m] · rho^(m+1) mod r        (Horner from the last word)
 
-Total preimage length: 32 + 20 + 32·3 + 32·len(payees) + 32·M bytes.
+Six 32-byte words: 192 bytes of preimage, whatever the number of payees.
 
 Packing (linear, so the servers can pack shares of the aggregate): word m holds the aggregate
 coordinates a_{m·c}, …, a_{m·c+c−1}, each shifted by offset = N·2^(k−1) into [0, 2^w), slot l
 at bit w·l (slot 0 in the low bits). Slots past d in the last word are zero.
+
+`BindingContext.for_batch` is the one place a context is built (servers, coordinator, contract
+binding, CLI): payees are normalised to 20-byte addresses there, so the same batch always gives
+the same ctx whoever builds it.
 """
 
 from __future__ import annotations
@@ -56,6 +60,10 @@ def _u256(x: int, what: str) -> bytes:
     return x.to_bytes(32, "big")
 
 
+def _norm_address(addr: str | bytes) -> str:
+    return "0x" + _address_bytes(addr).hex()
+
+
 @dataclass(frozen=True)
 class BindingContext:
     """Everything besides the aggregate that the proof is bound to."""
@@ -65,6 +73,17 @@ class BindingContext:
     task_id: int = 0
     batch_index: int = 0
     payees: tuple[str, ...] = ()
+    model_version: int = 0
+
+    @classmethod
+    def for_batch(cls, *, chain_id: int, market: str | bytes, task_id: int | bytes, batch_index: int,
+                  payees: Sequence[str | bytes], model_version: int | None = None) -> BindingContext:
+        """The one builder: addresses normalised, task id as an integer, model version = the batch
+        index unless given (RollupMarket's model version is the number of batches before it)."""
+        tid = int.from_bytes(task_id, "big") if isinstance(task_id, bytes | bytearray) else int(task_id)
+        return cls(chain_id=int(chain_id), market=_norm_address(market), task_id=tid,
+                   batch_index=int(batch_index), payees=tuple(_norm_address(p) for p in payees),
+                   model_version=int(batch_index if model_version is None else model_version))
 
     def to_json(self) -> dict:
         return {
@@ -73,44 +92,46 @@ class BindingContext:
             "task_id": self.task_id,
             "batch_index": self.batch_index,
             "payees": list(self.payees),
+            "model_version": self.model_version,
         }
 
     @classmethod
     def from_json(cls, d: dict) -> BindingContext:
-        return cls(
+        return cls.for_batch(
             chain_id=int(d.get("chain_id", 31337)),
             market=str(d.get("market", ZERO_ADDRESS)),
             task_id=int(d.get("task_id", 0)),
             batch_index=int(d.get("batch_index", 0)),
-            payees=tuple(str(p) for p in d.get("payees", ())),
+            payees=[str(p) for p in d.get("payees", ())],
+            model_version=int(d.get("model_version", d.get("batch_index", 0))),
         )
 
 
-def binding_preimage(ctx: BindingContext, words: Sequence[int]) -> bytes:
-    """The abi.encodePacked bytes hashed into ρ (layout in the module docstring)."""
-    parts = [
+def payees_hash(payees: Sequence[str | bytes]) -> bytes:
+    """keccak256(abi.encodePacked(address[] payees)): 32 bytes per payee, left-padded."""
+    return keccak(b"".join(b"\x00" * 12 + _address_bytes(p) for p in payees))
+
+
+def ctx_preimage(ctx: BindingContext) -> bytes:
+    """The abi.encode bytes hashed into ctx (layout in the module docstring)."""
+    return b"".join([
         _u256(ctx.chain_id, "chain_id"),
-        _address_bytes(ctx.market),
+        b"\x00" * 12 + _address_bytes(ctx.market),
         _u256(ctx.task_id, "task_id"),
         _u256(ctx.batch_index, "batch_index"),
-        _u256(len(ctx.payees), "payees.length"),
-    ]
-    parts += [b"\x00" * 12 + _address_bytes(p) for p in ctx.payees]
-    parts += [_u256(int(w), "word") for w in words]
-    return b"".join(parts)
+        _u256(ctx.model_version, "model_version"),
+        payees_hash(ctx.payees),
+    ])
 
 
-def binding_rho(ctx: BindingContext, words: Sequence[int]) -> int:
-    """ρ = keccak256(preimage) mod r, exactly as the contract derives it."""
-    return int.from_bytes(keccak(binding_preimage(ctx, words)), "big") % R
+def binding_ctx(ctx: BindingContext) -> int:
+    """ctx = keccak256(preimage) mod r, exactly as the contract derives it."""
+    return int.from_bytes(keccak(ctx_preimage(ctx)), "big") % R
 
 
-def binding_F(words: Sequence[int], rho: int) -> int:
-    """F = Σ_m words[m]·ρ^(m+1) mod r, by Horner (the same order the circuit uses)."""
-    acc = 0
-    for w in reversed(words):
-        acc = (acc + int(w)) * rho % R
-    return acc
+def public_signals(ctx: BindingContext, words: Sequence[int]) -> list[int]:
+    """The circuit's public inputs in wire order: [ctx, W_0, …, W_{M−1}]."""
+    return [binding_ctx(ctx), *(int(w) for w in words)]
 
 
 def pack_aggregate(params: CircuitParams, aggregate: Sequence[int]) -> list[int]:
@@ -159,8 +180,8 @@ def aggregate(q_rows: Sequence[Sequence[int]]) -> list[int]:
 
 
 def public_inputs(params: CircuitParams, ctx: BindingContext, q_rows: Sequence[Sequence[int]]
-                  ) -> tuple[list[int], int, int]:
-    """(words, rho, F) for a batch of quantised rows: what the prover and the contract both compute."""
+                  ) -> tuple[list[int], list[int]]:
+    """(words, public signals [ctx, *words]) for a batch of quantised rows: what the prover and the
+    contract both compute."""
     words = pack_aggregate(params, aggregate(q_rows) if q_rows else [0] * params.dims)
-    rho = binding_rho(ctx, words)
-    return words, rho, binding_F(words, rho)
+    return words, public_signals(ctx, words)

@@ -5,8 +5,8 @@ slack bits) before sharing it, and the servers need to know which wire is which;
 produces the whole witness of the whole batch. Signals removed by circom's simplification have
 wire −1 in the .sym and are skipped. Tests check equality with the wasm witness.
 
-Signal names (circuits/gradient_validity.circom): main.rho, main.F, main.g[i][j],
-main.rbits[i][j][b], main.sq[i][j], main.nbits[i][b], main.acc[m].
+Signal names (circuits/gradient_validity.circom): main.ctx, main.W[m], main.g[i][j],
+main.rbits[i][j][b], main.sq[i][j], main.nbits[i][b].
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Protocol
 from omniplus.circuits.build import read_sym, slot_of_signal
 from omniplus.circuits.params import CircuitParams, R
 from omniplus.core.errors import InputError
-from omniplus.prover.binding import aggregate, binding_F, pack_aggregate
+from omniplus.prover.binding import aggregate, pack_aggregate
 
 
 class CircuitFiles(Protocol):
@@ -86,22 +86,13 @@ def row_signals(params: CircuitParams, slot: int, q_row: Sequence[int]) -> dict[
     return out
 
 
-def batch_signals(params: CircuitParams, q_rows: Sequence[Sequence[int]], rho: int, F: int
-                  ) -> dict[str, int]:
-    """rho, F and the Horner accumulators acc[m] = P_m + rho·acc[m+1]."""
-    rho %= R
-    w, c, M = params.word_bits, params.per_word, params.n_words
-    agg = [sum(r[j] for r in q_rows) % R for j in range(params.dims)]
-    words = [0] * M
-    for j, a in enumerate(agg):
-        words[j // c] = (words[j // c] + (a + params.offset) * (1 << (w * (j % c)))) % R
-    out = {"main.rho": rho, "main.F": F % R}
-    if M >= 2:
-        acc = (words[M - 2] + rho * words[M - 1]) % R
-        out[f"main.acc[{M - 2}]"] = acc
-        for m in range(M - 3, -1, -1):
-            acc = (words[m] + rho * acc) % R
-            out[f"main.acc[{m}]"] = acc
+def batch_signals(params: CircuitParams, public: Sequence[int]) -> dict[str, int]:
+    """The public wires: ctx, then the packed words W[m] (public = [ctx, W_0, …, W_{M−1}])."""
+    if len(public) != params.n_words + 1:
+        raise InputError(f"{len(public)} public inputs, the circuit has {params.n_words + 1} (ctx and M words)")
+    out = {"main.ctx": int(public[0]) % R}
+    for m, w in enumerate(public[1:]):
+        out[f"main.W[{m}]"] = int(w) % R
     return out
 
 
@@ -121,21 +112,21 @@ def _assemble(setup: CircuitFiles, values: dict[str, int]) -> list[int]:
     return witness  # type: ignore[return-value]
 
 
-def full_witness(setup: CircuitFiles, q_rows: Sequence[Sequence[int]], rho: int, F: int, *,
+def full_witness(setup: CircuitFiles, q_rows: Sequence[Sequence[int]], public: Sequence[int], *,
                  check: bool = True) -> list[int]:
-    """The whole witness (wire 0 = 1). With check, invalid rows or a wrong F raise InputError."""
+    """The whole witness (wire 0 = 1); public = [ctx, W_0..W_{M−1}]. With check, invalid rows or
+    words that are not the packed aggregate of the rows raise InputError."""
     params = setup.params
     rows = _pad_rows(params, q_rows)
     if check:
         for i, r in enumerate(rows):
             check_row(params, i, r)
-        expect = binding_F(pack_aggregate(params, aggregate(rows)), rho % R)
-        if F % R != expect:
-            raise InputError("F does not match the packed aggregate of these rows and rho")
+        if [int(w) % R for w in public[1:]] != pack_aggregate(params, aggregate(rows)):
+            raise InputError("the public words are not the packed aggregate of these rows")
     values: dict[str, int] = {}
     for i, r in enumerate(rows):
         values.update(row_signals(params, i, r))
-    values.update(batch_signals(params, rows, rho, F))
+    values.update(batch_signals(params, public))
     return _assemble(setup, values)
 
 
@@ -146,7 +137,7 @@ def do_wires(setup: CircuitFiles, slot: int) -> list[int]:
 
 
 def batch_wires(setup: CircuitFiles) -> list[int]:
-    """Wires outside every DO block: the public inputs and the Horner accumulators."""
+    """Wires outside every DO block: the public inputs ctx and W."""
     names, _ = wire_map(setup)
     return sorted(w for n, w in names.items() if w > 0 and slot_of_signal(n) is None)
 
@@ -165,11 +156,13 @@ def do_block(setup: CircuitFiles, slot: int, q_row: Sequence[int], *, check: boo
     return {names[n]: v for n, v in values.items() if names.get(n, -1) > 0}
 
 
-def circuit_inputs(params: CircuitParams, q_rows: Sequence[Sequence[int]], rho: int, F: int) -> dict:
+def circuit_inputs(params: CircuitParams, q_rows: Sequence[Sequence[int]], public: Sequence[int]) -> dict:
     """Input JSON for circom's wasm witness calculator (decimal strings; negatives as field elements)."""
     rows = _pad_rows(params, q_rows)
+    if len(public) != params.n_words + 1:
+        raise InputError(f"{len(public)} public inputs, the circuit has {params.n_words + 1}")
     return {
-        "rho": str(rho % R),
-        "F": str(F % R),
+        "ctx": str(int(public[0]) % R),
+        "W": [str(int(w) % R) for w in public[1:]],
         "g": [[str(q % R) for q in r] for r in rows],
     }

@@ -13,7 +13,7 @@ from typing import Any
 
 from omniplus.core.errors import ChainError, InputError
 from omniplus.prover.field import R
-from omniplus.servers import signing
+from omniplus.servers import batch_policy, signing
 from omniplus.servers.config import ServerConfig
 from omniplus.servers.registry import Registry
 from omniplus.servers.rounds import RoundEngine
@@ -93,6 +93,7 @@ def check_submission(
         threshold=req.threshold,
         nonce=bytes(req.nonce),
         expiry=req.expiry,
+        model_version=req.model_version,
     )
     try:
         signer = signing.recover_signer(signing.submission_digest(header, phash), bytes(req.signature))
@@ -112,6 +113,9 @@ def admit(
 ) -> StoredSubmission:
     """Check one SubmitRequest completely and store it; Rejected when it must not be stored."""
     wires, phash = check_submission(request, cfg, engine)
+    known = storage.submission(bytes(request.do_address))
+    if known is None or known.payload_hash != phash:  # an identical resend is answered "already stored"
+        batch_policy.check_fresh(storage, request.model_version)  # a stale update can never be batched
     try:
         payee = registry.payee(bytes(request.do_address))
     except ChainError as exc:
@@ -130,4 +134,5 @@ def admit(
         nonce=bytes(request.nonce),
         expiry=request.expiry,
         signature=bytes(request.signature),
+        model_version=request.model_version,
     )

@@ -66,6 +66,16 @@ def share_block(values: Sequence[int], t: int, n: int, rng: Any = None) -> dict[
     return per
 
 
+def check_task_before_sharing(w3: Any, market: str, setup: Any, n: int, t: int,
+                              model_hash: bytes | None = None) -> Any:
+    """A DO refuses (NonCanonicalTask, one line, nothing shared) a market that is not the canonical
+    RollupMarket, whose verifier is not its own setup's, whose N, d, k, B, M, w, c differ from its
+    setup, or whose committee is not n servers with threshold t+1 (contracts/canonical.py)."""
+    from omniplus.contracts.canonical import check_task
+
+    return check_task(w3, market, setup, n_servers=n, threshold=t + 1, model_hash=model_hash)
+
+
 def build_request(
     key: str,
     task: TaskRef,
@@ -77,6 +87,7 @@ def build_request(
     *,
     nonce: bytes | None = None,
     expiry: int | None = None,
+    model_version: int = 0,
 ) -> Any:
     """One signed SubmitRequest for server `server_index`."""
     pb, _ = _pb()
@@ -95,6 +106,7 @@ def build_request(
         threshold=t,
         nonce=nonce,
         expiry=expiry,
+        model_version=model_version,
     )
     digest = signing.submission_digest(header, signing.payload_hash(wires, payload))
     return pb.SubmitRequest(
@@ -110,6 +122,7 @@ def build_request(
         nonce=nonce,
         expiry=expiry,
         signature=signing.sign_digest(digest, key),
+        model_version=model_version,
     )
 
 
@@ -159,6 +172,7 @@ def submit_block(
     rng: Any = None,
     timeout: float = 30.0,
     progress: Callable[[str], None] | None = None,
+    model_version: int = 0,
 ) -> list[Outcome]:
     """Share a block (wire indices and values, in block order) among len(servers) servers and
     send share j to servers[j-1] only."""
@@ -170,7 +184,7 @@ def submit_block(
     say(f"shared {len(wires)} wires among {n} servers (t={t})")
     outcomes = []
     for j, addr in enumerate(servers, start=1):
-        req = build_request(key, task, j, n, t, wires, per[j])
+        req = build_request(key, task, j, n, t, wires, per[j], model_version=model_version)
         out = send(addr, j, req, ca, timeout)
         say(
             f"[{j}/{n}] {server_name(j)} at {addr}: "

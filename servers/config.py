@@ -8,12 +8,15 @@ Example (paths are relative to the config file)::
     storage = "state/server-1"
     threshold = 1
     coordinators = ["coordinator"]  # certificate names allowed to call Control
+    signing_keyfile = "keys/server-1.key"  # this server's Ethereum key: it signs batch digests
 
     [task]
     rpc_url = "http://127.0.0.1:8545"
     market = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
     chain_id = 31337
     registry = "chain"              # or "dev-allowlist" (development/tests only) with allowlist = [...]
+    min_batch = 2                   # N_min: smaller batches are never opened (checked on-chain too)
+    canonical = true                # at start: refuse a non-canonical market/verifier/parameters
 
     [tls]
     ca = "certs/ca.pem"
@@ -33,6 +36,8 @@ Example (paths are relative to the config file)::
     id = 1
     address = "127.0.0.1:7101"      # its peer port
     public = "127.0.0.1:7001"       # its public port (for DO clients)
+    signer = "0x..."                # its batch-signing address, as listed in the task's committee
+    fingerprint = "0x..."           # sha256 of its TLS certificate (DER), as listed in the task
 """
 
 from __future__ import annotations
@@ -58,6 +63,8 @@ class PeerConfig:
     address: str  # peer port (mTLS)
     public: str = ""  # public port, for DO clients
     name: str = ""  # certificate name; defaults to server-<id>
+    signer: str = ""  # batch-signing address listed in the task's committee
+    fingerprint: str = ""  # 0x sha256 of its TLS certificate (DER), listed in the task
 
     @property
     def cert_name(self) -> str:
@@ -72,6 +79,8 @@ class TaskConfig:
     registry: str = "chain"
     allowlist: tuple[str, ...] = ()
     registry_call: str = "registered(address)->bool"  # see servers/registry.py ChainRegistry
+    min_batch: int = 2  # N_min
+    canonical: bool = True  # check market, verifier and parameters on-chain at start
 
     @property
     def market_bytes(self) -> bytes:
@@ -120,6 +129,7 @@ class ServerConfig:
     coordinators: tuple[str, ...] = ("coordinator",)
     name: str = ""
     log_level: str = "info"
+    signing_key: str = ""  # hex; signs batch digests (contracts/committee.py)
 
     @property
     def n(self) -> int:
@@ -194,7 +204,11 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
         registry_call=_typed(
             task_d.get("registry_call", "registered(address)->bool"), "registry_call", str, "[task]"
         ),
+        min_batch=_typed(task_d.get("min_batch", 2), "min_batch", int, "[task]"),
+        canonical=_typed(task_d.get("canonical", True), "canonical", bool, "[task]"),
     )
+    if task.min_batch < 2:
+        raise InputError(f"[task]: min_batch must be at least 2, got {task.min_batch}")
     if registry == "chain" and not task.rpc_url:
         raise InputError("[task]: registry = 'chain' needs rpc_url")
     tls_d = _req(data, "tls", dict, where)
@@ -235,6 +249,8 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
                 address=_address(_req(p, "address", str, w), w),
                 public=_address(p["public"], w) if "public" in p else "",
                 name=_typed(p.get("name", ""), "name", str, w),
+                signer=_eth_address(p["signer"], w) if "signer" in p else "",
+                fingerprint=_typed(p.get("fingerprint", ""), "fingerprint", str, w),
             )
         )
     ids = [p.id for p in peers]
@@ -260,8 +276,32 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
         coordinators=tuple(_typed(data.get("coordinators", ["coordinator"]), "coordinators", list, where)),
         name=_typed(data.get("name", ""), "name", str, where),
         log_level=_typed(data.get("log_level", "info"), "log_level", str, where),
+        signing_key=_signing_key(data, path),
     )
     return cfg
+
+
+def _signing_key(data: dict[str, Any], path: Any) -> str:
+    """`signing_key = "0x…"` or `signing_keyfile = "path"` (preferred: keeps the key out of the config)."""
+    if "signing_key" in data and "signing_keyfile" in data:
+        raise InputError("config: give signing_key or signing_keyfile, not both")
+    if "signing_keyfile" in data:
+        p = path(_typed(data["signing_keyfile"], "signing_keyfile", str, "config"))
+        try:
+            key = p.read_text().strip()
+        except OSError as exc:
+            raise InputError(f"config: signing_keyfile {p}: {exc.strerror}") from None
+    else:
+        key = _typed(data.get("signing_key", ""), "signing_key", str, "config")
+    if key:
+        text = key.removeprefix("0x")
+        if len(text) != 64:
+            raise InputError("config: the signing key must be 32 bytes of hex")
+        try:
+            bytes.fromhex(text)
+        except ValueError:
+            raise InputError("config: the signing key is not hex") from None
+    return key
 
 
 def load_config(path: str | Path) -> ServerConfig:

@@ -6,12 +6,17 @@ One pass (`Coordinator.step`):
    the MPC needs the same DO list on every party.
 2. validate: StartValidation for the candidates on all servers, poll RoundStatus, require every
    server's verdict to agree; rejected DOs keep their reason (the servers tell the DO too).
-3. batch: up to N valid DOs not yet paid on-chain (the chain's BatchSubmitted payees are the truth,
-   not the servers' "batched" flag, which a failed proof can leave behind), StartBatch with the
-   binding context read from the contract.
-4. verify locally (prover.groth16_verify, ρ recomputed from our own context) before anything
-   goes on-chain; a failing proof is logged with its batch index and never sent.
-5. RollupMarket.submitBatch with an explicit gas limit; the tx and its gas are recorded.
+3. batch: before proving, check the task still takes a batch (batches left, deadline); then
+   N_min..N valid DOs not yet paid on-chain whose signed model version is the batch index (the
+   chain's BatchSubmitted payees are the truth), or exactly the set of an earlier attempt at this
+   index (servers refuse any other: servers/batch_policy.py). Never a batch below N_min.
+4. verify locally (prover.groth16_verify, [ctx, W…] rebuilt from our own context and the payees the
+   servers report) before anything goes on-chain; a failing proof is logged and never sent.
+5. collect t+1 committee signatures (RoundStatus.batch_signature), eth_call submitBatch, and only
+   then broadcast it with an explicit gas limit (servers/settlement.py); tx and gas are recorded.
+
+At start the coordinator refuses a non-canonical task (contracts/canonical.py): market code,
+verifier code against its own setup, N, N_min, d, k, B, M, w, c and the committee.
 
 Failure handling: a round whose server is unreachable, failed, aborted or interrupted (restarted
 mid-round) is aborted on every server, so nobody waits for a receive timeout; the coordinator
@@ -72,6 +77,8 @@ class CoordinatorConfig:
     recover_timeout: float = 300.0  # how long to wait for servers to come back
     max_attempts: int = 3
     threshold: int = 1
+    min_batch: int = 2  # N_min, checked against the task at start
+    committee: tuple[tuple[str, str], ...] = ()  # (signer, fingerprint) per server, if configured
 
     @property
     def n(self) -> int:
@@ -98,6 +105,8 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
     try:
         tls, task = data["tls"], data["task"]
         servers = tuple(ServerRef(int(s["id"]), str(s["peer"]), str(s["public"])) for s in data["servers"])
+        committee = tuple((str(s["signer"]), str(s["fingerprint"])) for s in sorted(data["servers"],
+                          key=lambda s: int(s["id"])) if "signer" in s and "fingerprint" in s)
         key = data.get("key")
         if key is None and "keyfile" in data:
             key = path_of(data["keyfile"], "keyfile").read_text().strip()
@@ -133,6 +142,8 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
             setup=path_of(data["setup"], "setup"),
             tx_key=str(key),
             state=path_of(data.get("state", "coordinator-state"), "state"),
+            min_batch=int(task.get("min_batch", 2)),
+            committee=committee if len(committee) == len(servers) else (),
             **opts,
         )
     except KeyError as exc:
@@ -187,6 +198,8 @@ class Coordinator:
         if self.w3.eth.chain_id != cfg.chain_id:
             raise InputError(f"RPC {cfg.rpc_url} is chain {self.w3.eth.chain_id}, config says {cfg.chain_id}")
         self.market = RollupMarket.at(self.w3, cfg.market)
+        self.facts = self._check_task()
+        self.committee = self.facts.committee
         cfg.state.mkdir(parents=True, exist_ok=True)
         self.state_path = cfg.state / "state.json"
         self.state: dict[str, Any] = {"batches": [], "rejected": {}, "valid": [], "events": []}
@@ -194,8 +207,22 @@ class Coordinator:
             self.state = json.loads(self.state_path.read_text())
         self.control = ControlClient(cfg.servers, self.tls)
         self._last_candidates: set[str] = set()
+        self.model_versions: dict[str, int] = {}
         self._idle_since = time.monotonic()
         self.stopping = threading.Event()
+
+    def _check_task(self) -> Any:
+        """Refuse a non-canonical market, verifier or parameters before anything is shared."""
+        from omniplus.contracts.canonical import check_task
+        from omniplus.contracts.rollup import Committee
+
+        expected = None
+        if self.cfg.committee:
+            expected = Committee(tuple(s for s, _ in self.cfg.committee),
+                                 tuple(bytes.fromhex(f.removeprefix("0x")) for _, f in self.cfg.committee),
+                                 self.cfg.threshold + 1)
+        return check_task(self.w3, self.cfg.market, self.setup, min_batch=self.cfg.min_batch, committee=expected,
+                          n_servers=self.cfg.n, threshold=self.cfg.threshold + 1)
 
     # ------------------------------------------------------------------ plumbing
     def _save(self) -> None:
@@ -226,11 +253,14 @@ class Coordinator:
     # ------------------------------------------------------------------ discovery
     def paid(self) -> set[str]:
         """DO payees already in a batch on-chain (the contract is the source of truth)."""
-        return {p.lower() for ev in self.market.batch_events() for p in ev.payees}
+        alerts: list[str] = []
+        paid = {p.lower() for ev in self.market.batch_events(self.facts.deploy_block, alerts) for p in ev.payees}
+        for a in alerts:
+            self.log("alert", level="error", what=a)
+        return paid
 
     def registered(self) -> list[str]:
-        logs = self.market.contract.events.Registered().get_logs(from_block=0)
-        return [str(e["args"]["dataOwner"]).lower() for e in logs]
+        return [a.lower() for a in self.market.registered_dos(self.facts.deploy_block)]
 
     def server_states(self, dos: Sequence[str]) -> dict[str, dict[int, Any]]:
         """{DO: {server: StatusReply}} from every server's public port (unreachable: missing)."""
@@ -245,7 +275,8 @@ class Coordinator:
         return out
 
     def classify(self) -> tuple[list[str], list[str], dict[str, str]]:
-        """(to validate, valid and unpaid, rejected with reasons) over DOs every server holds."""
+        """(to validate, valid and unpaid, rejected with reasons) over DOs every server holds;
+        `self.model_versions` keeps each DO's signed model version (all servers must agree)."""
         paid = self.paid()
         dos = [d for d in self.registered() if d not in paid]
         states = self.server_states(dos)
@@ -255,6 +286,9 @@ class Coordinator:
             if len(per) < self.cfg.n or any(r.state == "unknown" for r in per.values()):
                 continue  # not every server holds a share (yet), or a server is down
             kinds = {r.state for r in per.values()}
+            versions = {int(getattr(r, "model_version", 0)) for r in per.values()}
+            if len(versions) == 1:
+                self.model_versions[do] = versions.pop()
             if "invalid" in kinds:
                 rejected[do] = next(r.reason for r in per.values() if r.state == "invalid")
             elif kinds <= {"valid", "batched"}:
@@ -411,25 +445,34 @@ class Coordinator:
         self._save()
         return verdicts
 
-    def prove_and_submit(self, dos: Sequence[str]) -> Batch:
-        """One batch: joint proof, local verification, submitBatch. Never sends a failing proof."""
-        from eth_utils import to_checksum_address
+    def task_open(self) -> str | None:
+        """Why the task takes no further batch (None if it does): checked before every proof."""
+        if self.market.finished():
+            return "the task is finished"
+        done, total = self.market.batches_submitted(), int(self.market.contract.functions.batches().call())
+        if done >= total:
+            return f"all {total} batches are on-chain"
+        now = int(self.w3.eth.get_block("latest")["timestamp"])
+        deadline = int(self.market.contract.functions.deadline().call())
+        if now >= deadline:
+            return f"the deadline {deadline} has passed"
+        return None
 
-        from omniplus.prover.binding import binding_F, binding_rho
+    def prove_and_submit(self, dos: Sequence[str]) -> Batch:
+        """One batch: joint proof, local verification, t+1 signatures, simulated then broadcast
+        submitBatch. Never sends a failing proof or a call that would revert."""
+        from omniplus.prover.binding import public_signals
         from omniplus.prover.groth16_verify import verify
         from omniplus.prover.proof import proof_from_json
+        from omniplus.servers import settlement
 
         index = self.market.batches_submitted()
-        payees = [to_checksum_address(d) for d in dos]  # ChainRegistry: a DO is its own payee
-        context = self.market.binding_context(payees, index)
-        batch = Batch(index=index, dos=list(dos), payees=payees)
+        batch = Batch(index=index, dos=list(dos), payees=[])
         self.state["batches"].append(batch.__dict__)
-        params = {
-            "chain_id": context.chain_id,
-            "market": context.market,
-            "task_id": context.task_id,
-            "payees": payees,
-        }
+        # No payees from us: each server binds the payees its own registry gave (one builder,
+        # BindingContext.for_batch, on every side); we take them from the servers' results.
+        params = {"market": self.cfg.market, "task_id": self.facts.task_id}
+        signatures: dict[int, bytes] = {}
 
         def attempt() -> None:
             t0 = time.monotonic()
@@ -438,22 +481,30 @@ class Coordinator:
             first = results[1]
             record = {"session": session, "prove_s": round(t1 - t0, 3)}
             batch.attempts.append(record)
-            if any(r["proof"] != first["proof"] or r["words"] != first["words"] for r in results.values()):
-                record["error"] = "servers returned different proofs"
+            if any(r["proof"] != first["proof"] or r["words"] != first["words"] or r["payees"] != first["payees"]
+                   for r in results.values()):
+                record["error"] = "servers returned different proofs, words or payees"
             else:
                 words = [int(w) for w in first["words"]]
-                rho, F = int(first["public"][0]), int(first["public"][1])
-                want_rho = binding_rho(context, words)
+                context = self.market.binding_context(first["payees"], index)
+                want = public_signals(context, words)
                 try:
                     proof = proof_from_json(first["proof"])
-                    ok = rho == want_rho and F == binding_F(words, rho) and verify(self.vkey, proof, [rho, F])
+                    ok = [int(x) for x in first["public"]] == want and verify(self.vkey, proof, want)
                 except ProofError as exc:
                     ok, record["error"] = False, f"malformed proof: {exc}"
                 record["verify_s"] = round(time.monotonic() - t1, 3)
                 if ok:
                     batch.proof, batch.public, batch.words = first["proof"], first["public"], first["words"]
+                    batch.payees = list(first["payees"])
                     batch.verified_locally = True
                     batch.seconds.update(prove=record["prove_s"], verify=record["verify_s"])
+                    signatures.clear()
+                    for j, r in results.items():
+                        try:
+                            signatures[j] = bytes.fromhex(str(r.get("signature", "")).removeprefix("0x"))
+                        except ValueError:
+                            pass
                     return
                 record.setdefault("error", "proof fails local verification (a server sent a wrong share?)")
             self.log(
@@ -475,28 +526,44 @@ class Coordinator:
             self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain")
             self._save()
             raise
-        from omniplus.contracts.rollup import submit_gas
-
         t2 = time.monotonic()
         try:
             words = [int(w) for w in batch.words]
-            # explicit gas: eth_estimateGas under-estimates the pairing precompile
-            receipt = self.market.submit_batch(
-                self.cfg.tx_key, batch.proof, words, payees, gas=submit_gas(len(payees), len(words))
-            )
-        except ChainError as exc:
+            digest = self.market.digest(batch.proof, words, batch.payees, index)
+            sigs = settlement.collect(signatures, digest, self.committee)
+            # simulated first: a call that would revert is never broadcast (its calldata would
+            # publish the words without paying anyone)
+            receipt = settlement.relay(self.market, self.cfg.tx_key, batch.proof, words, batch.payees, sigs)
+        except (ChainError, InputError) as exc:
             batch.status = "failed"
             batch.attempts.append({"error": f"submitBatch: {exc}"})
-            self.log("batch_failed", level="error", batch=index, error=str(exc))
+            self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was broadcast")
             self._save()
-            raise
+            raise RoundFailed(f"batch {index}: {exc}", retry=False) from None
         batch.status = "submitted"
         batch.tx = "0x" + bytes(receipt["transactionHash"]).hex()
         batch.gas_used = int(receipt["gasUsed"])
         batch.seconds["submit"] = round(time.monotonic() - t2, 3)
-        self.log("batch_submitted", batch=index, tx=batch.tx, gas_used=batch.gas_used, payees=payees)
+        self.log("batch_submitted", batch=index, tx=batch.tx, gas_used=batch.gas_used, payees=batch.payees,
+                 signatures=len(sigs))
         self._save()
         return batch
+
+    def choose(self, valid: Sequence[str]) -> list[str] | None:
+        """The DO set for the next batch index, or None to wait. An earlier attempt at this index
+        fixes the set (servers refuse any other); otherwise N_min..N valid DOs signed for this
+        model version. Never fewer than N_min."""
+        index = self.market.batches_submitted()
+        earlier = [b for b in self.state["batches"] if b["index"] == index and b["status"] != "submitted"]
+        if earlier:
+            return list(earlier[-1]["dos"])
+        N, n_min = self.setup.params.batch, max(2, self.facts.min_batch)
+        fresh = sorted(d for d in valid if self.model_versions.get(d, 0) == index)
+        if len(fresh) < n_min:
+            return None
+        if len(fresh) < N and time.monotonic() - self._idle_since < self.cfg.batch_wait:
+            return None
+        return fresh[:N]
 
     def step(self) -> Batch | None:
         """One pass of discover → validate → (maybe) batch. Returns the batch it submitted, if any."""
@@ -511,12 +578,14 @@ class Coordinator:
         if candidates != self._last_candidates:
             self._last_candidates = candidates
             self._idle_since = time.monotonic()
-        N = self.setup.params.batch
         if not valid:
             return None
-        if len(valid) < N and time.monotonic() - self._idle_since < self.cfg.batch_wait:
+        closed = self.task_open()
+        if closed is not None:  # checked before proving: a batch that cannot land is never made
+            raise RoundFailed(f"no batch: {closed}", retry=False)
+        chosen = self.choose(valid)
+        if chosen is None:
             return None
-        chosen = sorted(valid)[:N]
         batch = self.prove_and_submit(chosen)
         self._last_candidates = set()
         return batch

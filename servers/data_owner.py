@@ -58,16 +58,24 @@ class Destination:
 
 
 def submit_update(*, key: str, market: Any, setup: Any, layout: Any, row: Sequence[int], to: Destination,
-                  check: bool = True, progress: Callable[[str], None] | None = None) -> list[Outcome]:
-    """Build, share and send one DO's update; raises SubmissionRefused if any server refuses."""
+                  check: bool = True, progress: Callable[[str], None] | None = None,
+                  model_version: int | None = None) -> list[Outcome]:
+    """Build, share and send one DO's update; raises SubmissionRefused if any server refuses.
+
+    Before anything is shared the task is checked to be canonical for this DO's setup (market code,
+    verifier code, N, d, k, B, M, w, c, n servers and t+1; contracts/canonical.py). The signature
+    carries the model version the update was trained from (default: the batches on-chain now)."""
+    from omniplus.servers.client import check_task_before_sharing
     from omniplus.servers.signing import address_of, checksum
 
+    check_task_before_sharing(market.w3, market.address, setup, len(to.servers), to.threshold)
     address = checksum(address_of(key))
     require_registered(market, address)
+    version = market.batches_submitted() if model_version is None else model_version
     wires, values = update_block(setup, layout, row, check=check)
     task = TaskRef.parse(market.address, market.chain_id)
     outcomes = submit_block(key, task, list(to.servers), wires, values, to.ca, t=to.threshold,
-                            timeout=to.timeout, progress=progress)
+                            timeout=to.timeout, progress=progress, model_version=version)
     bad = [o for o in outcomes if not o.accepted]
     if bad:
         raise SubmissionRefused(f"DO {address}: refused by server {bad[0].server}: {bad[0].message}")
@@ -89,7 +97,8 @@ def server_status(*, key: str, market_address: str, chain_id: int, to: Destinati
 def chain_outcome(market: Any, do: str) -> dict:
     """What the chain says: the batch whose payees include this DO, and its credit / withdrawals."""
     batch = next((e for e in market.batch_events() if do.lower() in (p.lower() for p in e.payees)), None)
-    withdrawn = market.contract.events.Withdrawn().get_logs(from_block=0, argument_filters={"payee": do})
+    withdrawn = market.contract.events.Withdrawn().get_logs(from_block=market.deploy_block(),
+                                                            argument_filters={"payee": do})
     return {
         "included_in_batch": batch.index if batch else None,
         "batch_tx": batch.tx_hash if batch else None,

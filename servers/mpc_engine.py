@@ -5,14 +5,20 @@ Configured as `[prover] engine = "omniplus.servers.mpc_engine:make_engine"` with
 at start-up, so a misconfigured server fails before it accepts a single share, and Submit can
 check the block's wire list against `layout.slot_wires[0]`.
 
-Why the binding context comes from the coordinator but the payees do not: the chain id, market,
-task id and batch index are public facts the coordinator reads from the contract; the payee of a
-DO is what *this* server's registry said when it accepted the share. The coordinator's payee list
-is only cross-checked, so a coordinator cannot redirect a DO's payment through the servers.
+The binding context is this server's own: chain and market from its configuration, the task id
+read from the chain at start (after the canonical-task check, contracts/canonical.py), the batch
+index the daemon agreed to (servers/batch_policy.py) and the payees this server's registry gave
+when it accepted each share. It is built by the one builder, BindingContext.for_batch; the
+coordinator sends no payees, so the registry's `->address` payee mode and the DO-is-its-own-payee
+mode give the same context everywhere, and a coordinator cannot redirect a payment.
+
+After the proof, the server verifies it locally and signs the batch digest (servers/settlement.py);
+the signature goes back in the round result and in RoundStatus.batch_signature.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -27,6 +33,7 @@ from omniplus.prover.mpc.validation import validate_blocks
 from omniplus.prover.proof import proof_to_json
 from omniplus.servers.config import ServerConfig
 from omniplus.servers.rounds import BatchRequest, RoundContext, Verdict
+from omniplus.servers.settlement import endorse
 from omniplus.servers.signing import checksum
 from omniplus.servers.storage import StoredSubmission
 
@@ -61,6 +68,15 @@ class MpcEngine:
         self.layout: BatchLayout = load_layout(self.setup)
         self.zkey = read_zkey(self.setup.zkey)
         self.engine = make_prover_engine(config.prover.backend, self.setup)
+        self.vkey = json.loads(self.setup.vkey.read_text())
+        self.task_id: int | None = None
+        if config.task.canonical and config.task.rpc_url:
+            self.task_id = check_own_task(config, self.setup).task_id
+
+    @property
+    def batch_size(self) -> int:
+        """N: the daemon refuses larger batches before a round starts."""
+        return self.setup.params.batch
 
     def expected_wires(self) -> Sequence[int] | None:
         return list(self.layout.slot_wires[0])
@@ -84,27 +100,21 @@ class MpcEngine:
         }
 
     def binding(self, batch: BatchRequest, payees: list[str]) -> BindingContext:
-        """The coordinator's context, checked against this server's own task and payees."""
+        """This server's own context for the batch (see the module docstring)."""
         p = batch.params
         task = self.config.task
-        try:
-            chain_id, market, task_id = int(p["chain_id"]), str(p["market"]), int(p["task_id"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InputError(f"batch params need chain_id, market and task_id: {exc}") from None
-        if chain_id != task.chain_id or market.lower() != task.market.lower():
-            raise InputError(
-                f"batch is for market {market} on chain {chain_id}; this server serves "
-                f"{task.market} on chain {task.chain_id}"
-            )
-        if "payees" in p and [str(a).lower() for a in p["payees"]] != [a.lower() for a in payees]:
-            raise InputError("the coordinator's payee list differs from the registered payees of these DOs")
-        return BindingContext(
-            chain_id=chain_id,
-            market=market,
-            task_id=task_id,
-            batch_index=batch.batch_index,
-            payees=tuple(payees),
-        )
+        task_id = self.task_id
+        if task_id is None:  # no chain access at start (tests with a dev allow-list): take it from params
+            try:
+                task_id = int(p["task_id"])
+            except (KeyError, TypeError, ValueError) as exc:
+                raise InputError(f"batch params need task_id: {exc}") from None
+        elif "task_id" in p and int(p["task_id"]) != task_id:
+            raise InputError(f"batch is for task {p['task_id']}; this server serves task {task_id}")
+        if "market" in p and str(p["market"]).lower() != task.market.lower():
+            raise InputError(f"batch is for market {p['market']}; this server serves {task.market}")
+        return BindingContext.for_batch(chain_id=task.chain_id, market=task.market, task_id=task_id,
+                                        batch_index=batch.batch_index, payees=payees)
 
     def prove_batch(
         self, ctx: RoundContext, batch: BatchRequest, submissions: Sequence[StoredSubmission]
@@ -126,6 +136,9 @@ class MpcEngine:
             tag="batch",
         )
         assert out.proof is not None
+        signature = endorse(key=self.config.signing_key, vkey=self.vkey, chain_id=context.chain_id,
+                            market=context.market, task_id=context.task_id, batch_index=batch.batch_index,
+                            payees=payees, words=out.words, proof=out.proof)
         seconds = round(time.monotonic() - t0, 3)
         ctx.log(
             "batch_proved",
@@ -139,11 +152,41 @@ class MpcEngine:
             "dos": ["0x" + s.do_address.hex() for s in submissions],
             "payees": payees,
             "proof": proof_to_json(out.proof),
-            "public": [str(out.rho), str(out.F)],
+            "public": [str(x) for x in out.public],
             "words": [str(w) for w in out.words],
+            "signature": "0x" + signature.hex(),
             "aggregate": out.aggregate,
             "seconds": seconds,
         }
+
+
+def check_own_task(config: ServerConfig, setup: Any) -> Any:
+    """At start: the market is canonical for our setup, N_min and the committee are what our config
+    says, and our own signing key and certificate are the committee's entry for our index."""
+    from omniplus.contracts.canonical import NonCanonicalTask, check_task
+    from omniplus.contracts.chain import connect
+    from omniplus.contracts.committee import cert_fingerprint
+    from omniplus.contracts.rollup import Committee
+    from omniplus.servers.signing import address_of
+
+    expected = None
+    if all(p.signer and p.fingerprint for p in config.peers):
+        expected = Committee(tuple(p.signer for p in config.peers),
+                             tuple(bytes.fromhex(p.fingerprint.removeprefix("0x")) for p in config.peers),
+                             config.threshold + 1)
+    facts = check_task(connect(config.task.rpc_url), config.task.market, setup, min_batch=config.task.min_batch,
+                       committee=expected, n_servers=config.n, threshold=config.threshold + 1)
+    me = config.id - 1
+    if config.signing_key:
+        mine = "0x" + address_of(config.signing_key).hex()
+        if facts.committee.members[me].lower() != mine:
+            raise NonCanonicalTask(f"market {config.task.market}: committee entry {config.id} is "
+                                   f"{facts.committee.members[me]}, not this server's signing address {mine}")
+    fp = cert_fingerprint(config.tls.cert.read_bytes())
+    if facts.committee.fingerprints[me] != fp:
+        raise NonCanonicalTask(f"market {config.task.market}: committee entry {config.id} lists another TLS "
+                               f"certificate than this server's {config.tls.cert.name}")
+    return facts
 
 
 def make_engine(config: ServerConfig) -> MpcEngine:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import grpc
 
+from omniplus.servers import batch_policy
 from omniplus.servers.admission import admit
 from omniplus.servers.rounds import BatchRequest, RoundEngine
 from omniplus.servers.storage import AlreadyStored, Rejected, dumps
@@ -55,7 +56,8 @@ class SubmissionService:
         if sub is None:
             return pb.StatusReply(state="unknown", batch_index=-1)
         return pb.StatusReply(
-            state=sub.state, reason=sub.reason, batch_index=sub.batch_index, batch_tx=sub.batch_tx
+            state=sub.state, reason=sub.reason, batch_index=sub.batch_index, batch_tx=sub.batch_tx,
+            model_version=sub.model_version,
         )
 
 
@@ -110,22 +112,17 @@ class ControlService:
         try:
             if not dos:
                 raise Rejected("INVALID_ARGUMENT", "a batch needs at least one DO")
-            if len(set(dos)) != len(dos):
-                raise Rejected("INVALID_ARGUMENT", "a DO appears twice in the batch")
             try:
                 params = json.loads(request.params or b"{}")
             except ValueError:
                 raise Rejected("INVALID_ARGUMENT", "params must be JSON") from None
             if not isinstance(params, dict):
                 raise Rejected("INVALID_ARGUMENT", "params must be a JSON object")
-            subs = self.d.storage.submissions(dos=dos)
-            by = {s.do_address: s for s in subs}
-            for a in dos:
-                s = by.get(a)
-                if s is None:
-                    raise Rejected("FAILED_PRECONDITION", f"no stored submission for 0x{a.hex()}")
-                if s.state not in ("valid", "batched"):
-                    raise Rejected("FAILED_PRECONDITION", f"DO 0x{a.hex()} is {s.state}, not valid")
+            # Only an agreed batch is ever opened (N_min, no DO in two aggregates, identical retries,
+            # model version = batch index); the agreement is on disk before the round starts.
+            subs = batch_policy.agree_batch(self.d.storage, request.batch_index, dos,
+                                            min_batch=self.d.cfg.task.min_batch,
+                                            max_batch=getattr(self.d.engine, "batch_size", None))
             batch = BatchRequest(request.batch_index, tuple(dos), params)
             req = dumps(
                 {
@@ -152,6 +149,13 @@ class ControlService:
         rec = self.d.storage.round(request.session)
         if rec is None:
             return pb.RoundStatusReply(session=request.session, state="unknown")
+        sig = b""
+        if rec.kind == "batch" and rec.state == "done":  # this server's endorsement (servers/settlement.py)
+            try:
+                sig = bytes.fromhex(str(json.loads(rec.result or b"{}").get("signature", "")).removeprefix("0x"))
+            except (ValueError, AttributeError):
+                sig = b""
         return pb.RoundStatusReply(
-            session=rec.session, kind=rec.kind, state=rec.state, error=rec.error, result=rec.result
+            session=rec.session, kind=rec.kind, state=rec.state, error=rec.error, result=rec.result,
+            batch_signature=sig,
         )

@@ -4,7 +4,9 @@ The DO signs, with EIP-191 (`personal_sign`, eth_account's `encode_defunct`), a 
 over a fixed-width encoding of everything that makes the submission mean what it means: the
 chain and the market contract (together they name the task: RollupMarket holds one), the DO,
 which server the share is for (so a share cannot be replayed to another server as its own), the
-sharing parameters, the share payload hash, a nonce and an expiry. Fixed widths make the
+sharing parameters, the model version (the round whose public model the update was trained from:
+the servers put it only into the batch of that index, so a stale update is refused), the share
+payload hash, a nonce and an expiry. Fixed widths make the
 encoding unambiguous without a length prefix per field; a domain tag keeps these signatures
 from being valid for anything else.
 """
@@ -20,7 +22,7 @@ from eth_utils import keccak
 
 from omniplus.core.errors import InputError
 
-DOMAIN = b"omniplus.v1.submission\x00"
+DOMAIN = b"omniplus.v2.submission\x00"  # v2: the model version is signed
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
@@ -46,13 +48,14 @@ class SubmissionHeader:
     threshold: int
     nonce: bytes  # 32
     expiry: int
+    model_version: int = 0
 
     def check(self) -> None:
         if len(self.market) != 20 or len(self.do_address) != 20:
             raise InputError("market and DO address must be 20 bytes")
         if len(self.nonce) != 32:
             raise InputError("nonce must be 32 bytes")
-        for name in ("chain_id", "server_index", "n_servers", "threshold", "expiry"):
+        for name in ("chain_id", "server_index", "n_servers", "threshold", "expiry", "model_version"):
             v = getattr(self, name)
             if not 0 <= v < 2**64:
                 raise InputError(f"{name} out of range")
@@ -71,6 +74,7 @@ def submission_digest(header: SubmissionHeader, payload: bytes) -> bytes:
         + _u256(header.server_index)
         + _u256(header.n_servers)
         + _u256(header.threshold)
+        + _u256(header.model_version)
         + payload
         + header.nonce
         + _u256(header.expiry)

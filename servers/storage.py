@@ -26,7 +26,7 @@ from typing import Any
 
 from omniplus.core.errors import InputError, OmniplusError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: model_version per submission, opened_batches
 DB_NAME = "server.sqlite3"
 
 SUBMISSION_STATES = ("accepted", "valid", "invalid", "batched", "paid")
@@ -51,7 +51,19 @@ CREATE TABLE IF NOT EXISTS submissions (
     state TEXT NOT NULL,
     reason TEXT NOT NULL DEFAULT '',
     batch_index INTEGER NOT NULL DEFAULT -1,
-    batch_tx TEXT NOT NULL DEFAULT ''
+    batch_tx TEXT NOT NULL DEFAULT '',
+    model_version INTEGER NOT NULL DEFAULT 0
+);
+-- The aggregates this server agreed to open (servers/batch_policy.py): one DO set per batch index,
+-- written before anything is opened, so a restart cannot be talked into another set.
+CREATE TABLE IF NOT EXISTS opened_batches (
+    batch_index INTEGER PRIMARY KEY,
+    dos BLOB NOT NULL,              -- 20 bytes per DO, slot order
+    opened_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS opened_dos (
+    do_address BLOB PRIMARY KEY,
+    batch_index INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS nonces (
     do_address BLOB NOT NULL,
@@ -117,6 +129,7 @@ class StoredSubmission:
     reason: str
     batch_index: int
     batch_tx: str
+    model_version: int = 0
 
     def share_values(self) -> list[int]:
         """This server's shares as ints, in wire order (validated canonical on the way in)."""
@@ -227,6 +240,7 @@ class Storage:
         nonce: bytes,
         expiry: int,
         signature: bytes,
+        model_version: int = 0,
     ) -> StoredSubmission:
         """Store one submission and its nonce atomically; Rejected (ALREADY_EXISTS) on replay/duplicate."""
         now = time.time()
@@ -254,8 +268,8 @@ class Storage:
                 )
             db.execute(
                 "INSERT INTO submissions (do_address, payee, server_index, n_servers, threshold, wires, "
-                "shares, payload_hash, nonce, expiry, signature, received_at, state) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted')",
+                "shares, payload_hash, nonce, expiry, signature, received_at, state, model_version) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?)",
                 (
                     do_address,
                     payee,
@@ -269,6 +283,7 @@ class Storage:
                     expiry,
                     signature,
                     now,
+                    int(model_version),
                 ),
             )
             db.execute(
@@ -336,6 +351,46 @@ class Storage:
                 db.execute("UPDATE submissions SET state = 'paid' WHERE do_address = ?", (do,))
 
     # ---------------------------------------------------------------- rounds
+
+    def opened_batch(self, batch_index: int) -> list[bytes] | None:
+        """The DO set this server agreed to open at `batch_index` (slot order), or None."""
+        with self._lock:
+            row = self._db.execute("SELECT dos FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
+        if row is None:
+            return None
+        raw = bytes(row[0])
+        return [raw[i : i + 20] for i in range(0, len(raw), 20)]
+
+    def opened_batches(self) -> dict[int, list[bytes]]:
+        with self._lock:
+            rows = self._db.execute("SELECT batch_index FROM opened_batches ORDER BY batch_index").fetchall()
+        return {int(r[0]): self.opened_batch(int(r[0])) or [] for r in rows}
+
+    def record_opened_batch(self, batch_index: int, dos: Sequence[bytes]) -> bool:
+        """Durably agree to open `dos` at `batch_index`, in one transaction, before any opening.
+
+        True if newly recorded, False if this exact set was already agreed there (a retry).
+        Rejected (FAILED_PRECONDITION) if the index holds another set, or a DO is already in the
+        aggregate of another index: no DO is ever in two opened aggregates of this task."""
+        dos = [bytes(d) for d in dos]
+        with self._tx() as db:
+            row = db.execute("SELECT dos FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
+            if row is not None:
+                if bytes(row[0]) != b"".join(dos):
+                    raise Rejected("FAILED_PRECONDITION",
+                                   f"batch {batch_index} was already opened for another DO set; a retry must "
+                                   "repeat the identical set")
+                return False
+            for d in dos:
+                other = db.execute("SELECT batch_index FROM opened_dos WHERE do_address = ?", (d,)).fetchone()
+                if other is not None:
+                    raise Rejected("FAILED_PRECONDITION",
+                                   f"DO 0x{d.hex()} is already in the opened aggregate of batch {other[0]}")
+            db.execute("INSERT INTO opened_batches (batch_index, dos, opened_at) VALUES (?, ?, ?)",
+                       (batch_index, b"".join(dos), time.time()))
+            for d in dos:
+                db.execute("INSERT INTO opened_dos (do_address, batch_index) VALUES (?, ?)", (d, batch_index))
+        return True
 
     def begin_round(self, session: str, kind: str, request: bytes) -> RoundRecord:
         """Record a new running round; a session id is used once (StorageError if it exists)."""
@@ -452,7 +507,7 @@ class _Tx:
 
 _SELECT_SUB = (
     "SELECT seq, do_address, payee, server_index, n_servers, threshold, wires, shares, payload_hash, nonce, "
-    "expiry, signature, received_at, state, reason, batch_index, batch_tx FROM submissions"
+    "expiry, signature, received_at, state, reason, batch_index, batch_tx, model_version FROM submissions"
 )
 
 

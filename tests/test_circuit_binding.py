@@ -1,22 +1,23 @@
-"""Binding: ρ known answer against an independent encoder, F by Horner, pack/unpack round-trip."""
+"""Binding: ctx known answer against an independent ABI encoder, public inputs [ctx, W…], pack/unpack."""
 
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 
 import pytest
-from eth_abi.packed import encode_packed
+from eth_abi import encode
 from eth_utils import keccak
 
 from omniplus.circuits.params import CircuitParams, R
 from omniplus.core.errors import InputError
 from omniplus.prover.binding import (
     BindingContext,
-    binding_F,
-    binding_preimage,
-    binding_rho,
+    binding_ctx,
+    ctx_preimage,
     pack_aggregate,
     public_inputs,
+    public_signals,
     unpack_words,
 )
 
@@ -29,47 +30,41 @@ def test_derived_values():
     assert CircuitParams.from_json(p.to_json()) == p
 
 
-def test_rho_matches_independent_encode_packed():
-    ctx = BindingContext(chain_id=31337, market="0x5FbDB2315678afecb367f032d93F642f64180aa3", task_id=7,
-                         batch_index=2, payees=("0x" + "11" * 20, "0x" + "22" * 20))
-    words = [123, 2**252 + 5, 0, 9]
-    # Solidity pads address[] elements to 32 bytes; eth_abi's packed address[] does not, so the
-    # payees are encoded as uint256[] here (same bytes as Solidity's abi.encodePacked).
-    ref = encode_packed(
-        ["uint256", "address", "uint256", "uint256", "uint256", "uint256[]", "uint256[]"],
-        [ctx.chain_id, ctx.market, ctx.task_id, ctx.batch_index, len(ctx.payees),
-         [int(p, 16) for p in ctx.payees], words],
-    )
-    assert binding_preimage(ctx, words) == ref
-    assert len(ref) == 32 + 20 + 3 * 32 + 2 * 32 + 4 * 32
-    assert binding_rho(ctx, words) == int.from_bytes(keccak(ref), "big") % R
-    # A frozen known answer so an accidental layout change is caught even if both sides move.
-    empty = BindingContext()
-    assert binding_preimage(empty, [1]).hex() == (
-        (31337).to_bytes(32, "big").hex() + "00" * 20 + "00" * 96 + (1).to_bytes(32, "big").hex()
-    )
+def test_ctx_matches_independent_abi_encode():
+    ctx = BindingContext.for_batch(chain_id=31337, market="0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                                   task_id=7, batch_index=2, payees=("0x" + "11" * 20, "0x" + "22" * 20),
+                                   model_version=2)
+    payees_h = keccak(b"".join(b"\0" * 12 + bytes.fromhex(p[2:]) for p in ctx.payees))
+    ref = encode(["uint256", "address", "uint256", "uint256", "uint256", "bytes32"],
+                 [ctx.chain_id, ctx.market, ctx.task_id, ctx.batch_index, ctx.model_version, payees_h])
+    assert ctx_preimage(ctx) == ref
+    assert len(ref) == 6 * 32
+    assert binding_ctx(ctx) == int.from_bytes(keccak(ref), "big") % R
+    assert public_signals(ctx, [5, 6]) == [binding_ctx(ctx), 5, 6]
 
 
-def test_rho_depends_on_every_field():
-    base = BindingContext(payees=("0x" + "11" * 20,))
-    words = [1, 2, 3, 4]
-    rho = binding_rho(base, words)
+def test_ctx_depends_on_every_field():
+    base = BindingContext.for_batch(chain_id=31337, market="0x" + "00" * 20, task_id=0, batch_index=0,
+                                    payees=("0x" + "11" * 20,))
+    ctx0 = binding_ctx(base)
     variants = [
-        BindingContext(chain_id=1, payees=base.payees),
-        BindingContext(market="0x" + "01" * 20, payees=base.payees),
-        BindingContext(task_id=1, payees=base.payees),
-        BindingContext(batch_index=1, payees=base.payees),
-        BindingContext(payees=("0x" + "12" * 20,)),
-        BindingContext(),
+        replace(base, chain_id=1),
+        replace(base, market="0x" + "01" * 20),
+        replace(base, task_id=1),
+        replace(base, batch_index=1),
+        replace(base, model_version=1),
+        replace(base, payees=("0x" + "12" * 20,)),
+        replace(base, payees=()),
     ]
-    assert all(binding_rho(v, words) != rho for v in variants)
-    assert binding_rho(base, [1, 2, 3, 5]) != rho
+    assert all(binding_ctx(v) != ctx0 for v in variants)
 
 
-def test_F_is_horner_of_powers():
-    words = [5, 7, 11, 13]
-    rho = 123456789
-    assert binding_F(words, rho) == sum(w * pow(rho, m + 1, R) for m, w in enumerate(words)) % R
+def test_for_batch_normalises_payees():
+    a = BindingContext.for_batch(chain_id=1, market="0x" + "AB" * 20, task_id=b"\x01" * 32, batch_index=3,
+                                 payees=["0x" + "CD" * 20])
+    b = BindingContext.for_batch(chain_id=1, market="0x" + "ab" * 20, task_id=int.from_bytes(b"\x01" * 32, "big"),
+                                 batch_index=3, payees=[bytes.fromhex("cd" * 20)], model_version=3)
+    assert a == b and binding_ctx(a) == binding_ctx(b)
 
 
 def test_pack_unpack_round_trip():
@@ -107,6 +102,6 @@ def test_pack_unpack_errors():
 
 def test_public_inputs_consistent():
     rows = [[1] * 40, [-2] * 40]
-    words, rho, F = public_inputs(PARAMS, BindingContext(), rows)
+    words, signals = public_inputs(PARAMS, BindingContext(), rows)
     assert unpack_words(PARAMS, words) == [-1] * 40
-    assert F == binding_F(words, rho)
+    assert signals == [binding_ctx(BindingContext()), *words]

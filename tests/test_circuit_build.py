@@ -24,9 +24,9 @@ def test_check_rejects_wraparound(params):
         params.check()
 
 
-def test_source_has_public_rho_then_F():
+def test_source_has_public_ctx_then_words():
     src = circuit_source(CircuitParams(batch=2, dims=8, bits=8, norm_bound=10000))
-    assert "component main {public [rho, F]} = GradientValidity(2, 8, 8, 10000, 14, 10, 25, 1, 256);" in src
+    assert "component main {public [ctx, W]} = GradientValidity(2, 8, 8, 10000, 14, 10, 25, 1, 256);" in src
 
 
 def test_constraint_count_and_blocks(tmp_path):
@@ -44,3 +44,18 @@ def test_budget_report_explains_norm_bits(tmp_path):
     c = compile_circuit(params, tmp_path)
     assert c.n_constraints > params.constraint_budget()
     assert "only because norm_bits" in budget_report(c)
+
+
+def test_public_inputs_are_ctx_and_every_word(tmp_path):
+    """The unused ctx is kept as public wire 1 and each word W[m] as wire 2+m (the r1cs header says
+    M+1 public inputs), and no DO input is substituted away by --O2."""
+    from omniplus.circuits.build import r1cs_header, read_sym
+
+    params = CircuitParams(batch=2, dims=40, bits=6, norm_bound=600)  # c=31, M=2
+    c = compile_circuit(params, tmp_path)
+    hdr = r1cs_header(c.r1cs)
+    assert (hdr["n_pub_out"], hdr["n_pub_in"]) == (0, params.n_words + 1) == (0, 3)
+    sym = read_sym(c.sym)
+    assert (sym["main.ctx"], sym["main.W[0]"], sym["main.W[1]"]) == (1, 2, 3)
+    assert all(sym[f"main.g[{i}][{j}]"] > 0 for i in range(2) for j in range(40))
+    assert c.n_constraints == params.expected_constraints(2)

@@ -75,12 +75,12 @@ def test_python_witness_equals_wasm_and_satisfies_r1cs(which, request, tmp_path)
     rows[0] = [-half, half - 1] + [0] * (params.dims - 2)  # the extreme values are in range
     ctx = BindingContext(chain_id=1, market="0x" + "ab" * 20, task_id=3, batch_index=5,
                          payees=("0x" + "11" * 20,))
-    _words, rho, F = public_inputs(params, ctx, rows)
-    ours = full_witness(compiled, rows, rho, F)
-    theirs = wasm_witness(compiled, circuit_inputs(params, rows, rho, F), tmp_path)
+    _words, pub = public_inputs(params, ctx, rows)
+    ours = full_witness(compiled, rows, pub)
+    theirs = wasm_witness(compiled, circuit_inputs(params, rows, pub), tmp_path)
     assert ours == theirs
     assert r1cs_first_unsatisfied(compiled.r1cs, ours) is None
-    assert ours[1:3] == [rho, F]  # public inputs rho then F
+    assert ours[1 : 2 + params.n_words] == pub  # public inputs ctx, then the words
 
 
 def test_do_blocks_partition_private_wires(small):
@@ -92,8 +92,8 @@ def test_do_blocks_partition_private_wires(small):
     assert set().union(*blocks, batch_wires(small)) == all_wires
     assert sum(map(len, blocks)) + len(batch_wires(small)) == len(all_wires)
     rows = [[1, -2, 3, 0, 0, 0, 0, 5], [0] * 8]
-    words, rho, F = public_inputs(params, BindingContext(), rows)
-    wit = full_witness(small, rows, rho, F)
+    words, pub = public_inputs(params, BindingContext(), rows)
+    wit = full_witness(small, rows, pub)
     block = do_block(small, 0, rows[0])
     assert sorted(block) == blocks[0]
     assert all(wit[w] == v for w, v in block.items())
@@ -102,34 +102,43 @@ def test_do_blocks_partition_private_wires(small):
 def test_out_of_range_coordinate_has_no_witness(small, tmp_path):
     params = small.params
     rows = [[128, 0, 0, 0, 0, 0, 0, 0], [0] * 8]  # 128 is outside [-128, 127]
-    _w, rho, F = public_inputs(params, BindingContext(), rows)
+    _w, pub = public_inputs(params, BindingContext(), rows)
     with pytest.raises(InputError, match="coordinate 0"):
-        full_witness(small, rows, rho, F)
-    forced = full_witness(small, rows, rho, F, check=False)
+        full_witness(small, rows, pub)
+    forced = full_witness(small, rows, pub, check=False)
     assert r1cs_first_unsatisfied(small.r1cs, forced) is not None
     with pytest.raises(ToolError):
-        wasm_witness(small, circuit_inputs(params, rows, rho, F), tmp_path)
+        wasm_witness(small, circuit_inputs(params, rows, pub), tmp_path)
 
 
 def test_over_norm_row_has_no_witness(small, tmp_path):
     params = small.params
     rows = [[0] * 8, [127, 127, 80, 30, 20, 10, 0, 0]]  # 40058 > 40000, all in range
-    _w, rho, F = public_inputs(params, BindingContext(), rows)
+    _w, pub = public_inputs(params, BindingContext(), rows)
     with pytest.raises(InputError, match="squared norm"):
-        full_witness(small, rows, rho, F)
-    forced = full_witness(small, rows, rho, F, check=False)
+        full_witness(small, rows, pub)
+    forced = full_witness(small, rows, pub, check=False)
     assert r1cs_first_unsatisfied(small.r1cs, forced) is not None
     with pytest.raises(ToolError):
-        wasm_witness(small, circuit_inputs(params, rows, rho, F), tmp_path)
+        wasm_witness(small, circuit_inputs(params, rows, pub), tmp_path)
 
 
-def test_wrong_F_has_no_witness(small, tmp_path):
-    params = small.params
-    rows = [[1] * 8, [2] * 8]
-    _w, rho, F = public_inputs(params, BindingContext(), rows)
-    with pytest.raises(InputError, match="F does not match"):
-        full_witness(small, rows, rho, F + 1)
-    forced = full_witness(small, rows, rho, F + 1, check=False)
-    assert r1cs_first_unsatisfied(small.r1cs, forced) is not None
+@pytest.mark.parametrize("which", ["small", "multiword"])
+def test_every_word_is_constrained(which, request, tmp_path):
+    """The v1 knapsack is gone: changing any single public word (or the last) breaks the R1CS."""
+    compiled = request.getfixturevalue(which)
+    params = compiled.params
+    rows = [[1] * params.dims, [2] * params.dims] + [[0] * params.dims] * (params.batch - 2)
+    _w, pub = public_inputs(params, BindingContext(), rows)
+    for m in range(params.n_words):
+        bad = list(pub)
+        bad[1 + m] += 1
+        with pytest.raises(InputError, match="not the packed aggregate"):
+            full_witness(compiled, rows, bad)
+        forced = full_witness(compiled, rows, bad, check=False)
+        assert r1cs_first_unsatisfied(compiled.r1cs, forced) is not None
     with pytest.raises(ToolError):
-        wasm_witness(small, circuit_inputs(params, rows, rho, F + 1), tmp_path)
+        wasm_witness(compiled, circuit_inputs(params, rows, [pub[0], *[w + 1 for w in pub[1:]]]), tmp_path)
+    # ctx is free in the R1CS (snarkjs' extra A row binds it to the proof instead)
+    other = full_witness(compiled, rows, [pub[0] + 1, *pub[1:]])
+    assert r1cs_first_unsatisfied(compiled.r1cs, other) is None

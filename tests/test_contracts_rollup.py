@@ -1,6 +1,7 @@
 """RollupMarket on a real anvil with real Groth16 proofs of the real circuit, checked by the
-deployed snarkjs verifier: happy path, every rejection of issue 3 §2, replays (payees, batch,
-contract/task, chain), reentrancy on withdraw, MO refund after the deadline, conservation."""
+deployed snarkjs verifier: happy path, rejections, replays (payees, batch, contract/task, chain),
+the committee's signatures (issue 9's attacks 1, 2, 4 and 5 as regression tests that now fail for
+the attacker), reentrancy on withdraw, MO refund after the deadline, conservation after each."""
 
 from __future__ import annotations
 
@@ -10,18 +11,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from eth_account import Account
 from eth_utils import keccak
 
 from omniplus.circuits.params import CircuitParams
 from omniplus.contracts.chain import Anvil, deploy, transact
-from omniplus.contracts.rollup import RollupMarket, TaskParams
+from omniplus.contracts.committee import HALF_N, SECP256K1_N, sign_batch
+from omniplus.contracts.rollup import Committee, RollupMarket, TaskParams
 from omniplus.contracts.solc import market_artifacts
 from omniplus.contracts.verifier import deploy_verifier
 from omniplus.core import resources as paths
 from omniplus.core.errors import ChainError
 from omniplus.core.tools import run_tool
 from omniplus.prover.binding import aggregate as column_sums
-from omniplus.prover.binding import binding_F, binding_rho, pack_aggregate, unpack_words
+from omniplus.prover.binding import pack_aggregate, public_signals, unpack_words
 from omniplus.prover.witness import circuit_inputs
 
 PARAMS = CircuitParams(batch=2, dims=30, bits=8, norm_bound=200_000)  # w = 10, c = 25, M = 2
@@ -29,6 +32,9 @@ REWARD = 10**15
 BATCHES = 2
 FAR_DEADLINE = 4_000_000_000
 DEPLOYER = 9  # a dedicated key: nonce 0 = verifier, nonce 1 = market on every fresh anvil
+SERVER_KEYS = ["0x" + keccak(f"test server {j}".encode()).hex() for j in (1, 2, 3)]
+COMMITTEE = Committee(tuple(Account.from_key(k).address for k in SERVER_KEYS),
+                      tuple(keccak(f"cert {j}".encode()) for j in (1, 2, 3)), 2)  # n = 3, t = 1: 2 signatures
 
 
 @dataclass
@@ -80,16 +86,27 @@ def prove(setup: Setup, market: RollupMarket, payees: list[str], rows: list[list
     """A real proof for `rows` bound to (chain, market, task, batch_index, payees) -> (proof.json, words)."""
     ctx = market.binding_context(payees, batch_index=batch_index)
     words = pack_aggregate(PARAMS, column_sums(rows))
-    rho = binding_rho(ctx, words)
-    F = binding_F(words, rho)
+    signals = public_signals(ctx, words)
     work = setup.dir / f"proof_{tag}"
     work.mkdir(exist_ok=True)
-    (work / "input.json").write_text(json.dumps(circuit_inputs(PARAMS, rows, rho, F)))
+    (work / "input.json").write_text(json.dumps(circuit_inputs(PARAMS, rows, signals)))
     _snarkjs("wtns", "calculate", setup.wasm, "input.json", "w.wtns", cwd=work)
     _snarkjs("groth16", "prove", setup.zkey, "w.wtns", "proof.json", "public.json", cwd=work)
     public = [int(x) for x in json.loads((work / "public.json").read_text())]
-    assert public == [rho, F]
+    assert public == signals
     return json.loads((work / "proof.json").read_text()), words
+
+
+def sigs(m: RollupMarket, proof: dict, words: list[int], payees: list[str], keys=SERVER_KEYS[:2],
+         batch_index: int | None = None) -> list[bytes]:
+    """Committee signatures over the batch digest (what honest servers send after checking)."""
+    digest = m.digest(proof, words, payees, batch_index)
+    return [sign_batch(digest, k) for k in keys]
+
+
+def submit(m: RollupMarket, key: str, proof: dict, words: list[int], payees: list[str], **kw) -> dict:
+    """A relay with two valid committee signatures (so only the proof and the payees are tested)."""
+    return m.submit_batch(key, proof, words, payees, sigs(m, proof, words, payees), **kw)
 
 
 def conserved(m: RollupMarket) -> None:
@@ -102,19 +119,19 @@ def conserved(m: RollupMarket) -> None:
 
 
 def task(deadline: int = FAR_DEADLINE, batches: int = BATCHES) -> TaskParams:
-    return TaskParams.from_circuit(PARAMS, reward=REWARD, batches=batches, deadline=deadline)
+    return TaskParams.from_circuit(PARAMS, reward=REWARD, batches=batches, deadline=deadline, min_batch=2)
 
 
 def fresh_chain_market(node: Anvil, setup: Setup, whitelist: tuple[str, ...] = ()) -> RollupMarket:
     """Verifier then market from the dedicated deployer: the same addresses on every fresh anvil."""
     key = node.keys[DEPLOYER]
     verifier = deploy_verifier(node.w3, key, setup.verifier_sol)
-    return RollupMarket.deploy(node.w3, key, verifier.address, task(), model_hash=b"\x11" * 32,
-                               model_uri="ipfs://model", whitelist=whitelist)
+    return RollupMarket.deploy(node.w3, key, verifier.address, task(), committee=COMMITTEE,
+                               model_hash=b"\x11" * 32, model_uri="ipfs://model", whitelist=whitelist)
 
 
 ROWS0 = [[(7 * i + 3 * j) % 200 - 100 for j in range(PARAMS.dims)] for i in range(2)]
-ROWS1 = [[(5 * j) % 31 - 15 for j in range(PARAMS.dims)]]
+ROWS1 = [[(5 * j) % 31 - 15 for j in range(PARAMS.dims)], [(3 * j) % 17 - 8 for j in range(PARAMS.dims)]]
 DUMMY = {"pi_a": ["1", "2", "1"], "pi_b": [["1", "2"], ["3", "4"], ["1", "0"]], "pi_c": ["1", "2", "1"]}
 
 
@@ -131,14 +148,15 @@ def batch_fixture(node, setup):
     attacker_art = market_artifacts()["ReentrancyAttacker"]
     m = fresh_chain_market(node, setup)
     attacker = deploy(node.w3, node.keys[0], attacker_art, m.address, 3)
-    a, c = node.accounts[1], node.accounts[3]
+    a, c, e = node.accounts[1], node.accounts[3], node.accounts[4]
     m.register(a.key)
     m.register(c.key)
+    m.register(e.key)
     attacker_reg = attacker.functions.act(m.contract.encode_abi("register", args=[]))
     transact(node.w3, node.keys[0], attacker_reg)
     p0 = prove(setup, m, [a.address, attacker.address], ROWS0, 0, "b0")
-    p1 = prove(setup, m, [c.address], ROWS1, 1, "b1")
-    return {"m": m, "mo": mo, "a": a, "c": c, "attacker": attacker, "p0": p0, "p1": p1}
+    p1 = prove(setup, m, [c.address, e.address], ROWS1, 1, "b1")
+    return {"m": m, "mo": mo, "a": a, "c": c, "e": e, "attacker": attacker, "p0": p0, "p1": p1}
 
 
 def test_binding_matches_prover(batch_fixture):
@@ -146,39 +164,48 @@ def test_binding_matches_prover(batch_fixture):
     words = pack_aggregate(PARAMS, column_sums(ROWS0))
     payees = [a.address, batch_fixture["attacker"].address]
     ctx = m.binding_context(payees)
-    rho = binding_rho(ctx, words)
-    assert m.public_inputs(words, payees) == (rho, binding_F(words, rho))
+    assert m.public_inputs(words, payees) == public_signals(ctx, words)
+    assert m.committee().same_as(COMMITTEE)
+    proof = batch_fixture["p0"][0]
+    assert m.contract.functions.batchDigest(*m.submit_call(proof, words, payees, []).args[:5]).call() == \
+        m.digest(proof, words, payees)
 
 
 def test_happy_path_rejections_and_replays(node, setup, batch_fixture):
     f = batch_fixture
-    m, mo, a, c, attacker = f["m"], f["mo"], f["a"], f["c"], f["attacker"]
+    m, mo, a, c, e, attacker = f["m"], f["mo"], f["a"], f["c"], f["e"], f["attacker"]
     (proof0, words0), (proof1, words1) = f["p0"], f["p1"]
     payees0 = [a.address, attacker.address]
-    relayer = node.keys[5]  # anyone may submit: the proof binds payees and aggregate
+    payees1 = [c.address, e.address]
+    relayer = node.keys[5]  # anyone may relay: signatures and proof bind payees and aggregate
 
+    # Even with valid committee signatures over exactly what is posted, the proof must match.
     with pytest.raises(ChainError, match="InvalidProof"):  # proof made for batch 1, now is batch 0
-        m.submit_batch(relayer, proof1, words1, [c.address])
+        submit(m, relayer, proof1, words1, payees1)
     with pytest.raises(ChainError, match="InvalidProof"):  # other payees
-        m.submit_batch(relayer, proof0, words0, [a.address, c.address])
+        submit(m, relayer, proof0, words0, [a.address, c.address])
     with pytest.raises(ChainError, match="InvalidProof"):  # payees reordered
-        m.submit_batch(relayer, proof0, words0, payees0[::-1])
-    with pytest.raises(ChainError, match="InvalidProof"):  # another aggregate
-        m.submit_batch(relayer, proof0, [words0[0] + 1, words0[1]], payees0)
+        submit(m, relayer, proof0, words0, payees0[::-1])
+    for j in range(PARAMS.n_words):  # another aggregate: every word is a public input (no knapsack)
+        other = list(words0)
+        other[j] += 1
+        with pytest.raises(ChainError, match="InvalidProof"):
+            submit(m, relayer, proof0, other, payees0)
     bad = dict(proof0, pi_c=proof0["pi_a"])
     with pytest.raises(ChainError, match="InvalidProof"):  # a tampered proof
-        m.submit_batch(relayer, bad, words0, payees0)
+        submit(m, relayer, bad, words0, payees0)
     # another contract (and task: its deadline differs) with the same DOs registered
-    m2 = RollupMarket.deploy(node.w3, mo, m.contract.functions.verifier().call(), task(FAR_DEADLINE - 1))
+    m2 = RollupMarket.deploy(node.w3, mo, m.contract.functions.verifier().call(), task(FAR_DEADLINE - 1),
+                             committee=COMMITTEE)
     m2.register(a.key)
     m2.register(c.key)
     proof_a_c, words_ac = prove(setup, m, [a.address, c.address], ROWS0, 0, "b0ac")
     with pytest.raises(ChainError, match="InvalidProof"):
-        m2.submit_batch(relayer, proof_a_c, words_ac, [a.address, c.address])
+        submit(m2, relayer, proof_a_c, words_ac, [a.address, c.address])
     conserved(m)
     conserved(m2)
 
-    rc = m.submit_batch(relayer, proof0, words0, payees0)
+    rc = submit(m, relayer, proof0, words0, payees0)
     print(f"\nsubmitBatch gas, N=2 payees, M={PARAMS.n_words}: {rc['gasUsed']}")
     assert m.batches_submitted() == 1
     assert m.credit(a.address) == REWARD and m.credit(attacker.address) == REWARD
@@ -190,14 +217,14 @@ def test_happy_path_rejections_and_replays(node, setup, batch_fixture):
     conserved(m)
 
     with pytest.raises(ChainError, match="AlreadyPaid"):  # replay of the same batch
-        m.submit_batch(relayer, proof0, words0, payees0)
+        submit(m, relayer, proof0, words0, payees0)
     with pytest.raises(ChainError, match="NotFinishable"):
         m.finish(mo)
-    rc1 = m.submit_batch(relayer, proof1, words1, [c.address])
-    print(f"submitBatch gas, 1 payee: {rc1['gasUsed']}")
+    rc1 = submit(m, relayer, proof1, words1, payees1)
+    print(f"submitBatch gas, 2 payees: {rc1['gasUsed']}")
     assert m.batches_submitted() == 2
     with pytest.raises(ChainError, match="AllBatchesDone"):
-        m.submit_batch(relayer, DUMMY, words1, [node.accounts[6].address])
+        m.submit_batch(relayer, DUMMY, words1, [node.accounts[6].address, node.accounts[7].address])
     conserved(m)
 
     # reentrancy: the attacker's receive() calls withdraw() again; it gets its credit once
@@ -209,7 +236,7 @@ def test_happy_path_rejections_and_replays(node, setup, batch_fixture):
     assert m.credit(attacker.address) == 0
     with pytest.raises(ChainError, match="NothingToWithdraw"):
         transact(node.w3, node.keys[0], attacker.functions.act(m.contract.encode_abi("withdraw", args=[])))
-    for acct in (a, c):
+    for acct in (a, c, e):
         before = node.w3.eth.get_balance(acct.address)
         rc = m.withdraw(acct.key)
         fee = rc["gasUsed"] * rc["effectiveGasPrice"]
@@ -222,7 +249,7 @@ def test_happy_path_rejections_and_replays(node, setup, batch_fixture):
         m.finish(a.key)
     m.finish(mo)
     acc = m.accounts()
-    assert acc["refunded"] == acc["deposit"] - 3 * REWARD and acc["balance"] == 0
+    assert acc["refunded"] == acc["deposit"] - 4 * REWARD and acc["balance"] == 0
     with pytest.raises(ChainError, match="TaskFinished"):
         m.finish(mo)
     conserved(m)
@@ -241,7 +268,10 @@ def test_replay_on_another_chain(setup, batch_fixture):
         # a proof for m1's context (chain 31337) with payees registered on both chains
         proof, words = prove(setup, m1, payees, ROWS0, 0, "chain")
         with pytest.raises(ChainError, match="InvalidProof"):
-            m.submit_batch(other.keys[5], proof, words, payees)
+            submit(m, other.keys[5], proof, words, payees)
+        # the committee's signatures for chain 31337 are not signatures for chain 31338 either
+        with pytest.raises(ChainError, match="NotCommittee"):
+            m.submit_batch(other.keys[5], proof, words, payees, sigs(m1, proof, words, payees, batch_index=0))
         conserved(m)
 
 
@@ -251,7 +281,7 @@ def test_rejections_before_the_proof(node, setup):
     mo = node.keys[0]
     v = deploy_verifier(w3, mo, setup.verifier_sol)
     wl = [node.accounts[1].address, node.accounts[2].address]
-    m = RollupMarket.deploy(w3, mo, v.address, task(), whitelist=wl)
+    m = RollupMarket.deploy(w3, mo, v.address, task(), committee=COMMITTEE, whitelist=wl)
     with pytest.raises(ChainError, match="NotWhitelisted"):
         m.register(node.keys[3])
     m.register(node.keys[1])
@@ -264,25 +294,36 @@ def test_rejections_before_the_proof(node, setup):
         ([one, one], words, "DuplicatePayee"),
         ([one, three], words, "UnregisteredPayee"),
         ([], words, "BadPayeeCount"),
+        ([one], words, "BadPayeeCount"),  # below N_min = 2: one DO's update alone is never published
         ([one, two, one], words, "BadPayeeCount"),
-        ([one], words[:-1], "WrongWordCount"),
-        ([one], words + [0], "WrongWordCount"),
-        ([one], [0, 1 << 250], "WordTooLarge"),
-        ([one], [0, R_FIELD_MINUS_1], "WordTooLarge"),
+        ([one, two], words[:-1], "WrongWordCount"),
+        ([one, two], words + [0], "WrongWordCount"),
+        ([one, two], [0, 1 << 250], "WordTooLarge"),
+        ([one, two], [0, R_FIELD_MINUS_1], "WordTooLarge"),
         ([one, two], words, "InvalidProof"),
     ]
     for payees, ws, err in cases:
         with pytest.raises(ChainError, match=err):
-            m.submit_batch(node.keys[4], DUMMY, ws, payees)
+            submit(m, node.keys[4], DUMMY, ws, payees, simulate_first=False)
+        with pytest.raises(ChainError, match="would revert: " + err):  # the relayer never broadcasts it
+            submit(m, node.keys[4], DUMMY, ws, payees)
     conserved(m)
     # deployment checks
     with pytest.raises(ChainError, match="DepositTooSmall"):
-        RollupMarket.deploy(w3, mo, v.address, task(), deposit=task().required_deposit - 1)
+        RollupMarket.deploy(w3, mo, v.address, task(), committee=COMMITTEE, deposit=task().required_deposit - 1)
     bad = TaskParams(**{**task().__dict__, "n_words": PARAMS.n_words + 1})
     with pytest.raises(ChainError, match="BadParams"):
-        RollupMarket.deploy(w3, mo, v.address, bad)
+        RollupMarket.deploy(w3, mo, v.address, bad, committee=COMMITTEE)
+    for n_min in (0, 1, PARAMS.batch + 1):
+        with pytest.raises(ChainError, match="N_min"):
+            RollupMarket.deploy(w3, mo, v.address, TaskParams(**{**task().__dict__, "min_batch": n_min}),
+                                committee=COMMITTEE)
+    for thr in (0, 1, 4):  # t+1 must be a majority of n = 3 and at most n
+        with pytest.raises(ChainError, match="threshold"):
+            RollupMarket.deploy(w3, mo, v.address, task(), committee=Committee(COMMITTEE.members,
+                                                                              COMMITTEE.fingerprints, thr))
     with pytest.raises(ChainError, match="BadParams"):
-        RollupMarket.deploy(w3, mo, node.accounts[7].address, task())  # verifier without code
+        RollupMarket.deploy(w3, mo, node.accounts[7].address, task(), committee=COMMITTEE)  # verifier w/o code
 
 
 R_FIELD_MINUS_1 = 21888242871839275222246405745257275088548364400416034343698204186575808495616
@@ -292,13 +333,13 @@ def test_refund_after_deadline(node, setup):
     w3, mo = node.w3, node.keys[0]
     v = deploy_verifier(w3, mo, setup.verifier_sol)
     now = w3.eth.get_block("latest")["timestamp"]
-    m = RollupMarket.deploy(w3, mo, v.address, task(deadline=now + 1000))
+    m = RollupMarket.deploy(w3, mo, v.address, task(deadline=now + 1000), committee=COMMITTEE)
     m.register(node.keys[1])
     with pytest.raises(ChainError, match="NotFinishable"):
         m.finish(mo)
     node.increase_time(1001)
     with pytest.raises(ChainError, match="DeadlinePassed"):
-        m.submit_batch(node.keys[4], DUMMY, [0] * PARAMS.n_words, [node.accounts[1].address])
+        m.submit_batch(node.keys[4], DUMMY, [0] * PARAMS.n_words, [node.accounts[1].address], simulate_first=False)
     with pytest.raises(ChainError, match="DeadlinePassed"):
         m.register(node.keys[2])
     before = w3.eth.get_balance(node.accounts[0].address)
@@ -318,8 +359,90 @@ def test_cli_deploy_market_from_setup(setup, capsys):
     if not (setup.dir / "params.json").exists():  # the CLI-made fallback setup has none
         (setup.dir / "params.json").write_text(json.dumps(PARAMS.to_json()))
     assert main(["deploy", "market", "--setup", str(setup.dir), "--exit", "--json", "--batches", "3",
-                 "--reward-wei", "7"]) == 0
+                 "--reward-wei", "7", "--committee", ",".join(COMMITTEE.members),
+                 "--fingerprints", ",".join(f.hex() for f in COMMITTEE.fingerprints)]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["params"] == {"N": 2, "d": 30, "k": 8, "B": 200_000, "M": 2, "w": 10, "c": 25, "R": 3}
+    assert out["params"] == {"N": 2, "N_min": 2, "d": 30, "k": 8, "B": 200_000, "M": 2, "w": 10, "c": 25,
+                             "R": 3}
+    assert Committee.from_json(out["committee"]).same_as(COMMITTEE)
     assert out["deposit_wei"] == 2 * 3 * 7
     assert out["market"].startswith("0x") and out["verifier"].startswith("0x")
+
+
+def _high_s(sig: bytes) -> bytes:
+    """The malleable twin of a valid signature: s -> n - s, v flipped (ecrecover accepts it)."""
+    r, s, v = sig[:32], int.from_bytes(sig[32:64], "big"), sig[64]
+    return r + (SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - v])
+
+
+def test_zkey_holder_cannot_get_paid(node, setup):
+    """Issue 9, attack 1: anyone with the zkey can prove an all-zero batch for payees of its choice.
+    Without t+1 committee signatures over exactly that batch it is refused and no wei moves."""
+    w3 = node.w3
+    m = fresh_market_on(node, setup)
+    x, y = node.accounts[1], node.accounts[2]
+    m.register(x.key)
+    m.register(y.key)
+    payees = [x.address, y.address]
+    zero = [[0] * PARAMS.dims, [0] * PARAMS.dims]
+    proof, words = prove(setup, m, payees, zero, 0, "zero")  # a valid proof: the circuit accepts it
+    before = m.accounts()
+    relayer = node.keys[5]
+    good = sigs(m, proof, words, payees)
+    other_payees = sigs(m, proof, words, [y.address, x.address])
+    other_batch = sigs(m, proof, words, payees, batch_index=1)
+    outsiders = sigs(m, proof, words, payees, keys=[node.keys[7], node.keys[8]])
+    assert all(int.from_bytes(s[32:64], "big") <= HALF_N for s in good)
+    cases = [
+        ([], "NotEnoughSignatures"),
+        (good[:1], "NotEnoughSignatures"),  # t = 1 signatures
+        ([good[0], good[0]], "DuplicateSigner"),
+        (other_payees, "NotCommittee"),
+        (other_batch, "NotCommittee"),
+        (outsiders, "NotCommittee"),
+        ([good[0], outsiders[0]], "NotCommittee"),
+        ([good[0], _high_s(good[1])], "BadSignature"),
+        ([good[0], good[1][:64] + bytes([good[1][64] - 27])], "BadSignature"),  # v in {0, 1}
+        ([good[0], good[1][:64]], "BadSignature"),
+    ]
+    for signatures, err in cases:
+        with pytest.raises(ChainError, match=err):
+            m.submit_batch(relayer, proof, words, payees, signatures, simulate_first=False)
+        with pytest.raises(ChainError, match="would revert: " + err):
+            m.submit_batch(relayer, proof, words, payees, signatures)
+    assert m.accounts() == before and m.credit(x.address) == 0 and m.batches_submitted() == 0
+    assert m.batch_events() == []
+    conserved(m)
+    # the very same proof with two committee signatures lands: only the signatures stopped it
+    m.submit_batch(relayer, proof, words, payees, good)
+    assert m.credit(x.address) == REWARD and m.batches_submitted() == 1
+    conserved(m)
+    assert w3.eth.get_balance(m.address) == m.accounts()["deposit"]
+
+
+def fresh_market_on(node: Anvil, setup: Setup) -> RollupMarket:
+    v = deploy_verifier(node.w3, node.keys[0], setup.verifier_sol)
+    return RollupMarket.deploy(node.w3, node.keys[0], v.address, task(), committee=COMMITTEE)
+
+
+def test_relayed_batch_keeps_readers_working(node, setup):
+    """Issue 9, attack 4: a submitBatch relayed through a contract has no top-level calldata; the
+    words are read from the event, so every reader keeps working."""
+    from omniplus.ml.public_model import read_aggregates
+
+    m = fresh_market_on(node, setup)
+    a, b = node.accounts[1], node.accounts[2]
+    m.register(a.key)
+    m.register(b.key)
+    payees = [a.address, b.address]
+    proof, words = prove(setup, m, payees, ROWS0, 0, "relayed")
+    relayer = deploy(node.w3, node.keys[6], market_artifacts()["Relayer"])
+    call_data = m.submit_call(proof, words, payees, sigs(m, proof, words, payees))._encode_transaction_data()
+    transact(node.w3, node.keys[6], relayer.functions.relay(m.address, call_data), gas=2_000_000)
+    assert m.batches_submitted() == 1 and m.credit(a.address) == REWARD
+    alerts: list[str] = []
+    (ev,) = m.batch_events(alerts=alerts)
+    assert alerts == [] and ev.words == words and ev.submitter == relayer.address
+    (agg,) = read_aggregates(m, PARAMS)
+    assert agg["aggregate"] == column_sums(ROWS0) and agg["payees"] == payees
+    conserved(m)

@@ -111,3 +111,122 @@ def test_submit_status_shows_the_outcome_from_servers_and_chain(devnet, capsys) 
         else:
             assert {r["reason"] for r in out["servers"]} == {REASON_INVALID}
             assert chain == {"included_in_batch": None, "batch_tx": None, "credit_wei": 0, "withdrawn_wei": 0}
+
+
+# --------------------------------------------------------------- issue 9 / issue 10: the attacks
+def _coordinator(net: Devnet) -> Any:
+    """An in-process coordinator on the devnet's config (it runs the canonical check at init)."""
+    from omniplus.servers.coordinator import Coordinator, load_coordinator_config
+
+    return Coordinator(load_coordinator_config(net.coordinator_config), log=lambda *a, **k: None)
+
+
+def test_chosen_subset_attack_is_refused_by_every_server(devnet: tuple[Devnet, dict[str, Any]]) -> None:
+    """A curious coordinator tries to open aggregates that would reveal single updates: {A} alone,
+    a subset of the opened batch at its index, an already-batched DO in a new batch, a rejected DO.
+    Every real daemon refuses before a round starts, and nothing new is opened or signed."""
+    import grpc
+
+    from omniplus.proto.gen import omniplus_pb2 as pb
+
+    net, s = devnet
+    c = _coordinator(net)
+    honest = sorted((d for d in net.dos if d.valid), key=lambda d: d.address.lower())
+    bad = next(d for d in net.dos if not d.valid)
+    addr = [bytes.fromhex(d.address[2:]) for d in honest]
+    batched = [bytes.fromhex(p[2:]) for p in net.market.batch_events()[0].payees]
+    attempts = {
+        "{A} alone at the next index": (1, addr[:1], "below N_min"),
+        "{A,B} at the next index: A and B are in the opened aggregate of batch 0": (1, addr[:2], "already in"),
+        "{A,B} at index 0: a subset of the agreed set": (0, addr[:2], "identical set"),
+        "{B} alone at index 0": (0, addr[1:2], "below N_min"),
+        "{rejected DO, A}": (1, [bytes.fromhex(bad.address[2:]), addr[0]], "already in"),
+    }
+    assert sorted(batched) != sorted(addr[:2])
+    for what, (index, dos, why) in attempts.items():
+        for j in range(1, net.opts.servers + 1):
+            with pytest.raises(grpc.RpcError) as err:
+                c._control(j).StartBatch(pb.StartBatchRequest(session=f"attack-{index}-{j}-{len(dos)}",
+                                                              batch_index=index, do_addresses=dos,
+                                                              params=b"{}"), timeout=10)
+            assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
+            assert why in (err.value.details() or ""), (what, j, err.value.details())
+    c.close()
+    for j in range(1, net.opts.servers + 1):
+        assert "round_started" not in net.server_log(j).split("batch_proved")[-1]  # no round after the batch
+    assert net.market.batches_submitted() == 1
+
+
+def test_stale_update_is_refused(devnet: tuple[Devnet, dict[str, Any]]) -> None:
+    """After batch 0 is opened, an update signed for model version 0 can never be batched: every
+    server refuses it at submission, nothing stored."""
+    from omniplus.servers.client import TaskRef, submit_block
+
+    net, _ = devnet
+    late = net.anvil.accounts[net.opts.dos + 1]  # an account no DO uses (the coordinator's tx key)
+    net.market.register(late.key)
+    outs = submit_block(late.key, TaskRef.parse(net.market.address, net.anvil.chain_id),
+                        [f"127.0.0.1:{p[0]}" for p in net.ports], list(net.layout.slot_wires[0]),
+                        net.block_of(net.dos[0]), (net.certs / "ca.pem").read_bytes(), t=1, model_version=0)
+    assert [o.accepted for o in outs] == [False] * 3
+    assert all(o.code == "FAILED_PRECONDITION" and "stale update" in o.message for o in outs)
+
+
+def test_every_party_refuses_a_non_canonical_task(devnet: tuple[Devnet, dict[str, Any]], tmp_path) -> None:
+    """Issue 9, attack 3: a market with a verifier of the MO's choice, a market that is not the
+    canonical RollupMarket, or mismatched parameters / committee: the DO client, the coordinator
+    and the servers (at start) each refuse with one line, before sharing anything."""
+    import dataclasses
+    import subprocess
+
+    import tomli_w
+
+    from omniplus.contracts.canonical import NonCanonicalTask
+    from omniplus.contracts.chain import deploy
+    from omniplus.contracts.rollup import Committee, RollupMarket, TaskParams
+    from omniplus.contracts.solc import market_artifacts
+    from omniplus.servers.client import check_task_before_sharing
+    from omniplus.servers.coordinator import Coordinator, load_coordinator_config
+
+    net, _ = devnet
+    w3, mo = net.anvil.w3, net.anvil.keys[0]
+    deadline = int(w3.eth.get_block("latest")["timestamp"]) + 10**6
+    base = TaskParams.from_circuit(net.params, reward=1, batches=1, deadline=deadline)
+    honest_v = net.market.contract.functions.verifier().call()
+    fake_v = deploy(w3, mo, market_artifacts()["Relayer"]).address  # "verifier" of the MO's choice
+    committee = net.committee()
+    other_committee = Committee(committee.members[::-1], committee.fingerprints[::-1], committee.threshold)
+    markets = {
+        "verifier": RollupMarket.deploy(w3, mo, fake_v, base, committee=committee).address,
+        "canonical RollupMarket": deploy(w3, mo, market_artifacts()["Relayer"]).address,
+        "batchSize (N)": RollupMarket.deploy(w3, mo, honest_v, dataclasses.replace(base, batch=base.batch + 1),
+                                             committee=committee).address,
+        "minBatch (N_min)": RollupMarket.deploy(w3, mo, honest_v, dataclasses.replace(base, min_batch=3),
+                                                committee=committee).address,
+        "committee": RollupMarket.deploy(w3, mo, honest_v, base, committee=other_committee).address,
+    }
+    import tomllib
+
+    for what, address in markets.items():
+        # the DO client (the committee/N_min mismatch is caught by servers and coordinator, who know them)
+        if what in ("verifier", "canonical RollupMarket", "batchSize (N)"):
+            with pytest.raises(NonCanonicalTask, match=what.split(" ")[0]):
+                check_task_before_sharing(w3, address, net.setup, net.opts.servers, net.opts.threshold)
+        # the coordinator
+        data = tomllib.loads(net.coordinator_config.read_text())
+        data["task"]["market"] = address
+        cpath = net.root / f"coordinator-bad-{len(what)}.toml"  # paths in it are relative to the devnet root
+        cpath.write_text(tomli_w.dumps(data))
+        with pytest.raises(NonCanonicalTask, match=what.split(" ")[0]):
+            Coordinator(load_coordinator_config(cpath), log=lambda *a, **k: None)
+    # a real server process, started on the bad-verifier market, exits with one line and binds nothing
+    data = tomllib.loads(net.server_configs[0].read_text())
+    data["task"]["market"] = markets["verifier"]
+    data["storage"] = str(tmp_path / "bad-server-state")
+    spath = net.root / "server-bad.toml"
+    spath.write_text(tomli_w.dumps(data))
+    proc = subprocess.run([sys.executable, "-m", "omniplus", "server", "--config", str(spath)],
+                          capture_output=True, text=True, timeout=120, cwd=net.root)
+    assert proc.returncode != 0
+    assert "is not the Groth16Verifier exported from this setup" in proc.stderr
+    assert "Traceback" not in proc.stderr

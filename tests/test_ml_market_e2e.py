@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from omniplus.contracts.canonical import NonCanonicalTask
 from omniplus.devnet import DevnetOptions
 from omniplus.market_run import MarketNet, run_market
 from omniplus.ml.config import MarketConfig
@@ -47,6 +48,9 @@ def test_unregistered_do_refused(tmp_path) -> None:
         with pytest.raises(NotRegistered, match="not registered for task"):
             require_registered(net.market, do.address)
         with pytest.raises(NotRegistered):  # nothing is shared or sent (no servers are even running)
+            submit_update(key=do.key, market=net.market, setup=net.setup, layout=net.layout, row=[0] * 32,
+                          to=Destination(servers=["127.0.0.1:1"] * 3, ca=b""))
+        with pytest.raises(NonCanonicalTask, match="committee has 3 servers"):  # a DO sharing to 1 server
             submit_update(key=do.key, market=net.market, setup=net.setup, layout=net.layout, row=[0] * 32,
                           to=Destination(servers=["127.0.0.1:1"], ca=b""))
         net.market.register(do.key)

@@ -11,7 +11,7 @@ import random
 
 import pytest
 
-from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate, unpack_words
+from omniplus.prover.binding import BindingContext, binding_ctx, pack_aggregate, public_signals, unpack_words
 from omniplus.prover.field import R
 from omniplus.prover.groth16_prove import NativeEngine
 from omniplus.prover.groth16_verify import verify
@@ -75,16 +75,21 @@ def test_joint_proof_verifies_and_excludes_invalid(batch_env, tmp_path, n, t) ->
     expected = [a + b for a, b in zip(rows["do0"], rows["do1"], strict=True)]
     assert first.aggregate == expected
     assert unpack_words(params, first.words) == expected
-    ctx = BindingContext(payees=(PAYEES["do0"], PAYEES["do1"]))
-    assert first.rho == binding_rho(ctx, first.words)
+    ctx = BindingContext.for_batch(chain_id=31337, market="0x" + "00" * 20, task_id=0, batch_index=0,
+                                   payees=(PAYEES["do0"], PAYEES["do1"]))
+    assert first.public == [binding_ctx(ctx), *first.words]
 
     vkey = json.loads(setup.vkey.read_text())
-    assert verify(vkey, first.proof, [first.rho, first.F])
+    assert verify(vkey, first.proof, first.public)
     (tmp_path / "proof.json").write_text(json.dumps(proof_to_json(first.proof)))
-    (tmp_path / "public.json").write_text(json.dumps([str(first.rho), str(first.F)]))
+    (tmp_path / "public.json").write_text(json.dumps([str(x) for x in first.public]))
     assert snarkjs_verify(setup.vkey, tmp_path / "public.json", tmp_path / "proof.json")
-    # the same proof does not verify for other payees (another rho)
-    assert not verify(vkey, first.proof, [(first.rho + 1) % R, first.F])
+    # the same proof does not verify for other payees (another ctx), nor for any other word
+    assert not verify(vkey, first.proof, [(first.public[0] + 1) % R, *first.words])
+    for m in range(len(first.words)):
+        other = list(first.public)
+        other[1 + m] += 1
+        assert not verify(vkey, first.proof, other)
 
 
 def test_joint_proof_with_the_snarkjs_engine(batch_env) -> None:
@@ -95,7 +100,7 @@ def test_joint_proof_with_the_snarkjs_engine(batch_env) -> None:
     shares = share_all({d: make_block(setup, layout, r) for d, r in rows.items()}, 1, 3)
     outcomes = run_batch(batch_env, shares, 3, 1, engine_factory=lambda zk: SnarkjsEngine(setup.zkey))
     o = outcomes[0]
-    assert verify(json.loads(setup.vkey.read_text()), o.proof, [o.rho, o.F])
+    assert verify(json.loads(setup.vkey.read_text()), o.proof, o.public)
 
 
 def test_inconsistent_shares_exclude_the_do(batch_env) -> None:
@@ -116,12 +121,11 @@ def test_a_wrong_share_from_a_server_is_caught_before_round_two(batch_env) -> No
     row = valid_row(setup.params, random.Random(3))
     shares = share_all({"do0": make_block(setup, layout, row)}, 1, 3)
     words = pack_aggregate(setup.params, row)
-    rho = binding_rho(BindingContext(payees=(PAYEES["do0"],)), words)
-    F = binding_F(words, rho)
+    pub = public_signals(BindingContext(payees=(PAYEES["do0"],)), words)
     engine = NativeEngine(zk)
 
     def body(net):
-        w = witness_shares(setup, layout, [shares[net.party]["do0"]], words, rho, F)
+        w = witness_shares(setup, layout, [shares[net.party]["do0"]], pub)
         if net.party == 3:
             w[layout.slot_wires[0][3]] = (w[layout.slot_wires[0][3]] + 1) % R
         rnd = joint_randomness(net, 1, Rng(), "bad/blind")

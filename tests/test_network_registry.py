@@ -38,7 +38,9 @@ def market() -> Iterator[tuple[Any, Any]]:
             batches=1,
             deadline=int(time.time()) + 10**6,
         )
-        m = market_mod.RollupMarket.deploy(w3, node.keys[0], receipt["contractAddress"], task)
+        committee = market_mod.Committee(tuple(chain.address_of(node.keys[i])
+                                               for i in (1, 2, 3)), (b"\1" * 32, b"\2" * 32, b"\3" * 32), 2)
+        m = market_mod.RollupMarket.deploy(w3, node.keys[0], receipt["contractAddress"], task, committee=committee)
         yield node, m
     finally:
         node.stop()

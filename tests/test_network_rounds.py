@@ -5,6 +5,7 @@ and a restart marking a running round interrupted."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -108,6 +109,7 @@ def test_validation_round_over_grpc(net: tuple[LocalNet, dict[int, Daemon]]) -> 
     ln, daemons = net
     submit(ln, 1, 42)
     submit(ln, 2, 500)
+    submit(ln, 4, 7)
     # the engine's expected wire list is enforced at Submit
     bad = send(ln.public(1), 1, build_request(do_key(3), TASK, 1, 3, 1, [7, 8], [1, 2]), ln.ca)
     assert bad.code == "INVALID_ARGUMENT" and "wrong block length" in bad.message
@@ -123,14 +125,15 @@ def test_validation_round_over_grpc(net: tuple[LocalNet, dict[int, Daemon]]) -> 
         st2 = status(ln.public(j), j, TASK, bytes.fromhex(do_addr(2)[2:]), ln.ca)
         assert (st1.state, st2.state) == ("valid", "invalid")
         assert "500" in st2.reason
-        assert daemons[j].storage.get_data("v1", "opened") == b"[42, 500]"
+        assert sorted(json.loads(daemons[j].storage.get_data("v1", "opened"))) == [7, 42, 500]
     # a session id is used once
     ch, stub = ctl(ln, 1)
     with ch, pytest.raises(grpc.RpcError) as err:
         stub.StartValidation(pb.StartValidationRequest(session="v1"), timeout=5)
     assert err.value.code() == grpc.StatusCode.ALREADY_EXISTS
-    # a batch only takes valid DOs
-    for dos, code in [([2], grpc.StatusCode.FAILED_PRECONDITION), ([9], grpc.StatusCode.FAILED_PRECONDITION)]:
+    # a batch only takes N_min..N valid DOs (servers/batch_policy.py)
+    for dos, code in [([2, 1], grpc.StatusCode.FAILED_PRECONDITION), ([9, 1], grpc.StatusCode.FAILED_PRECONDITION),
+                      ([1], grpc.StatusCode.FAILED_PRECONDITION)]:
         ch, stub = ctl(ln, 1)
         addrs = [bytes.fromhex(do_addr(i)[2:]) for i in dos]
         with ch, pytest.raises(grpc.RpcError) as err:
@@ -141,13 +144,22 @@ def test_validation_round_over_grpc(net: tuple[LocalNet, dict[int, Daemon]]) -> 
         with ch:
             stub.StartBatch(
                 pb.StartBatchRequest(
-                    session="b1", batch_index=0, do_addresses=[bytes.fromhex(do_addr(1)[2:])]
+                    session="b1", batch_index=0,
+                    do_addresses=[bytes.fromhex(do_addr(1)[2:]), bytes.fromhex(do_addr(4)[2:])],
                 ),
                 timeout=5,
             )
     replies = wait_state(ln, "b1", "done")
     assert [r.state for r in replies] == ["done"] * 3
-    assert b'"sum":42' in replies[0].result
+    assert b'"sum":49' in replies[0].result
+    # the agreed set is on disk; the same index with another set, or DO 1 at another index, is refused
+    for index, dos in [(0, [1]), (0, [4, 1]), (1, [1, 4])]:
+        ch, stub = ctl(ln, 3)
+        addrs = [bytes.fromhex(do_addr(i)[2:]) for i in dos]
+        with ch, pytest.raises(grpc.RpcError) as err:
+            stub.StartBatch(pb.StartBatchRequest(session=f"again-{index}-{dos}", batch_index=index,
+                                                 do_addresses=addrs), timeout=5)
+        assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
     assert status(ln.public(2), 2, TASK, bytes.fromhex(do_addr(1)[2:]), ln.ca).state == "batched"
 
 

@@ -46,11 +46,11 @@ def snarkjs(*args, cwd: Path) -> str:
 
 def prove_and_verify(setup: SetupDir, work: Path) -> tuple[bool, list[int]]:
     work.mkdir(parents=True, exist_ok=True)
-    _words, rho, F = public_inputs(setup.params, CTX, ROWS)
-    write_wtns(work / "w.wtns", full_witness(setup, ROWS, rho, F))
+    _words, pub = public_inputs(setup.params, CTX, ROWS)
+    write_wtns(work / "w.wtns", full_witness(setup, ROWS, pub))
     snarkjs("groth16", "prove", setup.zkey, "w.wtns", "proof.json", "public.json", cwd=work)
     public = [int(x) for x in json.loads((work / "public.json").read_text())]
-    assert public == [rho, F]
+    assert public == pub
     try:
         out = snarkjs("groth16", "verify", setup.vkey, "public.json", "proof.json", cwd=work)
     except ToolError:

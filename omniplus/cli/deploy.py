@@ -43,6 +43,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--model-hash", default="0x" + "00" * 32, help="32-byte hash of the public model")
     m.add_argument("--model-uri", default="", help="where the public model can be fetched")
     m.add_argument("--whitelist", default="", help="comma-separated DO addresses (default: open)")
+    m.add_argument("--min-batch", type=int, default=2, help="N_min, at least 2 (default 2)")
+    m.add_argument("--committee", default="",
+                   help="comma-separated signing addresses of servers 1..n (required for market)")
+    m.add_argument("--certs", type=Path, default=None,
+                   help="folder with server-j.pem: the task lists each server's certificate fingerprint")
+    m.add_argument("--fingerprints", default="",
+                   help="comma-separated 32-byte hex sha256 fingerprints of servers 1..n (instead of --certs)")
+    m.add_argument("--threshold", type=int, default=None,
+                   help="signatures per batch, t+1 (default: n//2 + 1)")
     m.add_argument("--deposit-wei", type=int, default=None,
                    help="market: default N*R*reward; plain: default 1e18")
     pl = p.add_argument_group("plain")
@@ -71,6 +80,33 @@ def _market_params(args: argparse.Namespace):
         raise InputError(str(exc)) from exc
 
 
+def _committee(args: argparse.Namespace):
+    """The server committee from --committee plus --certs DIR or --fingerprints."""
+    from omniplus.contracts.committee import cert_fingerprint
+    from omniplus.contracts.rollup import Committee
+    from omniplus.core.errors import InputError
+
+    members = tuple(a.strip() for a in args.committee.split(",") if a.strip())
+    if not members:
+        raise InputError("deploy market needs --committee ADDR,ADDR,... (the servers' signing addresses)")
+    if args.certs is not None:
+        fps = []
+        for j in range(1, len(members) + 1):
+            pem = args.certs / f"server-{j}.pem"
+            if not pem.exists():
+                raise InputError(f"--certs {args.certs}: {pem.name} is missing")
+            fps.append(cert_fingerprint(pem.read_bytes()))
+    else:
+        try:
+            fps = [bytes.fromhex(f.strip().removeprefix("0x")) for f in args.fingerprints.split(",") if f.strip()]
+        except ValueError as exc:
+            raise InputError(f"--fingerprints: {exc}") from None
+        if len(fps) != len(members):
+            raise InputError(f"give one fingerprint per committee member ({len(members)}), or --certs DIR")
+    threshold = args.threshold if args.threshold is not None else len(members) // 2 + 1
+    return Committee(members, tuple(fps), threshold)
+
+
 def _deploy(args: argparse.Namespace, w3, key: str) -> dict:
     from omniplus.contracts.plain import PlainMarket
     from omniplus.contracts.rollup import RollupMarket, TaskParams
@@ -94,7 +130,7 @@ def _deploy(args: argparse.Namespace, w3, key: str) -> dict:
         verifier = args.verifier
     now = w3.eth.get_block("latest")["timestamp"]
     task = TaskParams.from_circuit(params, reward=args.reward_wei, batches=args.batches,
-                                   deadline=now + args.deadline_seconds)
+                                   deadline=now + args.deadline_seconds, min_batch=args.min_batch)
     try:
         model_hash = bytes.fromhex(args.model_hash.removeprefix("0x"))
     except ValueError as exc:
@@ -102,12 +138,15 @@ def _deploy(args: argparse.Namespace, w3, key: str) -> dict:
     if len(model_hash) != 32:
         raise InputError("--model-hash is 32 bytes of hex")
     wl = [a.strip() for a in args.whitelist.split(",") if a.strip()]
-    m = RollupMarket.deploy(w3, key, verifier, task, model_hash=model_hash, model_uri=args.model_uri,
-                            whitelist=wl, deposit=args.deposit_wei)
+    committee = _committee(args)
+    m = RollupMarket.deploy(w3, key, verifier, task, committee=committee, model_hash=model_hash,
+                            model_uri=args.model_uri, whitelist=wl, deposit=args.deposit_wei)
     return {"verifier": verifier, "market": m.address, "task_id": f"0x{m.task_id:064x}",
             "chain_id": w3.eth.chain_id, "deposit_wei": m.accounts()["deposit"], "deadline": task.deadline,
-            "params": {"N": params.batch, "d": params.dims, "k": params.bits, "B": params.norm_bound,
-                       "M": params.n_words, "w": params.word_bits, "c": params.per_word, "R": args.batches},
+            "committee": committee.to_json(),
+            "params": {"N": params.batch, "N_min": args.min_batch, "d": params.dims, "k": params.bits,
+                       "B": params.norm_bound, "M": params.n_words, "w": params.word_bits, "c": params.per_word,
+                       "R": args.batches},
             "gas": gas + m.deploy_receipt["gasUsed"]}
 
 

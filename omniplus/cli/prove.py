@@ -13,8 +13,9 @@ HELP = """Quantise the gradients file, build the witness and prove the batch sta
 The gradients file is JSON {"scale_bits": f, "gradients": [[float, ...], ...]}: one row per DO
 (at most the setup's N rows; missing rows are zero updates), d floats each. Each value is
 quantised to round(x * 2^f) and must fit the setup's k-bit range and squared-norm bound.
-The public inputs (rho, F) bind the packed aggregate to a market context (chain id, market
-address, task, batch index, payees), given by the flags below.
+The public inputs are [ctx, W_0..W_(M-1)]: the packed aggregate words themselves, and ctx, a hash
+of the market context (chain id, market address, task, batch index, payees, model version) given
+by the flags below.
 Writes proof.json, public.json (snarkjs format) and meta.json into --out."""
 
 
@@ -30,6 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--market", default="0x" + "00" * 20, help="binding: RollupMarket address")
     p.add_argument("--task-id", type=int, default=0, help="binding: the market's task id")
     p.add_argument("--batch-index", type=int, default=0, help="binding: batch index")
+    p.add_argument("--model-version", type=int, default=None,
+                   help="binding: the public model version the DOs trained from (default: the batch index)")
     p.add_argument("--payees", default="", help="binding: comma-separated payee addresses")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=run)
@@ -40,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from omniplus.prover.binding import BindingContext
 
     payees = tuple(a.strip() for a in args.payees.split(",") if a.strip())
-    ctx = BindingContext(chain_id=args.chain_id, market=args.market, task_id=args.task_id,
-                         batch_index=args.batch_index, payees=payees)
+    ctx = BindingContext.for_batch(chain_id=args.chain_id, market=args.market, task_id=args.task_id,
+                                   batch_index=args.batch_index, payees=payees, model_version=args.model_version)
     result = prove(args.setup, args.gradients, args.backend, args.out, context=ctx)
     if args.json:
         print(json.dumps({"out": str(result.out), "backend": result.backend,

@@ -11,10 +11,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from omniplus.core.errors import InputError
-from omniplus.prover.binding import BindingContext, binding_F, binding_rho, pack_aggregate
+from omniplus.prover.binding import BindingContext, pack_aggregate, public_signals
 from omniplus.prover.field import R
 from omniplus.prover.mpc.groth16 import ProverEngine, joint_randomness, prove_party
-from omniplus.prover.mpc.layout import BatchLayout, horner_accumulators
+from omniplus.prover.mpc.layout import BatchLayout
 from omniplus.prover.mpc.net import Net
 from omniplus.prover.mpc.opening import open_scalars
 from omniplus.prover.mpc.randomness import Rng, poly_shares
@@ -46,8 +46,7 @@ class BatchOutcome:
     included: list[str]  # DO ids in slot order
     aggregate: list[int] = field(default_factory=list)  # signed sum of the included updates
     words: list[int] = field(default_factory=list)
-    rho: int = 0
-    F: int = 0
+    public: list[int] = field(default_factory=list)  # [ctx, W_0..W_{M-1}]
     proof: Proof | None = None
 
 
@@ -56,21 +55,21 @@ def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, en
                       rng: Rng, tag: str) -> BatchOutcome:
     """Steps 3–5 for already validated DOs in slot order: open the aggregate, bind, prove.
 
-    Every server must pass the same slot order and payees; `context.payees` is ignored."""
+    Every server must pass the same slot order and payees; `context.payees` must equal `payees`
+    (build it with BindingContext.for_batch from the same list)."""
     params = setup.params
     if not 0 < len(slot_blocks) <= params.batch or len(payees) != len(slot_blocks):
         raise InputError(f"a batch needs 1..{params.batch} DOs with one payee each, got "
                          f"{len(slot_blocks)} blocks and {len(payees)} payees")
+    if [p.lower() for p in context.payees] != [str(p).lower() for p in payees]:
+        raise InputError("the binding context's payees differ from the batch's payees")
     outcome = BatchOutcome(verdicts={}, included=list(payees))
     g_pos = [layout.block_names.index(f"g[{j}]") for j in range(params.dims)]
     agg_shares = [sum(block[p] for block in slot_blocks) % R for p in g_pos]
     outcome.aggregate = [signed(x) for x in open_scalars(net, f"{tag}/aggregate", agg_shares, degree=t)]
     outcome.words = pack_aggregate(params, outcome.aggregate)
-    ctx = BindingContext(chain_id=context.chain_id, market=context.market, task_id=context.task_id,
-                         batch_index=context.batch_index, payees=tuple(payees))
-    outcome.rho = binding_rho(ctx, outcome.words)
-    outcome.F = binding_F(outcome.words, outcome.rho)
-    w = witness_shares(setup, layout, slot_blocks, outcome.words, outcome.rho, outcome.F)
+    outcome.public = public_signals(context, outcome.words)
+    w = witness_shares(setup, layout, slot_blocks, outcome.public)
     rnd = joint_randomness(net, t, rng, f"{tag}/blind")
     outcome.proof = prove_party(net, t, zk, engine, w, rnd, f"{tag}/prove")
     return outcome
@@ -87,27 +86,33 @@ def run_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engi
     included = [do for do in sorted(blocks) if verdicts[do] is None][: setup.params.batch]
     if not included:
         return BatchOutcome(verdicts=verdicts, included=[])
+    payees = [payee_of[do] for do in included]
+    ctx = BindingContext.for_batch(chain_id=context.chain_id, market=context.market, task_id=context.task_id,
+                                   batch_index=context.batch_index, payees=payees,
+                                   model_version=context.model_version)
     outcome = prove_batch_party(net, t, setup, zk, layout, engine, [blocks[do] for do in included],
-                                [payee_of[do] for do in included], context, rng, tag)
+                                ctx.payees, ctx, rng, tag)
     outcome.verdicts, outcome.included = verdicts, included
     return outcome
 
 
-def witness_shares(setup, layout: BatchLayout, slot_blocks: Sequence[Sequence[int]], words: list[int],
-                   rho: int, F: int) -> list[int]:
+def witness_shares(setup, layout: BatchLayout, slot_blocks: Sequence[Sequence[int]], public: Sequence[int]
+                   ) -> list[int]:
     """This server's share of the whole batch witness.
 
-    Public wires and the Horner accumulators (functions of the opened aggregate and ρ) are the
-    same constants for every server; empty slots carry the zero update's block in the clear."""
+    The public wires [ctx, W…] (functions of the context and the opened aggregate) are the same
+    constants for every server; empty slots carry the zero update's block in the clear."""
     if len(slot_blocks) > layout.n_slots:
         raise InputError(f"{len(slot_blocks)} DOs for {layout.n_slots} slots")
+    if len(public) != len(layout.public_wires):
+        raise InputError(f"{len(public)} public inputs for {len(layout.public_wires)} public wires")
     w = [0] * layout.n_wires
-    w[0], w[1], w[2] = 1, rho % R, F % R
+    w[0] = 1
+    for wire, v in zip(layout.public_wires, public, strict=True):
+        w[wire] = int(v) % R
     zero = make_block(setup, layout, [0] * setup.params.dims)
     for s in range(layout.n_slots):
         values = slot_blocks[s] if s < len(slot_blocks) else zero
         for wire, v in zip(layout.slot_wires[s], values, strict=True):
             w[wire] = v % R
-    for wire, v in zip(layout.acc_wires, horner_accumulators(words, rho), strict=True):
-        w[wire] = v
     return w

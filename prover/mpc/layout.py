@@ -7,8 +7,8 @@ indices (from circom's .sym file) and extracts the slot's constraints from the .
 coordinates; `load_layout` checks that every slot has exactly the same constraints, so one
 `BlockCircuit` validates any slot.
 
-The remaining private wires (Horner accumulators acc[m]) depend only on the opened aggregate and
-the public ρ: every server computes them in the clear.
+The circuit has no private wires outside the DO blocks: the batch part is the public inputs ctx
+and W[m] (the opened, packed aggregate), which every server sets in the clear.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ class BatchLayout:
     n_slots: int
     block_names: tuple[str, ...]  # slot-relative names, in block order
     slot_wires: tuple[tuple[int, ...], ...]  # per slot: wire indices in block order
-    acc_wires: tuple[int, ...]  # acc[0..M-2]
+    public_wires: tuple[int, ...]  # ctx, W[0..M-1] (wires 1..M+1)
     n_wires: int
     block: BlockCircuit
 
@@ -50,7 +50,7 @@ def _split(name: str) -> tuple[str, list[int]] | None:
 def build_layout(r1cs: R1CS, sym: dict[str, int], n_slots: int) -> BatchLayout:
     """Derive the layout from the compiled circuit (see module doc)."""
     slots: list[dict[tuple, int]] = [{} for _ in range(n_slots)]
-    acc: dict[int, int] = {}
+    public: dict[tuple, int] = {}
     for name, wire in sym.items():
         parsed = _split(name)
         if parsed is None or wire < 0:
@@ -58,8 +58,10 @@ def build_layout(r1cs: R1CS, sym: dict[str, int], n_slots: int) -> BatchLayout:
         kind, idx = parsed
         if kind in KIND_ORDER:
             slots[idx[0]][(KIND_ORDER.index(kind), *idx[1:])] = wire
-        elif kind == "acc":
-            acc[idx[0]] = wire
+        elif kind == "ctx":
+            public[(0,)] = wire
+        elif kind == "W":
+            public[(1, idx[0])] = wire
     keys = sorted(slots[0])
     for s, slot in enumerate(slots):
         if sorted(slot) != keys:
@@ -73,7 +75,7 @@ def build_layout(r1cs: R1CS, sym: dict[str, int], n_slots: int) -> BatchLayout:
         wires = {w for lc in (a, b, c) for w in lc if w != 0}
         owners = {where[w][0] if w in where else None for w in wires}
         if len(owners) != 1 or None in owners:
-            continue  # batch part (touches acc, rho, F or several slots)
+            continue  # batch part (touches ctx, W or several slots)
         (s,) = owners
 
         def local(lc: dict[int, int]) -> dict[int, int]:
@@ -87,7 +89,7 @@ def build_layout(r1cs: R1CS, sym: dict[str, int], n_slots: int) -> BatchLayout:
         n_slots=n_slots,
         block_names=names,
         slot_wires=slot_wires,
-        acc_wires=tuple(acc[m] for m in sorted(acc)),
+        public_wires=tuple(public[k] for k in sorted(public)),
         n_wires=r1cs.n_wires,
         block=BlockCircuit(size=len(keys), constraints=tuple(per_slot[0])),
     )
@@ -98,16 +100,3 @@ def load_layout(setup) -> BatchLayout:
     r1cs = read_r1cs(setup.path / "circuit.r1cs")
     sym = read_sym(setup.path / "circuit.sym")
     return build_layout(r1cs, sym, setup.params.batch)
-
-
-def horner_accumulators(words: list[int], rho: int) -> list[int]:
-    """acc[m] = P_m + ρ·acc[m+1] with acc[M−1] read as P_{M−1}; returns acc[0..M−2]."""
-    M = len(words)
-    if M < 2:
-        return []
-    acc = [0] * (M - 1)
-    nxt = words[M - 1] % R
-    for m in range(M - 2, -1, -1):
-        acc[m] = (words[m] + rho * nxt) % R
-        nxt = acc[m]
-    return acc
