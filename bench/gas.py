@@ -224,7 +224,8 @@ def rollup_row(node: Anvil, N: int, d: int, R: int = ROUNDS, *, per_do: bool = F
         digest = m.digest(proof, words, payees)
         sigs = [sign_batch(digest, k) for k in BENCH_COMMITTEE_KEYS[:BENCH_THRESHOLD]]
         rc = m.submit_batch(mo, proof, words, payees, sigs)  # any relayer would do
-        tx_calldata = _tx_calldata_gas(bytes(m.submit_call(proof, words, payees, sigs)._encode_transaction_data()))
+        data = m.submit_call(proof, words, payees, sigs)._encode_transaction_data()
+        tx_calldata = _tx_calldata_gas(bytes.fromhex(str(data).removeprefix("0x")))
         measured.append(_gas(rc))
     extrapolated = n_batches - proved
     mean = sum(measured) / len(measured)

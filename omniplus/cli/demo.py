@@ -2,7 +2,7 @@
 
 The default (`--part market`) is the data market with real training (omniplus/market_run.py): anvil,
 three server processes over mutual TLS, RollupMarket carrying the public model's hash, the MO
-and 8 DOs on scikit-learn's digits for 4 rounds (batches of N=2), one DO malicious (its update
+and 8 DOs on scikit-learn's digits for 3 rounds (batches of N=3, N_min=2), one DO malicious (its update
 scaled ×100 breaks the norm bound: the servers reject it and it is never paid). It ends with
 MO-only vs final accuracy, gas per batch next to PlainMarket (OmniLytics) for the same d, N, R,
 payments per DO, the rejected DO and why, time per phase, and a PNG of accuracy and gas per round.
