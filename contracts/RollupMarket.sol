@@ -164,7 +164,6 @@ contract RollupMarket {
         if (t.nWords == 0 || t.nWords * t.perWord < t.dims || (t.nWords - 1) * t.perWord >= t.dims) {
             revert BadParams("M must be ceil(d/c)");
         }
-        if (t.nWords > 4096) revert BadParams("M too large");
         if (t.deadline <= block.timestamp) revert BadParams("deadline in the past");
         if (t.batches >= type(uint64).max || t.reward >= type(uint128).max / (t.batchSize * t.batches)) {
             revert BadParams("R or reward too large");

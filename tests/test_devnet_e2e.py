@@ -127,8 +127,6 @@ def test_chosen_subset_attack_is_refused_by_every_server(devnet: tuple[Devnet, d
     Every real daemon refuses before a round starts, and nothing new is opened or signed."""
     import grpc
 
-    from omniplus.proto.gen import omniplus_pb2 as pb
-
     net, s = devnet
     c = _coordinator(net)
     honest = sorted((d for d in net.dos if d.valid), key=lambda d: d.address.lower())
@@ -146,9 +144,7 @@ def test_chosen_subset_attack_is_refused_by_every_server(devnet: tuple[Devnet, d
     for what, (index, dos, why) in attempts.items():
         for j in range(1, net.opts.servers + 1):
             with pytest.raises(grpc.RpcError) as err:
-                c._control(j).StartBatch(pb.StartBatchRequest(session=f"attack-{index}-{j}-{len(dos)}",
-                                                              batch_index=index, do_addresses=dos,
-                                                              params=b"{}"), timeout=10)
+                c.control.start_batch(j, f"attack-{index}-{j}-{len(dos)}", index, dos, {})
             assert err.value.code() in (grpc.StatusCode.FAILED_PRECONDITION, grpc.StatusCode.INVALID_ARGUMENT)
             assert why in (err.value.details() or ""), (what, j, err.value.details())
     c.close()

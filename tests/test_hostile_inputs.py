@@ -354,9 +354,10 @@ def test_cli_verify_hostile_proof_dir(small_setup, tmp_path, case):
     d.mkdir()
     (d / "proof.json").write_bytes(_proof())
     (d / "public.json").write_bytes(b'["1", "2"]')
-    if case == "three_signals":
-        (d / "public.json").write_bytes(b'["1", "2", "3"]')
-        needle = "3 public signals"
+    if case == "three_signals":  # one more than the circuit's [ctx, W_0..W_(M-1)]
+        n = small_setup.params.n_words + 2
+        (d / "public.json").write_text(json.dumps([str(i + 1) for i in range(n)]))
+        needle = f"{n} public signals"
     elif case == "one_signal":
         (d / "public.json").write_bytes(b'["1"]')
         needle = "1 public signals"

@@ -6,6 +6,7 @@ name the parameter at fault, and a huge B costs no extra constraints (norm bits 
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -99,11 +100,11 @@ def test_capped_circuit_accepts_the_extreme_rows_and_refuses_out_of_range(tmp_pa
     r1cs = read_r1cs(c.r1cs)
     ctx = BindingContext()
     rows = [[-8, -8, -8, -8]]  # Σg² = 256 = max_sq_norm = B'
-    _w, rho, F = public_inputs(p, ctx, rows)
-    assert first_unsatisfied(r1cs, full_witness(c, rows, rho, F)) is None
+    _w, pub = public_inputs(p, ctx, rows)
+    assert first_unsatisfied(r1cs, full_witness(c, rows, pub)) is None
     bad = [[8, 0, 0, 0]]  # 8 is outside [−8, 8)
-    _w, rho, F = public_inputs(p, ctx, bad)
-    assert first_unsatisfied(r1cs, full_witness(c, bad, rho, F, check=False)) is not None
+    _w, pub = public_inputs(p, ctx, bad)
+    assert first_unsatisfied(r1cs, full_witness(c, bad, pub, check=False)) is not None
 
 
 def test_from_json_refuses_hostile_documents():
@@ -141,12 +142,16 @@ def chain(tmp_path_factory):
 
 
 def _deploy(chain, params: CircuitParams):
-    from omniplus.contracts.rollup import RollupMarket, TaskParams
+    from omniplus.contracts.rollup import Committee, RollupMarket, TaskParams
 
     node, verifier = chain
+    if params.batch == 1:  # N_min >= 2 (settlement v2): the smallest market has N = 2
+        params = dataclasses.replace(params, batch=2)
     deadline = node.w3.eth.get_block("latest")["timestamp"] + 3600
-    task = TaskParams.from_circuit(params, reward=1, batches=1, deadline=deadline)
-    return RollupMarket.deploy(node.w3, node.keys[0], verifier, task)
+    task = TaskParams.from_circuit(params, reward=1, batches=1, deadline=deadline, min_batch=min(2, params.batch))
+    committee = Committee((node.accounts[0].address, node.accounts[1].address, "0x" + "33" * 20),
+                          (b"\1" * 32, b"\2" * 32, b"\3" * 32), 2)
+    return RollupMarket.deploy(node.w3, node.keys[0], verifier, task, committee=committee)
 
 
 @pytest.mark.parametrize("params", ACCEPTED[:4], ids=lambda p: p.describe().split(" (")[0])
