@@ -336,48 +336,22 @@ class Devnet:
             self.dos.append(DoInfo(i, acct.address, acct.key, row, i not in bad))
         return self.dos
 
-    def block_of(self, do: DoInfo) -> list[int]:
-        """The DO's witness block in protocol order; for an invalid DO built without the check."""
-        from omniplus.prover.field import R
-        from omniplus.prover.mpc.batch import make_block
-        from omniplus.prover.witness import do_block
-
-        if do.valid:
-            return make_block(self.setup, self.layout, do.row)
-        wires = do_block(self.setup, 0, do.row, check=False)
-        return [wires[w] % R for w in self.layout.slot_wires[0]]
-
     def submit_dos(self) -> list[DoInfo]:
-        """Each DO registers on RollupMarket, then sends share j to server j (signed)."""
-        from omniplus.servers.client import TaskRef, check_task_before_sharing, submit_block
+        """Each DO registers on RollupMarket, then shares its update through the DO role
+        (servers/data_owner.py: canonical-task check, block, shares, signatures); an invalid DO
+        builds its block without the client-side check, so only the servers' validation stops it."""
+        from omniplus.servers.data_owner import Destination, submit_update
 
         self.make_dos() if not self.dos else None
-        ca = (self.certs / "ca.pem").read_bytes()
-        task = TaskRef.parse(self.market.address, self.anvil.chain_id)
-        servers = [f"127.0.0.1:{p[0]}" for p in self.ports]
+        to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in self.ports],
+                         ca=(self.certs / "ca.pem").read_bytes(), threshold=self.opts.threshold)
 
         def run() -> None:
-            # every DO checks the task is canonical for its setup before sharing anything
-            check_task_before_sharing(self.anvil.w3, self.market.address, self.setup, len(servers),
-                                      self.opts.threshold)
             version = self.market.batches_submitted()
             for do in self.dos:
                 self.market.register(do.key)
-                outs = submit_block(
-                    do.key,
-                    task,
-                    servers,
-                    list(self.layout.slot_wires[0]),
-                    self.block_of(do),
-                    ca,
-                    t=self.opts.threshold,
-                    model_version=version,
-                )
-                bad = [o for o in outs if not o.accepted]
-                if bad:
-                    raise OmniplusError(
-                        f"DO {do.address}: refused by server {bad[0].server}: {bad[0].message}"
-                    )
+                submit_update(key=do.key, market=self.market, setup=self.setup, layout=self.layout, row=do.row,
+                              to=to, check=do.valid, model_version=version)
                 do.submitted = True
                 norm = sum(x * x for x in do.row)
                 self.say(

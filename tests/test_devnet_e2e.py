@@ -157,13 +157,15 @@ def test_stale_update_is_refused(devnet: tuple[Devnet, dict[str, Any]]) -> None:
     """After batch 0 is opened, an update signed for model version 0 can never be batched: every
     server refuses it at submission, nothing stored."""
     from omniplus.servers.client import TaskRef, submit_block
+    from omniplus.servers.data_owner import update_block
 
     net, _ = devnet
     late = net.anvil.accounts[net.opts.dos + 1]  # an account no DO uses (the coordinator's tx key)
     net.market.register(late.key)
     outs = submit_block(late.key, TaskRef.parse(net.market.address, net.anvil.chain_id),
                         [f"127.0.0.1:{p[0]}" for p in net.ports], list(net.layout.slot_wires[0]),
-                        net.block_of(net.dos[0]), (net.certs / "ca.pem").read_bytes(), t=1, model_version=0)
+                        update_block(net.setup, net.layout, net.dos[0].row)[1], (net.certs / "ca.pem").read_bytes(),
+                        t=1, model_version=0)
     assert [o.accepted for o in outs] == [False] * 3
     assert all(o.code == "FAILED_PRECONDITION" and "stale update" in o.message for o in outs)
 
