@@ -85,9 +85,14 @@ def test_cli_deploy_plain_and_errors(capsys):
         assert main(["deploy", "plain", "--rpc", node.rpc_url]) == 1  # no key
         assert main(["deploy", "market", "--rpc", node.rpc_url, "--key", node.keys[0],
                      "--verifier", node.accounts[1].address, "--batch", "2", "--dims", "8",
-                     "--bits", "8", "--norm-bound", "100"]) == 1  # verifier without code
+                     "--bits", "8", "--norm-bound", "100"]) == 1  # no committee
+        committee = ",".join(a.address for a in node.accounts[:2])
+        assert main(["deploy", "market", "--rpc", node.rpc_url, "--key", node.keys[0],
+                     "--verifier", node.accounts[1].address, "--batch", "2", "--dims", "8",
+                     "--bits", "8", "--norm-bound", "100", "--committee", committee,
+                     "--fingerprints", ",".join(["11" * 32, "22" * 32])]) == 1  # verifier without code
     err = capsys.readouterr().err
-    assert "--key" in err and "verifier has no code" in err
+    assert "--key" in err and "needs --committee" in err and "verifier has no code" in err
 
 
 def test_cli_chain_runs_until_interrupted():
