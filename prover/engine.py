@@ -298,6 +298,12 @@ def worker() -> NodeWorker:
         return _worker
 
 
+def verify_in_node(vkey: dict, public: Sequence[int], proof_json: dict, node: NodeWorker | None = None) -> bool:
+    """snarkjs groth16.verify (its own verifier, wasm pairings) in a node worker."""
+    reply, _ = (node or worker()).call("verify", vkey=vkey, public=[str(int(v)) for v in public], proof=proof_json)
+    return bool(reply["valid"])
+
+
 def _point(raw: Any) -> Any:
     if raw is None:
         return None
@@ -392,9 +398,7 @@ class SnarkjsEngine:
 
     def verify(self, vkey: dict, public: Sequence[int], proof_json: dict) -> bool:
         """snarkjs groth16.verify in the worker (wasm pairings: milliseconds, not Python's seconds)."""
-        reply, _ = self._worker.call("verify", vkey=vkey, public=[str(int(v)) for v in public],
-                                     proof=proof_json)
-        return bool(reply["valid"])
+        return verify_in_node(vkey, public, proof_json, self._worker)
 
     def pairing_eq(self, pairs: Sequence[tuple[Any, Any]]) -> bool:
         """Π e(P_i, Q_i) == 1 in the worker (wasm: milliseconds; Python's pairing ≈ 0.4 s each)."""

@@ -240,3 +240,52 @@ def _solve(m, v):
                 f = a[r][c]
                 a[r] = [(x - f * y) % R for x, y in zip(a[r], a[c], strict=True)]
     return [a[i][n] for i in range(n)]
+
+
+# --- what Submit refuses ---------------------------------------------------------------------------
+def _twist_point_outside_g2():
+    """A point on the twist curve y² = x³ + 3/(9+u) that is not in the order-r subgroup."""
+    from omniplus.prover.curve import B2, fq2_add, fq2_mul, fq2_sqr, g2_in_subgroup, g2_on_curve
+    from omniplus.prover.field import Q
+
+    def sqrt_fq(a):
+        r = pow(a, (Q + 1) // 4, Q)
+        return r if r * r % Q == a % Q else None
+
+    for x0 in range(1, 100):
+        x = (x0, 1)
+        a0, a1 = (int(v) % Q for v in fq2_add(fq2_mul(fq2_sqr(x), x), B2))
+        alpha = sqrt_fq((a0 * a0 + a1 * a1) % Q)  # sqrt of the norm
+        if alpha is None:
+            continue
+        inv2 = pow(2, -1, Q)
+        for delta in ((a0 + alpha) * inv2 % Q, (a0 - alpha) * inv2 % Q):
+            y0 = sqrt_fq(delta)
+            if y0:
+                y1 = a1 * pow(2 * y0, -1, Q) % Q
+                p = ((x0, 1), (y0, y1))
+                if g2_on_curve(p) and not g2_in_subgroup(p):
+                    return p
+    raise AssertionError("no twist point found")
+
+
+def test_submit_checks_refuse_malformed_point_shares(env) -> None:
+    from omniplus.prover.mpc.point_shares import SLOT_BYTES, check_encoding
+    from omniplus.servers import signing
+
+    setup, layout, zk = env
+    good = make_point_shares(NativeEngine(zk), layout, zk.n_public,
+                             make_block(setup, layout, valid_row(setup.params, random.Random(1))), 1, 3)[1]
+    assert check_encoding(good, layout.n_slots) is None
+    assert "expected" in check_encoding(good[:-1], layout.n_slots)
+    assert "expected" in check_encoding(good + bytes(SLOT_BYTES), layout.n_slots)
+    off = bytearray(good)
+    off[0] ^= 1  # A of slot 0 leaves the curve
+    assert "not on G1" in check_encoding(bytes(off), layout.n_slots)
+    c = decode_contributions(good, layout.n_slots)
+    c[1] = Contribution(c[1].a, c[1].b1, _twist_point_outside_g2(), c[1].c)
+    assert "subgroup" in check_encoding(encode_contributions(c), layout.n_slots)
+    # the signed payload hash covers the point shares
+    wires, shares = [3, 4], bytes(64)
+    assert signing.payload_hash(wires, shares, good) != signing.payload_hash(wires, shares, bytes(off))
+    assert signing.payload_hash(wires, shares, good) != signing.payload_hash(wires, shares)

@@ -167,6 +167,21 @@ def decode_contributions(data: bytes, n_slots: int, what: str = "point shares") 
     return out
 
 
+def check_encoding(data: bytes, n_slots: int) -> str | None:
+    """Why a server must refuse these point shares at submission (None if well-formed): wrong
+    length, a point off its curve, or a G2 point outside the order-r subgroup (G1 has cofactor 1)."""
+    from omniplus.prover.curve import g2_in_subgroup
+
+    try:
+        decoded = decode_contributions(data, n_slots)
+    except NetError as exc:
+        return str(exc)
+    for s, c in enumerate(decoded):
+        if c.b2 is not None and not g2_in_subgroup(c.b2):
+            return f"point shares, slot {s}: the B2 point is not in the order-r subgroup of G2"
+    return None
+
+
 def make_point_shares(engine: Any, layout: BatchLayout, n_public: int, block: Sequence[int], t: int, n: int,
                       rng: Rng | None = None) -> dict[int, bytes]:
     """What a DO sends next to its wire shares: {server j: encoded point shares for every slot}."""
@@ -238,18 +253,19 @@ def _zero_sharing(points: Mapping[int, Any], t: int, g1: bool) -> str:
 
 
 def local_verifier(setup: Any, engine: Any) -> Callable[[Any, list[int]], bool]:
-    """The check every server runs on the proof it made: snarkjs' verifier in the node worker when
-    the engine has one (milliseconds), else the Python verifier (seconds: four pairings)."""
+    """The check every server runs on the proof it made: snarkjs' verifier (wasm pairings,
+    milliseconds; Python's four pairings take seconds) in the engine's node worker, or in this
+    process's shared worker when the engine is the native one."""
     import json
 
-    from omniplus.prover.groth16_verify import verify
+    from omniplus.prover.engine import verify_in_node
     from omniplus.prover.proof import proof_to_json
 
     vkey = json.loads(setup.vkey.read_text())
     inner = getattr(engine, "inner", engine)
     if hasattr(inner, "verify"):
         return lambda proof, public: bool(inner.verify(vkey, public, proof_to_json(proof)))
-    return lambda proof, public: verify(vkey, proof, public)
+    return lambda proof, public: verify_in_node(vkey, public, proof_to_json(proof))
 
 
 # --- the proof ------------------------------------------------------------------------------------
