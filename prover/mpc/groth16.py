@@ -77,7 +77,13 @@ class Dealt:
 
 class DealtPointsFailed(NetError):
     """Round 1 failed a check that a DO's point shares alone can break (its shares off a degree-t
-    curve, or B1/B2 points of different scalars): nobody is named here; point_shares.blame runs."""
+    curve, or B1/B2 points of different scalars): nobody is named here; point_shares.blame runs.
+    `cause` is the error the same failure gives without point shares (it may name a server),
+    raised when blame clears every DO."""
+
+    def __init__(self, message: str, cause: NetError) -> None:
+        super().__init__(message)
+        self.cause = cause
 
 
 def local_commitments(zk: Zkey, engine: ProverEngine, w: Sequence[int], rnd: PartyRandomness,
@@ -107,15 +113,16 @@ def prove_party(net: Net, t: int, zk: Zkey, engine: ProverEngine, w: Sequence[in
         (A, B1), (B2,) = open_points(net, f"{tag}/round1", [A_j, B1_j], [B2_j], degree=t)
     except InconsistentOpening as exc:
         if by_dos:  # a DO's point share off its curve looks like a server's bad point: blame DOs first
-            raise DealtPointsFailed(str(exc)) from None
+            raise DealtPointsFailed(str(exc), locate_round1(exc)) from None
         raise locate_round1(exc) from None
     if not b_consistent(B1, B2, engine):
-        if by_dos:
-            raise DealtPointsFailed(f"{tag}/round1: e(B1, G2) != e(G1, B2) on the opened points")
         # all points lie on one curve, yet B1 and B2 disagree: every server's B1/B2 shares were
         # made from different s or witness shares, which no single deviating server can do
         # consistently across the spare point -- fail without naming anyone
-        raise NetError(f"{tag}/round1: e(B1, G2) != e(G1, B2) on the opened points")
+        err = NetError(f"{tag}/round1: e(B1, G2) != e(G1, B2) on the opened points")
+        if by_dos:  # or one DO's B1 and B2 points are of different scalars
+            raise DealtPointsFailed(str(err), err)
+        raise err
     # C_j = base + s_j·A + r_j·B1 − (r_j s_j − z_j)·δ1: degree 2t, the zero sharing z masks it.
     C_j = finish_c(zk, LH_j, A, B1, rnd.r, rnd.s, rs=(rnd.r * rnd.s - rnd.z) % R)
     (C,), _ = open_points(net, f"{tag}/round2", [C_j], [], degree=2 * t)

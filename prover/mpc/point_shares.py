@@ -285,9 +285,8 @@ def prove_with_points(net: Net, t: int, zk: Any, engine: Any, layout: BatchLayou
     `w` is this party's witness share (as for prove_party); `slot_blocks` the filled slots' wire
     shares; `randomness(tag)` draws a fresh joint PartyRandomness. If the fast proof fails (round
     1's spare check, its e(B1,G2) = e(G1,B2) check, or local verification), `blame` names the DOs
-    with bad point shares and the
-    same batch is proven again from wire shares; ProofError if even that proof fails (then a
-    server, not a DO, is at fault)."""
+    with bad point shares and the same batch is proven again from wire shares. If blame clears
+    every DO the failure is a server's and is reported as it would be without point shares."""
     from omniplus.prover.mpc.groth16 import Dealt, DealtPointsFailed, prove_party
 
     public = [int(v) for v in w[1:zk.n_public + 1]]
@@ -300,18 +299,25 @@ def prove_with_points(net: Net, t: int, zk: Any, engine: Any, layout: BatchLayou
             total = total + parts[s]
         return Dealt(clear, total.a, total.b1, total.b2, total.c, msm_engine=sparse, by_dos=by_dos)
 
+    failure: DealtPointsFailed | None = None
     try:
         proof = prove_party(net, t, zk, engine, w, randomness(f"{tag}/fast-blind"), f"{tag}/fast",
                             dealt(slot_points, by_dos=True))
         if verify(proof, public):
             return PointProof(proof, {}, True)
-    except DealtPointsFailed:  # round 1 failed a check a DO's point shares could break
-        pass
+    except DealtPointsFailed as exc:  # round 1 failed a check a DO's point shares could break
+        failure = exc
     blamed, classical = blame(net, t, engine, layout, zk.n_public, slot_blocks, slot_points, tag)
-    # the retry's points are the servers' own MSMs of wire shares: a failure now is a server's
+    if not blamed:
+        # Every DO's point shares are the MSMs of its wire shares, so this proof is exactly the
+        # one the wire shares give: the failure is a server's. Same outcome as without point
+        # shares: round 1's error (which may name the server), or the failing proof, which the
+        # caller's verification refuses.
+        if failure is not None:
+            raise failure.cause
+        return PointProof(proof, {}, False)
+    # the retry's points are the servers' own MSMs of wire shares: a failure now is a server's,
+    # handled as without point shares (round 1 names it, or the caller's verification refuses)
     proof = prove_party(net, t, zk, engine, w, randomness(f"{tag}/retry-blind"), f"{tag}/retry",
                         dealt(classical, by_dos=False))
-    if not verify(proof, public):
-        raise ProofError(f"{tag}: the proof from the DOs' wire shares fails local verification too: "
-                         "a server's shares are bad, not a DO's point shares")
     return PointProof(proof, blamed, False)
