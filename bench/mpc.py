@@ -516,9 +516,9 @@ def notes_for(rows: list[Row], engine: str) -> list[str]:
             f"sums for every slot on its clear (mostly 0/1) values and shares the points "
             f"({r.get('do_points_cpu_s', 0):.2f}s CPU per DO); a server's MSMs are then H plus the sparse "
             f"clear wires, and it verifies its proof (node) before trusting it: {r['server_cpu_s']:.2f}s CPU "
-            f"per server = {r['cpu_over_single_cpu'] or 0:.2f}x the single prover's {r['single_cpu_s']:.2f}s; "
-            f"what is left over the single prover is Python (QAP evaluations over the shares, coset "
-            f"shifts, codec: {r['server_py_cpu_s']:.2f}s)")
+            f"per server = {r['cpu_over_single_cpu'] or 0:.2f}x the single prover's {r['single_cpu_s']:.2f}s, "
+            f"of which {r['server_py_cpu_s']:.2f}s Python (QAP evaluations over the shares, coset shifts, "
+            "codec) and the rest node (H MSM, FFTs, sparse MSMs, verification)")
         loads = sorted({r["load1"] for r in rows})
         if loads and loads[-1] > 2.5:
             notes.append(f"load average up to {loads[-1]:.1f} on 2 cores during this run: absolute seconds are "
