@@ -12,7 +12,7 @@ import random
 
 import pytest
 
-from omniplus.prover.binding import BindingContext, binding_rho
+from omniplus.prover.binding import BindingContext, binding_ctx
 from omniplus.prover.curve import G1_GEN, G2_GEN, g1_add, g1_mul, g2_mul
 from omniplus.prover.field import R
 from omniplus.prover.groth16_prove import SECTION_B2, NativeEngine
@@ -73,9 +73,9 @@ def run(env, wires, points, t, n, engine):
 
 def check_proof(setup, o, tmp_path) -> None:
     vkey = json.loads(setup.vkey.read_text())
-    assert verify(vkey, o.proof, [o.rho, o.F])
+    assert verify(vkey, o.proof, o.public)
     (tmp_path / "proof.json").write_text(json.dumps(proof_to_json(o.proof)))
-    (tmp_path / "public.json").write_text(json.dumps([str(o.rho), str(o.F)]))
+    (tmp_path / "public.json").write_text(json.dumps([str(x) for x in o.public]))
     assert snarkjs_verify(setup.vkey, tmp_path / "public.json", tmp_path / "proof.json")
 
 
@@ -88,7 +88,9 @@ def test_proof_with_point_shares_verifies(env, tmp_path, n, t) -> None:
     o = run(env, wires, points, t, n, NativeEngine(zk))
     assert o.fast is True and o.point_blame == {}
     assert o.aggregate == [a + b for a, b in zip(rows["do0"], rows["do1"], strict=True)]
-    assert o.rho == binding_rho(BindingContext(payees=(PAYEES["do0"], PAYEES["do1"])), o.words)
+    ctx = BindingContext.for_batch(chain_id=31337, market="0x" + "00" * 20, task_id=0, batch_index=0,
+                                   payees=(PAYEES["do0"], PAYEES["do1"]))
+    assert o.public == [binding_ctx(ctx), *o.words]
     check_proof(setup, o, tmp_path)
 
 
