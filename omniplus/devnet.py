@@ -54,6 +54,8 @@ class DevnetOptions:
     batch_wait: float = 1.0  # the DOs have all submitted when the coordinator starts
     recv_timeout: float = 60.0
     engines: dict[int, str] = field(default_factory=dict)  # server id -> engine spec (fault tests)
+    point_shares: bool = True  # DOs also send their blocks' MSM contributions (prover/mpc/point_shares.py)
+    bad_points: int = 0  # the first bad_points valid DOs send point shares of another block (fault tests)
     pythonpath: tuple[str, ...] = ()  # extra import paths for the server processes
 
 
@@ -346,12 +348,22 @@ class Devnet:
         to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in self.ports],
                          ca=(self.certs / "ca.pem").read_bytes(), threshold=self.opts.threshold)
 
+        from omniplus.servers.data_owner import point_sharer
+
+        liars = {d.index for d in [d for d in self.dos if d.valid][: self.opts.bad_points]}
+
         def run() -> None:
             version = self.market.batches_submitted()
             for do in self.dos:
                 self.market.register(do.key)
+                points: Any = self.opts.point_shares
+                if do.index in liars:  # wire shares of its update, point shares of the zero update
+                    from omniplus.prover.mpc.batch import make_block
+
+                    points = point_sharer(self.setup, self.layout, make_block(self.setup, self.layout,
+                                                                              [0] * self.params.dims))
                 submit_update(key=do.key, market=self.market, setup=self.setup, layout=self.layout, row=do.row,
-                              to=to, check=do.valid, model_version=version)
+                              to=to, check=do.valid, model_version=version, points=points)
                 do.submitted = True
                 norm = sum(x * x for x in do.row)
                 self.say(

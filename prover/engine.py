@@ -186,7 +186,7 @@ class NodeWorker:
         """Send one request and return (reply header, reply payload); ToolError on an error frame."""
         with self._lock:
             self.start()
-            if cmd in ("prove", "msm_g1", "msm_g2") and "zkey" in args:
+            if cmd in ("prove", "msm_g1", "msm_g2", "msm_at") and "zkey" in args:
                 self._ensure_loaded(args["zkey"])
             return self._roundtrip(cmd, payload, args)
 
@@ -298,6 +298,12 @@ def worker() -> NodeWorker:
         return _worker
 
 
+def verify_in_node(vkey: dict, public: Sequence[int], proof_json: dict, node: NodeWorker | None = None) -> bool:
+    """snarkjs groth16.verify (its own verifier, wasm pairings) in a node worker."""
+    reply, _ = (node or worker()).call("verify", vkey=vkey, public=[str(int(v)) for v in public], proof=proof_json)
+    return bool(reply["valid"])
+
+
 def _point(raw: Any) -> Any:
     if raw is None:
         return None
@@ -366,6 +372,44 @@ class SnarkjsEngine:
         reply, _ = self._worker.call("msm_g2", encode_scalars(scalars), zkey=zid,
                                      section=section, start=start)
         return _point(reply["point"])
+
+    def _msm_at(self, what: str, sections: tuple[int, ...], section: int, indices: Sequence[int],
+                scalars: Sequence[int]) -> Any:
+        zid = self._zkey_id()
+        if section not in sections:
+            raise ProofError(f"{what}: no {what[-5:-3].upper()} points in zkey section {section}")
+        if len(indices) != len(scalars):
+            raise ProofError(f"{what}: {len(indices)} indices for {len(scalars)} scalars")
+        total = self.n_points(section)
+        if indices and not 0 <= min(indices) <= max(indices) < total:
+            raise ProofError(f"{what}: section {section} has {total} points, asked for indices "
+                             f"{min(indices)}..{max(indices)}")
+        payload = struct.pack(f"<{len(indices)}I", *indices) + encode_scalars(scalars)
+        reply, _ = self._worker.call("msm_at", payload, zkey=zid, section=section, count=len(indices))
+        return _point(reply["point"])
+
+    def msm_g1_at(self, section: int, indices: Sequence[int], scalars: Sequence[int]) -> G1 | None:
+        """Σ scalars[k]·P[indices[k]] over G1 section 5, 6, 8 or 9: a sparse MSM (only those points)."""
+        return self._msm_at("msm_g1_at", G1_SECTIONS, section, indices, scalars)
+
+    def msm_g2_at(self, section: int, indices: Sequence[int], scalars: Sequence[int]) -> G2 | None:
+        """Σ scalars[k]·P[indices[k]] over G2 section 7."""
+        return self._msm_at("msm_g2_at", G2_SECTIONS, section, indices, scalars)
+
+    def verify(self, vkey: dict, public: Sequence[int], proof_json: dict) -> bool:
+        """snarkjs groth16.verify in the worker (wasm pairings: milliseconds, not Python's seconds)."""
+        return verify_in_node(vkey, public, proof_json, self._worker)
+
+    def pairing_eq(self, pairs: Sequence[tuple[Any, Any]]) -> bool:
+        """Π e(P_i, Q_i) == 1 in the worker (wasm: milliseconds; Python's pairing ≈ 0.4 s each)."""
+        def g1(p: Any) -> Any:
+            return None if p is None else [str(p[0]), str(p[1])]
+
+        def g2(q: Any) -> Any:
+            return None if q is None else [[str(q[0][0]), str(q[0][1])], [str(q[1][0]), str(q[1][1])]]
+
+        reply, _ = self._worker.call("pairing_eq", pairs=[[g1(p), g2(q)] for p, q in pairs])
+        return bool(reply["equal"])
 
     def fft(self, values: Sequence[int]) -> list[int]:
         """Forward NTT, natural order: out_k = Σ_i a_i ω^(ik), ω = w[log n] of snarkjs' table."""

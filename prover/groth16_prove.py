@@ -78,6 +78,21 @@ class NativeEngine:
                              f"{start}..{start + len(scalars)}")
         return M.msm_g2(pts[start:start + len(scalars)], scalars)
 
+    def msm_g1_at(self, section: int, indices: Sequence[int], scalars: Sequence[int]) -> G1Point:
+        """Σ scalars[k]·P[indices[k]] (a sparse MSM: only the chosen points)."""
+        pts = self._points(section)
+        if indices and not 0 <= min(indices) <= max(indices) < len(pts):
+            raise ProofError(f"msm_g1_at: section {section} has {len(pts)} points")
+        return M.msm_g1([pts[i] for i in indices], scalars)
+
+    def msm_g2_at(self, section: int, indices: Sequence[int], scalars: Sequence[int]) -> G2Point:
+        if section != SECTION_B2:
+            raise ProofError(f"msm_g2_at: no G2 points in zkey section {section}")
+        pts = self.zkey.b2
+        if indices and not 0 <= min(indices) <= max(indices) < len(pts):
+            raise ProofError(f"msm_g2_at: section 7 has {len(pts)} points")
+        return M.msm_g2([pts[i] for i in indices], scalars)
+
     def fft(self, values: Sequence[int]) -> list[int]:
         return ntt(values)
 

@@ -83,7 +83,17 @@ def check_submission(
         raise Rejected(bad, f"expiry more than {cfg.limits.max_expiry_seconds}s in the future")
     if len(req.signature) != 65:
         raise Rejected("UNAUTHENTICATED", f"signature must be 65 bytes, got {len(req.signature)}")
-    phash = signing.payload_hash(wires, sh)
+    points = bytes(req.point_shares)
+    if points:
+        slots = engine.point_slots() if engine is not None and hasattr(engine, "point_slots") else None
+        if slots is None:
+            raise Rejected(bad, "this server's engine takes no point shares: send the wire shares only")
+        from omniplus.prover.mpc.point_shares import check_encoding
+
+        why = check_encoding(points, slots)
+        if why is not None:
+            raise Rejected(bad, why)
+    phash = signing.payload_hash(wires, sh, points)
     header = signing.SubmissionHeader(
         chain_id=req.chain_id,
         market=bytes(req.market),
@@ -135,4 +145,5 @@ def admit(
         expiry=request.expiry,
         signature=bytes(request.signature),
         model_version=request.model_version,
+        point_shares=bytes(request.point_shares),
     )

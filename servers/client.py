@@ -88,8 +88,10 @@ def build_request(
     nonce: bytes | None = None,
     expiry: int | None = None,
     model_version: int = 0,
+    point_shares: bytes = b"",
 ) -> Any:
-    """One signed SubmitRequest for server `server_index`."""
+    """One signed SubmitRequest for server `server_index` (point_shares: this server's shares of the
+    block's MSM contributions, prover/mpc/point_shares.py; covered by the signed payload hash)."""
     pb, _ = _pb()
     if len(wires) != len(shares):
         raise InputError(f"{len(wires)} wires but {len(shares)} shares")
@@ -108,7 +110,7 @@ def build_request(
         expiry=expiry,
         model_version=model_version,
     )
-    digest = signing.submission_digest(header, signing.payload_hash(wires, payload))
+    digest = signing.submission_digest(header, signing.payload_hash(wires, payload, point_shares))
     return pb.SubmitRequest(
         version=1,
         chain_id=task.chain_id,
@@ -123,6 +125,7 @@ def build_request(
         expiry=expiry,
         signature=signing.sign_digest(digest, key),
         model_version=model_version,
+        point_shares=point_shares,
     )
 
 
@@ -173,18 +176,23 @@ def submit_block(
     timeout: float = 30.0,
     progress: Callable[[str], None] | None = None,
     model_version: int = 0,
+    point_shares: Callable[[int, int], dict[int, bytes]] | None = None,
 ) -> list[Outcome]:
     """Share a block (wire indices and values, in block order) among len(servers) servers and
-    send share j to servers[j-1] only."""
+    send share j to servers[j-1] only. `point_shares(t, n)`, if given, makes {j: server j's point
+    shares} (servers.data_owner.point_sharer), sent with the wire shares."""
     n = len(servers)
     if len(wires) != len(values):
         raise InputError(f"{len(wires)} wires but {len(values)} values")
     say = progress or (lambda _m: None)
     per = share_block(values, t, n, rng)
-    say(f"shared {len(wires)} wires among {n} servers (t={t})")
+    points = point_shares(t, n) if point_shares is not None else {}
+    say(f"shared {len(wires)} wires among {n} servers (t={t})"
+        + (", and the block's MSM contributions as point shares" if points else ""))
     outcomes = []
     for j, addr in enumerate(servers, start=1):
-        req = build_request(key, task, j, n, t, wires, per[j], model_version=model_version)
+        req = build_request(key, task, j, n, t, wires, per[j], model_version=model_version,
+                            point_shares=points.get(j, b""))
         out = send(addr, j, req, ca, timeout)
         say(
             f"[{j}/{n}] {server_name(j)} at {addr}: "

@@ -480,6 +480,8 @@ class Coordinator:
             t1 = time.monotonic()
             first = results[1]
             record = {"session": session, "prove_s": round(t1 - t0, 3)}
+            if "point_shares" in first:  # did the DOs' point shares work, and whose were refused
+                record["point_shares"] = first["point_shares"]
             batch.attempts.append(record)
             if any(r["proof"] != first["proof"] or r["words"] != first["words"] or r["payees"] != first["payees"]
                    for r in results.values()):

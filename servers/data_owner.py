@@ -39,6 +39,26 @@ def update_block(setup: Any, layout: Any, row: Sequence[int], *, check: bool = T
     return wires, [values[w] % R for w in wires]
 
 
+def point_sharer(setup: Any, layout: Any, values: Sequence[int], engine: Any = None) -> Callable[[int, int], dict]:
+    """For submit_block: the DO's point shares of its block (prover/mpc/point_shares.py).
+
+    The DO computes its block's A, B1, B2, L sums for every batch slot itself — its values are
+    mostly bits, so this is cheap — and the servers then skip those full-field MSMs on shares.
+    `engine`: the node engine on the setup's zkey by default."""
+    def make(t: int, n: int) -> dict:
+        from omniplus.prover.mpc.point_shares import make_point_shares
+
+        eng = engine
+        if eng is None:
+            from omniplus.prover.engine import SnarkjsEngine
+
+            eng = SnarkjsEngine(setup.zkey)
+        n_public = eng.zkey.n_public if hasattr(eng, "zkey") else eng.n_public  # native or node engine
+        return make_point_shares(eng, layout, n_public, list(values), t, n)
+
+    return make
+
+
 def require_registered(market: Any, address: str) -> None:
     if not market.contract.functions.registered(address).call():
         raise NotRegistered(
@@ -59,12 +79,16 @@ class Destination:
 
 def submit_update(*, key: str, market: Any, setup: Any, layout: Any, row: Sequence[int], to: Destination,
                   check: bool = True, progress: Callable[[str], None] | None = None,
-                  model_version: int | None = None) -> list[Outcome]:
+                  model_version: int | None = None,
+                  points: bool | Callable[[int, int], dict] = True) -> list[Outcome]:
     """Build, share and send one DO's update; raises SubmissionRefused if any server refuses.
 
     Before anything is shared the task is checked to be canonical for this DO's setup (market code,
     verifier code, N, d, k, B, M, w, c, n servers and t+1; contracts/canonical.py). The signature
-    carries the model version the update was trained from (default: the batches on-chain now)."""
+    carries the model version the update was trained from (default: the batches on-chain now).
+    points: also send the block's point shares (prover/mpc/point_shares.py), which make the
+    servers' proof several times cheaper on the gradient circuit; a callable (t, n) -> {j: bytes}
+    replaces them (fault tests: a DO whose point shares are not those of its block)."""
     from omniplus.servers.client import check_task_before_sharing
     from omniplus.servers.signing import address_of, checksum
 
@@ -75,7 +99,9 @@ def submit_update(*, key: str, market: Any, setup: Any, layout: Any, row: Sequen
     wires, values = update_block(setup, layout, row, check=check)
     task = TaskRef.parse(market.address, market.chain_id)
     outcomes = submit_block(key, task, list(to.servers), wires, values, to.ca, t=to.threshold,
-                            timeout=to.timeout, progress=progress, model_version=version)
+                            timeout=to.timeout, progress=progress, model_version=version,
+                            point_shares=(points if callable(points) else
+                                          point_sharer(setup, layout, values) if points else None))
     bad = [o for o in outcomes if not o.accepted]
     if bad:
         raise SubmissionRefused(f"DO {address}: refused by server {bad[0].server}: {bad[0].message}")

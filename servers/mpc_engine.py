@@ -72,6 +72,9 @@ class MpcEngine:
         self.task_id: int | None = None
         if config.task.canonical and config.task.rpc_url:
             self.task_id = check_own_task(config, self.setup).task_id
+        from omniplus.prover.mpc.point_shares import local_verifier
+
+        self.verify = local_verifier(self.setup, self.engine)
 
     @property
     def batch_size(self) -> int:
@@ -80,6 +83,10 @@ class MpcEngine:
 
     def expected_wires(self) -> Sequence[int] | None:
         return list(self.layout.slot_wires[0])
+
+    def point_slots(self) -> int:
+        """Point shares carry one record per batch slot (prover/mpc/point_shares.py)."""
+        return self.layout.n_slots
 
     def validate(self, ctx: RoundContext, submissions: Sequence[StoredSubmission]) -> dict[bytes, Verdict]:
         blocks = {"0x" + s.do_address.hex(): s.share_values() for s in submissions}
@@ -134,17 +141,27 @@ class MpcEngine:
             context,
             Rng(),
             tag="batch",
+            point_shares=[s.point_shares or None for s in submissions],
+            verify=self.verify,
         )
         assert out.proof is not None
         signature = endorse(key=self.config.signing_key, vkey=self.vkey, chain_id=context.chain_id,
                             market=context.market, task_id=context.task_id, batch_index=batch.batch_index,
                             payees=payees, words=out.words, proof=out.proof)
         seconds = round(time.monotonic() - t0, 3)
+        blamed = {"0x" + submissions[i].do_address.hex(): why for i, why in sorted(out.point_blame.items())}
+        if blamed:
+            # The DO's update was valid (checked on wire shares) and the batch was proven from its
+            # wire shares; its point shares were not the MSMs of that update: record who broke it.
+            ctx.log("point_shares_refused", level="warning", session=ctx.session, batch=batch.batch_index,
+                    dos=blamed)
         ctx.log(
             "batch_proved",
             session=ctx.session,
             batch=batch.batch_index,
             dos=len(submissions),
+            point_shares=out.fast is not None,
+            fast=out.fast,
             seconds=seconds,
         )
         return {
@@ -157,6 +174,7 @@ class MpcEngine:
             "signature": "0x" + signature.hex(),
             "aggregate": out.aggregate,
             "seconds": seconds,
+            "point_shares": {"fast": out.fast, "refused": blamed},
         }
 
 

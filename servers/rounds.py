@@ -13,6 +13,9 @@ An engine is named in the config as `[prover] engine = "module:factory"`; the da
   `layout.slot_wires[0]`, the slot-independent order of prover.mpc.batch.make_block). Submit
   refuses any other list before storing anything. None disables the check (wires must then
   only be distinct and non-zero, and limits.max_wires applies).
+* `point_slots()` (optional) — how many batch slots a DO's point shares cover
+  (prover/mpc/point_shares.py: 320 bytes per slot); Submit checks their encoding. An engine
+  without it makes Submit refuse point shares. `.point_shares` of a StoredSubmission holds them.
 * Stored shares reach the engine as `StoredSubmission`s: `.share_values()` is this server's
   block in that order, `.payee` the registered payee, `.do_address` the DO.
 * `validate(ctx, submissions)` — PROTOCOL.md step 2 over the channel; return a Verdict per DO

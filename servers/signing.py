@@ -30,10 +30,12 @@ def _u256(x: int) -> bytes:
     return int(x).to_bytes(32, "big")
 
 
-def payload_hash(wires: Sequence[int], shares: bytes) -> bytes:
-    """keccak256(u32 count || u32 wire indices || 32-byte shares), the thing servers store and sign over."""
+def payload_hash(wires: Sequence[int], shares: bytes, point_shares: bytes = b"") -> bytes:
+    """keccak256(u32 count || u32 wire indices || 32-byte shares || point shares), the thing servers
+    store and sign over. The share part has 32·count bytes, so appending the point shares (empty for
+    a DO that sends none: the hash is then the same as before they existed) is unambiguous."""
     head = len(wires).to_bytes(4, "big") + b"".join(int(w).to_bytes(4, "big") for w in wires)
-    return keccak(head + shares)
+    return keccak(head + shares + point_shares)
 
 
 @dataclass(frozen=True)

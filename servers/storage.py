@@ -26,7 +26,7 @@ from typing import Any
 
 from omniplus.core.errors import InputError, OmniplusError
 
-SCHEMA_VERSION = 2  # 2: model_version per submission, opened_batches
+SCHEMA_VERSION = 3  # 2: model_version per submission, opened_batches; 3: point_shares per submission
 DB_NAME = "server.sqlite3"
 
 SUBMISSION_STATES = ("accepted", "valid", "invalid", "batched", "paid")
@@ -52,7 +52,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     reason TEXT NOT NULL DEFAULT '',
     batch_index INTEGER NOT NULL DEFAULT -1,
     batch_tx TEXT NOT NULL DEFAULT '',
-    model_version INTEGER NOT NULL DEFAULT 0
+    model_version INTEGER NOT NULL DEFAULT 0,
+    point_shares BLOB NOT NULL DEFAULT x''  -- this server's point shares (prover/mpc/point_shares.py)
 );
 -- The aggregates this server agreed to open (servers/batch_policy.py): one DO set per batch index,
 -- written before anything is opened, so a restart cannot be talked into another set.
@@ -130,6 +131,7 @@ class StoredSubmission:
     batch_index: int
     batch_tx: str
     model_version: int = 0
+    point_shares: bytes = b""  # this server's point shares, b"" if the DO sent none
 
     def share_values(self) -> list[int]:
         """This server's shares as ints, in wire order (validated canonical on the way in)."""
@@ -241,6 +243,7 @@ class Storage:
         expiry: int,
         signature: bytes,
         model_version: int = 0,
+        point_shares: bytes = b"",
     ) -> StoredSubmission:
         """Store one submission and its nonce atomically; Rejected (ALREADY_EXISTS) on replay/duplicate."""
         now = time.time()
@@ -268,8 +271,9 @@ class Storage:
                 )
             db.execute(
                 "INSERT INTO submissions (do_address, payee, server_index, n_servers, threshold, wires, "
-                "shares, payload_hash, nonce, expiry, signature, received_at, state, model_version) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?)",
+                "shares, payload_hash, nonce, expiry, signature, received_at, state, model_version, "
+                "point_shares) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'accepted', ?, ?)",
                 (
                     do_address,
                     payee,
@@ -284,6 +288,7 @@ class Storage:
                     signature,
                     now,
                     int(model_version),
+                    point_shares,
                 ),
             )
             db.execute(
@@ -507,14 +512,15 @@ class _Tx:
 
 _SELECT_SUB = (
     "SELECT seq, do_address, payee, server_index, n_servers, threshold, wires, shares, payload_hash, nonce, "
-    "expiry, signature, received_at, state, reason, batch_index, batch_tx, model_version FROM submissions"
+    "expiry, signature, received_at, state, reason, batch_index, batch_tx, model_version, point_shares "
+    "FROM submissions"
 )
 
 
 def _sub(row: Sequence[Any]) -> StoredSubmission:
     vals = list(row)
     vals[6] = unpack_wires(vals[6])
-    for i in (1, 2, 7, 8, 9, 11):
+    for i in (1, 2, 7, 8, 9, 11, 18):
         vals[i] = bytes(vals[i])
     return StoredSubmission(*vals)
 

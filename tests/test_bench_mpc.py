@@ -22,7 +22,8 @@ def test_mpc_bench_rows(tmp_path, capsys) -> None:
                           "--out", str(tmp_path)])
     assert bm.run(args) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert [(r["circuit"], r["n"], r["t"]) for r in rows] == [("gradient", 3, 1), ("dense", 3, 1)]
+    assert [(r["circuit"], r["mode"], r["n"], r["t"]) for r in rows] == [
+        ("gradient", "wires", 3, 1), ("gradient", "points", 3, 1), ("dense", "wires", 3, 1)]
     for r in rows:
         assert r["verified"] is True
         # [ctx, W_0..W_(M-1)] (a few words at this size) vs the squaring's one output
@@ -35,7 +36,10 @@ def test_mpc_bench_rows(tmp_path, capsys) -> None:
         assert r["per_do_b"] == pytest.approx(r["block_b"] + r["sent_per_server_per_do_b"])
         assert r["per_do_over_block"] == pytest.approx(r["per_do_b"] / r["block_b"])
         assert r["prove_sent_b"] > 0 and r["rounds"] >= 3
-    grad, dense = rows
+    grad, points, dense = rows
+    # point shares: the same statement, the fast proof verified (verified is False otherwise)
+    assert points["constraints"] == grad["constraints"] and points["do_points_cpu_s"] > 0
+    assert "do_points_cpu_s" not in grad and points["rounds"] == grad["rounds"]
     assert grad["dos"] == 4 and grad["validate_rounds"] > 0 and grad["validate_sent_b"] > 0
     assert grad["sent_per_server_per_do_b"] == pytest.approx(
         (grad["prove_sent_b"] + grad["validate_sent_b"]) / grad["dos"])
@@ -45,6 +49,7 @@ def test_mpc_bench_rows(tmp_path, capsys) -> None:
     assert grad["rounds"] == dense["rounds"] + 3
     with (tmp_path / "mpc.csv").open() as f:
         got = list(csv.DictReader(f))
-    assert [g["circuit"] for g in got] == ["gradient", "dense"]
-    assert float(got[1]["cpu_over_single_cpu"]) == pytest.approx(dense["cpu_over_single_cpu"])
+    assert [(g["circuit"], g["mode"]) for g in got] == [("gradient", "wires"), ("gradient", "points"),
+                                                         ("dense", "wires")]
+    assert float(got[2]["cpu_over_single_cpu"]) == pytest.approx(dense["cpu_over_single_cpu"])
     assert (tmp_path / "mpc.png").stat().st_size > 0

@@ -228,3 +228,44 @@ def test_every_party_refuses_a_non_canonical_task(devnet: tuple[Devnet, dict[str
     assert proc.returncode != 0
     assert "is not the Groth16Verifier exported from this setup" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_the_batch_was_proven_with_the_dos_point_shares(devnet: tuple[Devnet, dict[str, Any]]) -> None:
+    """The DOs sent point shares (the default): the servers' first proof used them and verified."""
+    net, s = devnet
+    assert net.opts.point_shares
+    (attempt,) = s["proof_attempts"]
+    assert attempt["point_shares"] == {"fast": True, "refused": {}}
+
+
+@pytest.fixture(scope="module")
+def devnet_bad_points(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devnet, dict[str, Any]]]:
+    root = tmp_path_factory.mktemp("devnet-bad-points")
+    net = Devnet(root, DevnetOptions(servers=3, dos=3, invalid=0, seed=5, bad_points=1),
+                 progress=lambda m: print(m, file=sys.stderr))
+    try:
+        net.start()
+        net.submit_dos()
+        net.run_coordinator(timeout=300)
+        yield net, net.summary()
+    finally:
+        net.stop()
+
+
+def test_a_do_with_wrong_point_shares_is_named_and_its_batch_still_paid(devnet_bad_points) -> None:
+    """DO 0 shares its update as wires but the zero update's points: the servers' fast proof fails
+    their local verification, blame names DO 0, and the same batch is proven from the wire shares:
+    verified by snarkjs and the contract, every DO credited (DO 0's update was valid)."""
+    from omniplus.prover.mpc.point_shares import REASON_WRONG_POINTS
+
+    net, s = devnet_bad_points
+    liar = net.dos[0]
+    (attempt,) = s["proof_attempts"]
+    assert attempt["point_shares"]["fast"] is False
+    assert {a.lower(): why for a, why in attempt["point_shares"]["refused"].items()} == {
+        liar.address.lower(): REASON_WRONG_POINTS}
+    assert s["proof_verified_by_snarkjs"] is True and s["batch_tx"]
+    assert s["credited"] == {d.address: net.opts.reward_wei for d in net.dos}
+    (event,) = net.market.batch_events()
+    want = [sum(d.row[j] for d in net.dos) for j in range(net.params.dims)]
+    assert unpack_words(net.params, event.words) == want

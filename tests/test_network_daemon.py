@@ -188,6 +188,8 @@ BAD = [
     ("tampered after signing", _tampered, "UNAUTHENTICATED", "bad signature"),
     ("garbage signature", _garbage_sig, "UNAUTHENTICATED", "bad signature"),
     ("short signature", _mut(False, signature=b"\x01" * 64), "UNAUTHENTICATED", "65 bytes"),
+    ("point shares to an engine without them", _mut(point_shares=b"\x00" * 320), "INVALID_ARGUMENT",
+     "takes no point shares"),
 ]
 
 

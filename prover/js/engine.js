@@ -29,6 +29,13 @@
  *   prove {zkey}  payload = witness       -> {proof, public}   (snarkjs groth16.prove)
  *   msm_g1 {zkey, section, start} payload = scalars -> {point: [x, y] | null}
  *   msm_g2 {zkey, section, start} payload = scalars -> {point: [[x0, x1], [y0, y1]] | null}
+ *   msm_at {zkey, section, count} payload = count u32 point indices, then count scalars
+ *                                         -> {point}  (G1 or G2 by section; a sparse MSM:
+ *                                         only the chosen points are touched, so a DO's block
+ *                                         costs its own size, not the circuit's)
+ *   verify {vkey, public, proof}          -> {valid}  (snarkjs groth16.verify, wasm pairings)
+ *   pairing_eq {pairs: [[g1, g2], ...]}   -> {equal}  (Π e(g1_i, g2_i) == 1; points as decimal
+ *                                         strings [x, y] / [[x0, x1], [y0, y1]], null = infinity)
  *   fft / ifft  payload = values          -> payload = transformed values
  * Points come back affine, coordinates as decimal strings, infinity as null.
  *
@@ -158,6 +165,37 @@ async function msm(group, req, payload) {
     return { point: [str(x), str(y)] };
 }
 
+async function msmAt(req, payload) {
+    // Gather the chosen points of a section into a dense base buffer, then one multiExpAffine.
+    const z = getZkey(req.zkey);
+    const section = req.section;
+    const group = G1_SECTIONS.has(section) ? "G1" : (G2_SECTIONS.has(section) ? "G2" : null);
+    if (group === null) throw new Error(`section ${section} holds no points`);
+    const m = req.count;
+    if (!Number.isInteger(m) || m < 0 || payload.byteLength !== m * (4 + N8)) {
+        throw new Error(`msm_at: payload of ${payload.byteLength} bytes does not hold ${m} indices and scalars`);
+    }
+    const sz = group === "G1" ? 2 * N8 : 4 * N8;
+    const all = z.views.get(section);
+    const total = all.byteLength / sz;
+    const dv = new DataView(payload.buffer, payload.byteOffset, 4 * m);
+    const bases = new Uint8Array(m * sz);
+    for (let i = 0; i < m; i++) {
+        const k = dv.getUint32(4 * i, true);
+        if (k >= total) throw new Error(`msm_at: section ${section} has ${total} points, index ${k} is outside`);
+        bases.set(all.subarray(k * sz, (k + 1) * sz), i * sz);
+    }
+    const curve = await getCurve();
+    const G = curve[group];
+    if (m === 0) return { point: null };
+    const scalars = new Uint8Array(payload.subarray(4 * m));
+    const res = await G.multiExpAffine(bases, scalars);
+    if (G.isZero(res)) return { point: null };
+    const [x, y] = G.toObject(G.toAffine(res));
+    const str = (v) => (Array.isArray(v) ? v.map((c) => c.toString()) : v.toString());
+    return { point: [str(x), str(y)] };
+}
+
 async function fft(inverse, payload) {
     const n = checkScalars(payload, inverse ? "ifft" : "fft");
     if (n === 0 || (n & (n - 1)) !== 0) throw new Error(`fft length ${n} is not a power of two`);
@@ -192,6 +230,20 @@ async function handle(req, payload) {
         return [await msm("G1", req, payload), null];
     case "msm_g2":
         return [await msm("G2", req, payload), null];
+    case "msm_at":
+        return [await msmAt(req, payload), null];
+    case "pairing_eq": {
+        const curve = await getCurve();
+        const args = [];
+        for (const [p, q] of req.pairs) {
+            args.push(p === null ? curve.G1.zero : curve.G1.fromObject([BigInt(p[0]), BigInt(p[1]), 1n]));
+            args.push(q === null ? curve.G2.zero : curve.G2.fromObject(
+                [q[0].map(BigInt), q[1].map(BigInt), [1n, 0n]]));
+        }
+        return [{ equal: await curve.pairingEq(...args) }, null];
+    }
+    case "verify":
+        return [{ valid: await snarkjs.groth16.verify(req.vkey, req.public, req.proof) }, null];
     case "fft":
         return [{}, await fft(false, payload)];
     case "ifft":

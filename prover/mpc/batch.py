@@ -7,7 +7,7 @@ here because they must agree on the block order of `layout.BatchLayout`. The net
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from omniplus.core.errors import InputError
@@ -15,7 +15,7 @@ from omniplus.prover.binding import BindingContext, pack_aggregate, public_signa
 from omniplus.prover.field import R
 from omniplus.prover.mpc.groth16 import ProverEngine, joint_randomness, prove_party
 from omniplus.prover.mpc.layout import BatchLayout
-from omniplus.prover.mpc.net import Net
+from omniplus.prover.mpc.net import Net, NetError
 from omniplus.prover.mpc.opening import open_scalars
 from omniplus.prover.mpc.randomness import Rng, poly_shares
 from omniplus.prover.mpc.validation import validate_blocks
@@ -48,15 +48,23 @@ class BatchOutcome:
     words: list[int] = field(default_factory=list)
     public: list[int] = field(default_factory=list)  # [ctx, W_0..W_{M-1}]
     proof: Proof | None = None
+    # point shares (prover/mpc/point_shares.py): DO index in slot order → why its point shares were
+    # refused (the proof was then made from wire shares); fast = the proof with point shares verified
+    point_blame: dict[int, str] = field(default_factory=dict)
+    fast: bool | None = None  # None: no point shares were used
 
 
 def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engine: ProverEngine,
                       slot_blocks: Sequence[Sequence[int]], payees: Sequence[str], context: BindingContext,
-                      rng: Rng, tag: str) -> BatchOutcome:
+                      rng: Rng, tag: str, point_shares: Sequence[bytes | None] | None = None,
+                      verify: Callable[[Proof, list[int]], bool] | None = None) -> BatchOutcome:
     """Steps 3–5 for already validated DOs in slot order: open the aggregate, bind, prove.
 
     Every server must pass the same slot order and payees; `context.payees` must equal `payees`
-    (build it with BindingContext.for_batch from the same list)."""
+    (build it with BindingContext.for_batch from the same list). With `point_shares` (per DO in
+    slot order: this server's encoded point shares, or None) the DOs' blocks enter the MSMs as
+    points (point_shares.py); `verify` (default: local_verifier) checks that proof, and a failure
+    falls back to the wire shares and names the DO."""
     params = setup.params
     if not 0 < len(slot_blocks) <= params.batch or len(payees) != len(slot_blocks):
         raise InputError(f"a batch needs 1..{params.batch} DOs with one payee each, got "
@@ -70,28 +78,50 @@ def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, en
     outcome.words = pack_aggregate(params, outcome.aggregate)
     outcome.public = public_signals(context, outcome.words)
     w = witness_shares(setup, layout, slot_blocks, outcome.public)
-    rnd = joint_randomness(net, t, rng, f"{tag}/blind")
-    outcome.proof = prove_party(net, t, zk, engine, w, rnd, f"{tag}/prove")
+    if point_shares is None or all(p is None for p in point_shares):
+        rnd = joint_randomness(net, t, rng, f"{tag}/blind")
+        outcome.proof = prove_party(net, t, zk, engine, w, rnd, f"{tag}/prove")
+        return outcome
+    from omniplus.prover.mpc.point_shares import decode_contributions, local_verifier, prove_with_points
+
+    if len(point_shares) != len(slot_blocks):
+        raise InputError(f"{len(point_shares)} point shares for {len(slot_blocks)} DOs")
+    slot_points, refused = {}, {}
+    for s, data in enumerate(point_shares):
+        if data is None:
+            continue
+        try:
+            slot_points[s] = decode_contributions(data, layout.n_slots, what=f"point shares of DO {s}")[s]
+        except NetError as exc:  # the daemon refuses these at Submit; here the DO's wires are used
+            refused[s] = str(exc)
+    proved = prove_with_points(net, t, zk, engine, layout, w, slot_blocks, slot_points,
+                               lambda tg: joint_randomness(net, t, rng, tg), f"{tag}/prove",
+                               verify or local_verifier(setup, engine))
+    outcome.proof, outcome.fast = proved.proof, proved.fast
+    outcome.point_blame = {**refused, **proved.blamed}
     return outcome
 
 
 def run_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engine: ProverEngine,
                     blocks: Mapping[str, Sequence[int]], payee_of: Mapping[str, str],
-                    context: BindingContext, rng: Rng, tag: str) -> BatchOutcome:
+                    context: BindingContext, rng: Rng, tag: str,
+                    points: Mapping[str, bytes] | None = None) -> BatchOutcome:
     """Validate every submitted block, put up to N accepted DOs into slots, prove the batch.
 
     `blocks` (this server's shares) and `payee_of` (DO id → payee address) must list the same
-    DO ids on every server; slot order is the sorted order of accepted ids, so all agree."""
+    DO ids on every server; slot order is the sorted order of accepted ids, so all agree.
+    `points`: DO id → this server's point shares (DOs missing from it enter by wire shares)."""
     verdicts = validate_blocks(net, t, layout.block, blocks, rng, round_id=f"{tag}/validate")
     included = [do for do in sorted(blocks) if verdicts[do] is None][: setup.params.batch]
     if not included:
         return BatchOutcome(verdicts=verdicts, included=[])
     payees = [payee_of[do] for do in included]
+    pts = None if points is None else [points.get(do) for do in included]
     ctx = BindingContext.for_batch(chain_id=context.chain_id, market=context.market, task_id=context.task_id,
                                    batch_index=context.batch_index, payees=payees,
                                    model_version=context.model_version)
     outcome = prove_batch_party(net, t, setup, zk, layout, engine, [blocks[do] for do in included],
-                                ctx.payees, ctx, rng, tag)
+                                ctx.payees, ctx, rng, tag, point_shares=pts)
     outcome.verdicts, outcome.included = verdicts, included
     return outcome
 
