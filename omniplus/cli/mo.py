@@ -95,7 +95,7 @@ def run_pretrain(args: argparse.Namespace) -> int:
                        public=tuple(args.public.split(",")), seed=args.seed)
     mo, test, _ = prepare_data(cfg)
     model = pretrain(cfg, mo)
-    layers = check_public(model, cfg.public)
+    layers = check_public(model, cfg.fedavg_public)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "model.pt")  # the whole model: stays with the MO
     spec = cfg.spec(public_size(model, layers))
