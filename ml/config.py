@@ -28,6 +28,8 @@ class MarketConfig:
     rounds: int = 4  # R
     batch: int = 3  # N (N_min = 2: a batch that loses one rejected DO still has two)
     hidden: tuple[int, ...] = (12,)
+    model: str = "mlp"  # or "cnn": conv channels below, then the hidden layers (8×8 digits)
+    channels: tuple[int, ...] = (16, 25)
     public: tuple[str, ...] = ()  # published layers; () = every layer (the encrypted model's default)
     bits: int = 16  # k
     norm_bound: int = 4_000_000_000  # B
@@ -37,6 +39,8 @@ class MarketConfig:
     clip_factor: float = 2.0  # market: clip = this × the MO's own weighted upload, scaled to a DO's data size
     body_lr: float = 1.0  # market: the MO's step on the body per round (mean gradient)
     ridge: float = 0.1  # market: λ of the least-squares head step
+    per_coordinate: bool = False  # market: weight each upload coordinate (not each segment) to unit size
+    head_memory: float = 1.0  # market: weight of earlier rounds' head statistics (0 = this batch only)
     head_epochs: int = 20  # market: epochs of a DO's own local head (for the body's gradient)
     noise: float = 10.0  # perturbation: γ = noise·std(logits)·N(0, I) on the published output layer
     spread: float = 4.0  # perturbation: hidden scales log-uniform in [1/spread, spread]
@@ -60,6 +64,15 @@ class MarketConfig:
         """The public layers of the FedAvg split (`omniplus do train`, `bench attack`): fc1 unless set."""
         return self.public or ("fc1",)
 
+    @property
+    def arch(self) -> dict:
+        if self.model == "cnn":
+            return {"kind": "cnn", "side": 8, "channels": list(self.channels), "hidden": list(self.hidden),
+                    "classes": 10}
+        if self.model != "mlp":
+            raise InputError(f"unknown model {self.model!r} (mlp or cnn)")
+        return {"in_features": 64, "hidden": list(self.hidden), "classes": 10}
+
     def spec(self, d_public: int) -> QuantSpec:
         """T = √B − √d (so ⌈(T + √d)²⌉ ≤ B): the largest clip norm in quantised units B admits."""
         d = self.dims or d_public
@@ -78,6 +91,16 @@ class MarketConfig:
         if any(not 0 <= i < self.dos for i in self.malicious):
             raise InputError(f"malicious DO indices {self.malicious} must be in [0, {self.dos})")
         return self
+
+
+def paper_preset(**over: object) -> MarketConfig:
+    """OmniLytics' workload on 8×8 digits: the CNN (5,571 traded parameters, a 5,724-value upload), N = 4
+    DOs per batch, R = 8, one ×100 attacker (round 1: its batch keeps 3 honest DOs), k = 10 (k = 8 clamps and loses the
+    head), per-coordinate upload weights; the body stays as pretrained (its steps did not help at these sizes)."""
+    base: dict = dict(model="cnn", channels=(16, 25), hidden=(16,), dos=32, batch=4, rounds=8, malicious=(5,),
+                      bits=10, norm_bound=60_000_000, per_coordinate=True, body_lr=0.0)
+    base.update(over)
+    return MarketConfig(**base)
 
 
 def spec_for(dims: int, bits: int, norm_bound: int, clip: float) -> QuantSpec:

@@ -449,7 +449,8 @@ def apply_recovered(model: nn.Module, lay: StatsLayout, rec: Recovered, *, lr: f
         last.bias.copy_(((1 - mix) * b + mix * sol[:, n]).to(last.bias.dtype))
 
 
-def segment_weights(lay: StatsLayout, reference: torch.Tensor) -> torch.Tensor:
+def segment_weights(lay: StatsLayout, reference: torch.Tensor, *, per_coordinate: bool = False,
+                    floor: float = 0.1) -> torch.Tensor:
     """A public per-segment weighting (published with the model version) so each segment of the upload
     has unit rms on the MO's own upload: one quantisation step then costs every segment about the same
     relative precision (the raw sums of squares would otherwise dwarf the gradient). Linear, undone by
@@ -458,5 +459,10 @@ def segment_weights(lay: StatsLayout, reference: torch.Tensor) -> torch.Tensor:
     c = lay.cuts
     for a, b in zip(c, c[1:], strict=False):
         rms = float(reference[a:b].pow(2).mean().sqrt())
-        w[a:b] = 1 / rms if rms > 1e-12 else 1.0
+        if rms <= 1e-12:
+            continue
+        if per_coordinate:  # each coordinate to unit size, none weighted more than 1/(floor·rms)
+            w[a:b] = 1 / reference[a:b].abs().clamp_min(floor * rms)
+        else:
+            w[a:b] = 1 / rms
     return w

@@ -17,7 +17,6 @@ from omniplus.ml.attacks import apply_attack
 from omniplus.ml.config import MarketConfig
 from omniplus.ml.data import Dataset, load_digits, split_dirichlet, split_iid, train_test_split
 from omniplus.ml.model import (
-    MLP,
     check_public,
     make_model,
     private_params,
@@ -107,6 +106,7 @@ class ModelOwner:
         self.full = layout_for(model, model.names, encrypted=True)
         self.do_samples = do_samples
         self.current: Version | None = None
+        self.memory: Recovered | None = None
 
     def new_version(self, version: int) -> Version:
         cfg = self.cfg
@@ -118,7 +118,7 @@ class ModelOwner:
         pub = perturb(self.model, s) if s is not None else copy.deepcopy(self.model)
         own = stats_upload(pub, self.layout, self.data.x, self.data.y, seed=version,
                            head_epochs=cfg.head_epochs) * (self.do_samples / len(self.data))
-        w = segment_weights(self.layout, own)
+        w = segment_weights(self.layout, own, per_coordinate=cfg.per_coordinate)
         clip = cfg.clip_factor * float((own * w).norm())
         self.current = Version(version, pub, s, w, clip, self.layers)
         return self.current
@@ -130,7 +130,19 @@ class ModelOwner:
             raise InputError("no model version published yet")
         total = dequantize(list(aggregate)[: self.layout.dims], spec) / v.upload_weights
         rec = stats_recover(total, self.model, self.layout, v.secrets)
-        apply_recovered(self.model, self.layout, rec, lr=self.cfg.body_lr, ridge=self.cfg.ridge)
+        # the head's statistics of every round so far (true coordinates; stale by the body's steps only)
+        # plus the MO's own data's: the least-squares head uses all of them
+        m = self.cfg.head_memory
+        self.memory = rec if self.memory is None else Recovered(
+            rec.body, m * self.memory.t + rec.t, m * self.memory.p + rec.p, m * self.memory.mm + rec.mm,
+            m * self.memory.m + rec.m, m * self.memory.count + rec.count)
+        own = stats_recover(stats_upload(self.model, self.layout, self.data.x, self.data.y, seed=v.version,
+                                         head_epochs=0), self.model, self.layout, None)
+        mem = self.memory
+        head = Recovered(rec.body, mem.t + own.t, mem.p + own.p, mem.mm + own.mm, mem.m + own.m,
+                         mem.count + own.count)
+        apply_recovered(self.model, self.layout, head, lr=self.cfg.body_lr * head.count / rec.count,
+                        ridge=self.cfg.ridge)
         return rec
 
 
@@ -148,8 +160,10 @@ def prepare_data(cfg: MarketConfig) -> tuple[Dataset, Dataset, list[Dataset]]:
     return mo, te, partitions
 
 
-def pretrain(cfg: MarketConfig, mo: Dataset) -> MLP:
-    model = make_model({"in_features": mo.x.shape[1], "hidden": list(cfg.hidden), "classes": 10}, cfg.seed)
+def pretrain(cfg: MarketConfig, mo: Dataset) -> nn.Module:
+    arch = cfg.arch if cfg.model == "cnn" else {"in_features": mo.x.shape[1], "hidden": list(cfg.hidden),
+                                                 "classes": 10}
+    model = make_model(arch, cfg.seed)
     if cfg.public:
         check_public(model, cfg.public, allow_all=True)
     train(model, list(model.parameters()), mo.x, mo.y, epochs=cfg.mo_pre_epochs, batch_size=16, lr=0.05,
