@@ -327,6 +327,8 @@ def format_summary(s: dict) -> str:
         lines.append(f"encrypted vs plain model (same seeds, {other['source']}): {enc['final_accuracy']:.1%} vs "
                      f"{pl['final_accuracy']:.1%} ({(enc['final_accuracy'] - pl['final_accuracy']) * 100:+.1f} "
                      "points)")
+        if "round_s" in other:
+            lines.append(f"wall time per round: encrypted {other['encrypted_round_s']}s vs plain {other['round_s']}s")
     if s["perturbed_accuracy"] is not None:
         lines.append(f"the published (perturbed) model as is: {s['perturbed_accuracy']:.1%} test accuracy "
                      "(mean over versions; chance is 10%)")
