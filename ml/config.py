@@ -90,6 +90,12 @@ class MarketConfig:
                              f"{self.ridge} must be positive")
         if any(not 0 <= i < self.dos for i in self.malicious):
             raise InputError(f"malicious DO indices {self.malicious} must be in [0, {self.dos})")
+        for r in range(self.rounds):  # the round plan: a batch that loses its attackers keeps N_min = 2
+            members = range(r * self.batch, min(self.dos, (r + 1) * self.batch))
+            honest = [i for i in members if i not in self.malicious]
+            if members and len(honest) < 2:
+                raise InputError(f"round {r} has {len(honest)} honest DO(s) of {len(members)}: once the "
+                                 "attackers are rejected it falls below N_min = 2")
         return self
 
 
