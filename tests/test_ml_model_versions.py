@@ -109,3 +109,18 @@ def test_market_beats_the_mo_alone_encrypted_within_a_point_of_plain() -> None:
     assert abs(enc["final_accuracy"] - plain["final_accuracy"]) <= 0.01
     assert [r["rejected"] for r in enc["per_round"]] == [0, 1]  # the ×100 DO breaks B
     assert all(r["perturbed_accuracy"] < 0.35 for r in enc["per_round"])
+
+
+def test_paper_preset_statement() -> None:
+    """`omniplus demo --preset paper`: the CNN's upload (5,724 values: 5,571 traded parameters' gradient and
+    statistics), N = 4, R = 8, one ×100 DO, a 2^18 circuit; the round plan keeps N_min."""
+    from omniplus.circuits.params import CircuitParams
+    from omniplus.ml.config import paper_preset
+    from omniplus.ml.perturb import stats_layout
+
+    cfg = paper_preset().check()
+    m = make_model(cfg.arch, 0)
+    assert sum(p.numel() for p in m.parameters()) == 5571 and stats_layout(m).dims == 5724
+    assert (cfg.batch, cfg.rounds, cfg.dos, len(cfg.malicious)) == (4, 8, 32, 1)
+    n = CircuitParams(cfg.batch, 5724, cfg.bits, cfg.norm_bound).check().expected_constraints()
+    assert 2**17 < n <= 2**18
