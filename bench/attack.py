@@ -39,11 +39,15 @@ SCHEMES = {  # name: (bound, mu or None for plain FedAvg)
 }
 
 
+# the FedAvg split's statement (the market's former default: MLP 64→8→10, fc1 traded, k=6, B=7535)
+FEDAVG_STATEMENT = dict(hidden=(8,), public=("fc1",), bits=6, norm_bound=7535)
+
+
 def run_scheme(cfg: MarketConfig, bound: bool, mu: float | None, attackers: set[int], dos: int,
                mo_rounds: int, partitions: list, mo: Any, test: Any) -> tuple[float, int]:
     """One run: final accuracy and how many attacker updates the bound rejected."""
     model = pretrain(cfg, mo)
-    layers = check_public(model, cfg.public)
+    layers = check_public(model, cfg.fedavg_public)
     spec = cfg.spec(public_size(model, layers))
     owners = [DataOwner(i, "", "", partitions[i], cfg.attack if i in attackers else None) for i in range(dos)]
     rejected = 0
@@ -91,7 +95,8 @@ def run_attack_bench(rates: list[int], dos: int, batch: int, mo_rounds: int, rep
             accs = []
             for rep in range(repeats):
                 cfg = MarketConfig(dos=dos, batch=batch, rounds=-(-dos // batch), attack=attack, seed=rep,
-                                   do_epochs=epochs, do_warmup_epochs=max(1, epochs // 5), plain_gas=False)
+                                   do_epochs=epochs, do_warmup_epochs=max(1, epochs // 5), plain_gas=False,
+                                   **FEDAVG_STATEMENT)
                 mo, test, partitions = prepare_data(cfg)
                 rng = np.random.default_rng(1000 + rep)
                 attackers = set(rng.choice(dos, size=row["attackers"], replace=False).tolist())

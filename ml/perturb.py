@@ -308,3 +308,161 @@ def recovery_gain(model: nn.Module, layout: Layout, s: Secrets | None) -> torch.
         g = torch.zeros(k, dtype=torch.float64) if s.gamma is None else s.gamma.abs()
         out += [((1 + g * extra)[:, None] * sw.abs()).reshape(-1), 1 + g * extra]
     return torch.cat(out)
+
+
+# ---------------------------------------------------------------------- the market's rule: statistics
+
+
+@dataclass(frozen=True)
+class StatsLayout:
+    """The market's upload (same in both modes): the body's gradient through the DO's own head, then the
+    output layer's sufficient statistics on the (perturbed) penultimate features ŷ, as means over the
+    DO's data times its count (i.e. sums): T = Σ t ŷᵀ (classes × n), p = Σ t, M = Σ ŷŷᵀ (upper triangle),
+    m = Σ ŷ and the count. None of them needs the published output layer, so its noise never enters the
+    upload; every part is linear in ŷ's scales only, so the MO's recovery is a fixed diagonal map."""
+
+    body: tuple[str, ...]
+    body_size: int
+    classes: int
+    penultimate: int
+
+    @property
+    def cuts(self) -> tuple[int, ...]:
+        """Segment boundaries: body, T, p, M, m, count."""
+        k, n = self.classes, self.penultimate
+        b = self.body_size
+        return (0, b, b + k * n, b + k * n + k, b + k * n + k + n * (n + 1) // 2,
+                b + k * n + k + n * (n + 1) // 2 + n, b + k * n + k + n * (n + 1) // 2 + n + 1)
+
+    @property
+    def dims(self) -> int:
+        return self.cuts[-1]
+
+    @property
+    def stats_size(self) -> int:
+        return self.dims - self.body_size
+
+
+def stats_layout(model: nn.Module) -> StatsLayout:
+    names = list(model.names)
+    body = tuple(names[:-1])
+    last = getattr(model, names[-1])
+    return StatsLayout(body, sum(p.numel() for p in _params(model, body)), last.out_features, last.in_features)
+
+
+def stats_upload(model: nn.Module, lay: StatsLayout, x: torch.Tensor, y: torch.Tensor, *, seed: int,
+                 head_epochs: int = 20, lr: float = 0.02) -> torch.Tensor:
+    """What a DO uploads (float64, before weighting, clipping and quantisation), computed on the published
+    (perturbed or plain) model at the published point: sums over its data, so the batch sum is the sum
+    over every DO's samples."""
+    if len(y) == 0:
+        raise InputError("a DO with no data has nothing to upload")
+    n = len(y)
+    head, mu, inv = local_head(model, x, y, seed=seed, epochs=head_epochs, lr=lr)
+    body = _params(model, lay.body)
+    model.zero_grad()
+    loss = squared_loss(head((model.features(x) - mu) * inv), y)
+    grads = torch.autograd.grad(loss, body)
+    with torch.no_grad():
+        f = model.features(x).to(torch.float64)
+        t = nn.functional.one_hot(y, lay.classes).to(torch.float64)
+        iu = torch.triu_indices(lay.penultimate, lay.penultimate)
+        mm = f.T @ f
+        parts = [g.reshape(-1).to(torch.float64) * n for g in grads]
+        parts += [(t.T @ f).reshape(-1), t.sum(0), mm[iu[0], iu[1]], f.sum(0),
+                  torch.full((1,), float(n), dtype=torch.float64)]
+    out = torch.cat(parts)
+    assert out.numel() == lay.dims
+    return out
+
+
+def stats_map(model: nn.Module, lay: StatsLayout, s: Secrets | None) -> torch.Tensor:
+    """The recovery map, a diagonal: true = map ∘ uploaded (all ones for the plain model). Body: S; T:
+    1/r per column; M: 1/(r_i r_j); m: 1/r."""
+    if s is None:
+        return torch.ones(lay.dims, dtype=torch.float64)
+    out: list[torch.Tensor] = []
+    for n in lay.body:
+        sw, sb = scale_factors(model, s, n)
+        out += [sw.reshape(-1), sb]
+    names = list(model.names)
+    r = torch.as_tensor(_repeat(model, names[-1], s.scales.get(names[-2])), dtype=torch.float64)
+    r = r.expand(lay.penultimate) if r.dim() == 0 else r
+    iu = torch.triu_indices(lay.penultimate, lay.penultimate)
+    out += [(1 / r).repeat(lay.classes), torch.ones(lay.classes, dtype=torch.float64),
+            1 / (r[iu[0]] * r[iu[1]]), 1 / r, torch.ones(1, dtype=torch.float64)]
+    return torch.cat(out)
+
+
+@dataclass
+class Recovered:
+    """The batch's true sums: the body's gradient (summed over samples) and the head's statistics."""
+
+    body: torch.Tensor
+    t: torch.Tensor  # classes × n
+    p: torch.Tensor
+    mm: torch.Tensor  # n × n
+    m: torch.Tensor
+    count: float
+
+
+def stats_recover(total: torch.Tensor, model: nn.Module, lay: StatsLayout, s: Secrets | None) -> Recovered:
+    """Linear in `total` (a diagonal map): the sum of the uploads gives the sums over all the DOs' samples."""
+    if total.numel() < lay.dims:
+        raise InputError(f"aggregate has {total.numel()} values, the upload layout {lay.dims}")
+    v = total[: lay.dims].to(torch.float64) * stats_map(model, lay, s)
+    c = lay.cuts
+    n = lay.penultimate
+    iu = torch.triu_indices(n, n)
+    mm = torch.zeros(n, n, dtype=torch.float64)
+    mm[iu[0], iu[1]] = v[c[3] : c[4]]
+    mm = mm + mm.T - torch.diag(mm.diagonal())
+    return Recovered(v[: c[1]].clone(), v[c[1] : c[2]].reshape(lay.classes, n), v[c[2] : c[3]].clone(), mm,
+                     v[c[4] : c[5]].clone(), float(v[c[5]]))
+
+
+def apply_recovered(model: nn.Module, lay: StatsLayout, rec: Recovered, *, lr: float, ridge: float,
+                    mix: float = 1.0) -> None:
+    """The MO's step: the body moves by lr × the mean gradient; the output layer moves by mix × the Newton
+    step of the squared error on the batch's samples at the current features, i.e. towards the ridge
+    least-squares head [W b] = [T p]·(H + λI)⁻¹, H = [[M, m], [mᵀ, count]] (λ not on the bias)."""
+    if rec.count < 1:
+        raise InputError(f"the batch's sample count {rec.count:.2f} is below one: nothing to apply")
+    cnt = rec.count
+    i = 0
+    with torch.no_grad():
+        for p in _params(model, lay.body):
+            p.sub_((lr * rec.body[i : i + p.numel()] / cnt).reshape(p.shape).to(p.dtype))
+            i += p.numel()
+        n = lay.penultimate
+        h = torch.zeros(n + 1, n + 1, dtype=torch.float64)
+        h[:n, :n] = rec.mm / cnt
+        h[:n, n] = h[n, :n] = rec.m / cnt
+        h[n, n] = 1.0
+        h[:n, :n] += ridge * torch.eye(n, dtype=torch.float64)
+        rhs = torch.cat([rec.t, rec.p[:, None]], 1) / cnt
+        sol = torch.linalg.solve(h, rhs.T).T  # (classes × n+1), h symmetric
+        last = getattr(model, model.names[-1])
+        w = last.weight.to(torch.float64)
+        b = last.bias.to(torch.float64)
+        last.weight.copy_(((1 - mix) * w + mix * sol[:, :n]).to(last.weight.dtype))
+        last.bias.copy_(((1 - mix) * b + mix * sol[:, n]).to(last.bias.dtype))
+
+
+def segment_weights(lay: StatsLayout, reference: torch.Tensor, *, per_coordinate: bool = False,
+                    floor: float = 0.1) -> torch.Tensor:
+    """A public per-segment weighting (published with the model version) so each segment of the upload
+    has unit rms on the MO's own upload: one quantisation step then costs every segment about the same
+    relative precision (the raw sums of squares would otherwise dwarf the gradient). Linear, undone by
+    the MO after de-quantising."""
+    w = torch.ones(lay.dims, dtype=torch.float64)
+    c = lay.cuts
+    for a, b in zip(c, c[1:], strict=False):
+        rms = float(reference[a:b].pow(2).mean().sqrt())
+        if rms <= 1e-12:
+            continue
+        if per_coordinate:  # each coordinate to unit size, none weighted more than 1/(floor·rms)
+            w[a:b] = 1 / reference[a:b].abs().clamp_min(floor * rms)
+        else:
+            w[a:b] = 1 / rms
+    return w

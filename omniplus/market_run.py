@@ -24,7 +24,6 @@ from __future__ import annotations
 import subprocess
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -32,18 +31,13 @@ import torch
 
 from omniplus.core.errors import ChainError, OmniplusError
 from omniplus.devnet import Devnet, DevnetOptions
-from omniplus.ml.config import MarketConfig, Progress
-from omniplus.ml.model import (
-    accuracy,
-    check_public,
-    private_params,
-    public_params,
-    public_size,
-    train,
-)
-from omniplus.ml.public_model import current_public, next_public, read_aggregates, read_public, write_public
-from omniplus.ml.roles import DataOwner, prepare_data, pretrain
-from omniplus.ml.updates import flatten, unflatten_into
+from omniplus.ml.config import MarketConfig, Progress, spec_for
+from omniplus.ml.model import accuracy, model_hash, public_params, public_size
+from omniplus.ml.model_versions import publish_version, read_version
+from omniplus.ml.perturb import Recovered
+from omniplus.ml.public_model import read_aggregates
+from omniplus.ml.roles import DataOwner, ModelOwner, Version, prepare_data, pretrain
+from omniplus.ml.updates import QuantSpec, flatten
 
 
 # ---------------------------------------------------------------------- network
@@ -107,7 +101,13 @@ BaselineGas = Callable[[int, int, int], dict]
 
 def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = None,
                baseline_gas: BaselineGas | None = None) -> dict:
-    """The whole market on a local devnet; returns the summary (see `format_summary`)."""
+    """The whole market on a local devnet; returns the summary (see `format_summary`).
+
+    Per round r: the MO publishes model version r (perturbed with fresh secrets, or plain with
+    `cfg.encrypted` False), signed over (market, r, hash) with the task's modelOwner key; the round's
+    DOs check it, upload their statistics at that point (weighted, clipped, quantised), share them to
+    the servers; the batch is validated and proven; the MO reads the aggregate from the chain,
+    de-quantises, recovers the true statistics and steps its true model."""
     cfg.check()
     say = progress or (lambda _m: None)
     t_start = time.monotonic()
@@ -115,42 +115,51 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(cfg.seed)
+    mode = "encrypted" if cfg.encrypted else "plain"
 
     t = time.monotonic()
     mo_data, test, partitions = prepare_data(cfg)
     model = pretrain(cfg, mo_data)
-    layers = check_public(model, cfg.public)
-    d_pub = public_size(model, layers)
-    spec = cfg.spec(d_pub)
     mo_only = accuracy(model, test.x, test.y)
+    do_samples = float(sorted(len(p) for p in partitions)[len(partitions) // 2])
+    mo = ModelOwner(cfg, model, mo_data, do_samples)
+    lay = mo.layout
+    dims = cfg.dims or lay.dims
+    if dims < lay.dims:
+        raise OmniplusError(f"circuit d={dims} is smaller than the upload ({lay.dims} values)")
+    t0 = time.monotonic()
+    v = mo.new_version(0)
+    perturb_s = [round(time.monotonic() - t0, 3)]
     times["mo_pretrain"] = round(time.monotonic() - t, 2)
-    say(f"[mo] pretrained on {len(mo_data)} samples: MO-only accuracy {mo_only:.1%} "
-        f"(public {layers}: {d_pub} of {sum(p.numel() for p in model.parameters())} parameters)")
+    n_params = sum(p.numel() for p in model.parameters())
+    say(f"[mo] pretrained on {len(mo_data)} samples: MO-only accuracy {mo_only:.1%}; {mode} model, "
+        f"published layers {mo.layers} ({public_size(model, mo.layers)} of {n_params} parameters); upload "
+        f"{lay.dims} values (body gradient {lay.body_size} + head statistics {lay.stats_size})")
 
-    w0 = flatten(public_params(model, layers)).to(torch.float32)
-    public_file = root / "public_model.json"
-    h = write_public(public_file, model.arch, layers, w0, spec)
     opts = DevnetOptions(
-        servers=3, dos=cfg.dos, invalid=0, batch=cfg.batch, dims=spec.dims, bits=cfg.bits,
+        servers=3, dos=cfg.dos, invalid=0, batch=cfg.batch, dims=dims, bits=cfg.bits,
         norm_bound=cfg.norm_bound, backend=cfg.backend, batches=cfg.rounds, reward_wei=cfg.reward_wei,
         seed=cfg.seed,
     )
     net = MarketNet(root / "net", opts, progress=say)
-    net.model_hash_, net.model_uri = h, public_file.as_uri()
+    net.model_hash_ = model_hash(flatten(public_params(v.published, v.layers)))
+    net.model_uri = (root / "model_v0.json").as_uri()
     rounds: list[dict] = []
     dos: list[DataOwner] = []
     try:
         t = time.monotonic()
         net.start()
         times["network_start"] = round(time.monotonic() - t, 2)
-        times.update({f"network_{k}": v for k, v in net.times.items()})
-        say(f"[mo] published the public part ({spec.dims} values) at {public_file}")
+        times.update({f"network_{k}": val for k, val in net.times.items()})
+        mo_key = net.anvil.keys[0]  # the deployer: the task's modelOwner on-chain
+        fn = net.market.contract.functions
+        owner, onchain_hash = fn.modelOwner().call(), bytes(fn.modelHash().call())
+        params = net.params
         accts = net.anvil.accounts[1 : 1 + cfg.dos]
         dos = [
             DataOwner(i, a.address, a.key, partitions[i], cfg.attack if i in cfg.malicious else None)
             for i, a in enumerate(accts)
         ]
-        w = w0
         acc = mo_only
         for r in range(cfg.rounds):
             members = dos[r * cfg.batch : (r + 1) * cfg.batch]
@@ -158,19 +167,36 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
                 break
             rec: dict[str, Any] = {"round": r, "dos": [m.index for m in members]}
             t = time.monotonic()
+            if r > 0:
+                t0 = time.monotonic()
+                v = mo.new_version(r)
+                perturb_s.append(round(time.monotonic() - t0, 3))
+            path = root / f"model_v{r}.json"
+            published = flatten(public_params(v.published, v.layers))
+            publish_version(path, key=mo_key, market=net.market.address, version=r, arch=model.arch,
+                            layers=v.layers, weights=published, upload_weights=v.upload_weights, clip=v.clip,
+                            head_epochs=cfg.head_epochs, encrypted=cfg.encrypted)
+            rec["publish_s"] = round(time.monotonic() - t, 2)
+            rec["perturbed_accuracy"] = (accuracy(v.published, test.x, test.y)
+                                         if cfg.encrypted and v.layers == list(model.names) else None)
+            rec["model_file_bytes"] = path.stat().st_size
+            say(f"[mo] round {r}: published {mode} model version {r} ({path.name}, signed by the modelOwner)"
+                + (f"; as is it scores {rec['perturbed_accuracy']:.1%}" if rec["perturbed_accuracy"] is not None
+                   else ""))
+            t = time.monotonic()
             rows = []
             for do in members:
-                doc = read_public(public_file, net.market.contract.functions.modelHash().call())
-                w_do = current_public(doc["weights"], net.market, net.params, doc["quant"])
-                upd = do.train_update(w_do, model.arch, layers, cfg)
-                rows.append(do.quantised(upd, spec, seed=cfg.seed * 100003 + 97 * r + do.index))
+                doc = read_version(path, market=net.market.address, owner=owner, version=r,
+                                   onchain_hash=onchain_hash)
+                spec = spec_for(params.dims, params.bits, params.norm_bound, doc["upload"]["clip"])
+                rows.append(do.version_row(doc, spec, seed=cfg.seed * 100003 + 97 * r + do.index))
                 do.round = r
             rec["train_s"] = round(time.monotonic() - t, 2)
             t = time.monotonic()
             for do, row in zip(members, rows, strict=True):
                 net.market.register(do.key)
-                submit_update(net, do, row, model_version=r)  # trained from w_r: the public part after r batches
-                sq = sum(v * v for v in row)
+                submit_update(net, do, row, model_version=r)  # the model version it checked and used
+                sq = sum(x * x for x in row)
                 say(f"[do {do.index}] {'ATTACKER (' + do.attack + ') ' if do.attack else ''}round {r}: "
                     f"|q|^2={sq} ({'within' if sq <= cfg.norm_bound else 'ABOVE'} B={cfg.norm_bound}), "
                     "registered, shares sent")
@@ -181,80 +207,145 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
             rec["batch_phases_s"] = batch.get("seconds", {})
             rejected = net.coordinator_state().get("rejected", {})
             for do in members:
-                why = next((v for a, v in rejected.items() if a.lower() == do.address.lower()), None)
+                why = next((val for a, val in rejected.items() if a.lower() == do.address.lower()), None)
                 do.rejected = why
             t = time.monotonic()
             agg = read_aggregates(net.market, net.params)[-1]
             if agg["index"] != r:
                 raise ChainError(f"expected batch {r} on-chain, found {agg['index']}")
-            paid_rows = [row for do, row in zip(members, rows, strict=True)
-                         if do.address.lower() in {a.lower() for a in agg["payees"]}]
-            # a check only this in-process harness can make (the MO never sees single updates)
-            sums = [sum(c) for c in zip(*paid_rows, strict=True)]
+            payees = {a.lower() for a in agg["payees"]}
+            paid = [(do, row) for do, row in zip(members, rows, strict=True) if do.address.lower() in payees]
+            # checks only this in-process harness can make (the MO never sees single updates)
+            sums = [sum(c) for c in zip(*[row for _, row in paid], strict=True)]
             rec["aggregate_is_sum_of_paid_updates"] = agg["aggregate"] == sums[: len(agg["aggregate"])]
-            w = next_public(w, agg["aggregate"], len(agg["payees"]), spec)
-            unflatten_into(public_params(model, layers), w)
-            after_agg = accuracy(model, test.x, test.y)
-            train(model, private_params(model, layers), mo_data.x, mo_data.y, epochs=cfg.mo_epochs,
-                  batch_size=16, lr=0.05, seed=cfg.seed + r)
+            spec = spec_for(params.dims, params.bits, params.norm_bound, v.clip)
+            truth = recovery_reference(mo, v, [do for do, _ in paid], spec, cfg) if cfg.check_recovery else None
+            t1 = time.monotonic()
+            got = mo.apply(agg["aggregate"], spec)
+            rec["recover_s"] = round(time.monotonic() - t1, 3)
+            if truth is not None:
+                rec["recovery"] = recovery_check(got, *truth)
             acc = accuracy(model, test.x, test.y)
             rec["mo_update_s"] = round(time.monotonic() - t, 2)
-            rec.update(gas=agg["gas"], payees=agg["payees"], accuracy_after_aggregate=after_agg, accuracy=acc,
+            rec.update(gas=agg["gas"], payees=agg["payees"], accuracy=acc,
                        rejected={str(do.index): do.rejected for do in members if do.rejected})
             rounds.append(rec)
-            say(f"[mo] round {r}: batch {agg['index']} on-chain (gas {agg['gas']:,}, "
-                f"{len(agg['payees'])} paid), accuracy {after_agg:.1%} after FedAvg, {acc:.1%} after fine-tuning")
-        paid = {do.address: net.market.credit(do.address) for do in dos}
+            say(f"[mo] round {r}: batch {agg['index']} on-chain (gas {agg['gas']:,}, {len(agg['payees'])} paid), "
+                f"recovered the true statistics and stepped: accuracy {acc:.1%}")
+        paid_wei = {do.address: net.market.credit(do.address) for do in dos}
         accounts = net.market.accounts()
-        params = net.params
     finally:
         net.stop()
     plain = None
     if cfg.plain_gas and baseline_gas is not None:
         t = time.monotonic()
-        say(f"[bench] PlainMarket (OmniLytics) for the same d={spec.dims}, N={cfg.batch}, R={len(rounds)}…")
-        plain = baseline_gas(spec.dims, cfg.batch, max(1, len(rounds)))
+        say(f"[bench] PlainMarket (OmniLytics) for the same d={dims}, N={cfg.batch}, R={len(rounds)}…")
+        plain = baseline_gas(dims, cfg.batch, max(1, len(rounds)))
         times["plain_gas"] = round(time.monotonic() - t, 2)
-    for key in ("train_s", "submit_s", "batch_s", "mo_update_s"):
+    for key in ("publish_s", "train_s", "submit_s", "batch_s", "mo_update_s"):
         times[f"rounds_{key[:-2]}"] = round(sum(r[key] for r in rounds), 2)
     times["total"] = round(time.monotonic() - t_start, 2)
     gases = [r["gas"] for r in rounds]
+    pert = [r["perturbed_accuracy"] for r in rounds if r["perturbed_accuracy"] is not None]
+    n = max(1, len(rounds))
+    grad_only = lay.body_size + lay.classes * (lay.penultimate + 1)  # a gradient-only upload's size
     return {
+        "mode": mode,
         "mo_only_accuracy": mo_only,
         "final_accuracy": acc,
+        "perturbed_accuracy": sum(pert) / len(pert) if pert else None,
         "rounds": len(rounds),
         "per_round": rounds,
+        "upload": {"values": lay.dims, "circuit_dims": dims, "body_gradient": lay.body_size,
+                   "head_statistics": lay.stats_size, "gradient_only": grad_only,
+                   "second_moments": lay.dims - grad_only, "extra_values_encrypted_vs_plain": 0},
+        "extra_time_per_round_s": {"mo_perturb": round(sum(perturb_s) / len(perturb_s), 3) if cfg.encrypted else 0.0,
+                                   "mo_recover": round(sum(r["recover_s"] for r in rounds) / n, 3)},
         "rollup_gas_per_batch": round(sum(gases) / len(gases)) if gases else None,
         "plain_gas_per_batch": plain["per_batch_gas"] if plain else None,
         "plain_note": plain["note"] if plain else None,
         "rejected": {do.address: {"do": do.index, "attack": do.attack, "reason": do.rejected}
                      for do in dos if do.rejected},
-        "paid": paid,
+        "paid": paid_wei,
         "dos": [{"do": do.index, "address": do.address, "attack": do.attack, "round": do.round,
-                 "samples": len(do.data), "paid_wei": paid.get(do.address, 0), "rejected": do.rejected}
+                 "samples": len(do.data), "paid_wei": paid_wei.get(do.address, 0), "rejected": do.rejected}
                 for do in dos],
         "accounts": accounts,
         "params": params.describe(),
         "constraints": net.setup.manifest.get("n_constraints") if net.setup else None,
-        "public_layers": list(layers),
-        "public_size": d_pub,
-        "quant": asdict(spec),
+        "public_layers": list(mo.layers),
+        "public_size": public_size(model, mo.layers),
         "times_s": times,
     }
 
 
+def recovery_reference(mo: ModelOwner, v: Version, paid: Sequence[DataOwner], spec: QuantSpec,
+                       cfg: MarketConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Harness only (the MO never sees single uploads): the plaintext sum of the paid DOs' statistics on
+    the *true* model (each times its clip factor), and the per-coordinate quantisation bound of the
+    recovery, |map/weight|·(#paid)/scale."""
+    from omniplus.ml.perturb import stats_map, stats_upload
+
+    lay = mo.layout
+    total = torch.zeros(lay.dims, dtype=torch.float64)
+    for do in paid:
+        seed = cfg.seed * 100003 + 97 * v.version + do.index
+        true = stats_upload(mo.model, lay, do.data.x, do.data.y, seed=seed, head_epochs=cfg.head_epochs)
+        shown = stats_upload(v.published, lay, do.data.x, do.data.y, seed=seed, head_epochs=cfg.head_epochs)
+        total += true * min(1.0, v.clip / float((shown * v.upload_weights).norm()))
+    bound = (stats_map(mo.model, lay, v.secrets) / v.upload_weights).abs() * len(paid) / spec.scale
+    return total, bound
+
+
+def recovery_check(got: Recovered, truth: torch.Tensor, bound: torch.Tensor) -> dict:
+    """How far the MO's recovered sums are from the plaintext sums, against the quantisation bound (a
+    small float allowance on top: the DOs compute in float32)."""
+    flat = torch.cat([got.body, got.t.reshape(-1), got.p, _triu(got.mm), got.m, torch.tensor([got.count])])
+    err = (flat - truth).abs()
+    slack = 1e-4 * truth.abs() + 1e-6
+    return {"max_error": float(err.max()), "max_bound": float(bound.max()),
+            "worst_ratio": float((err / (bound + slack)).max()), "within_bound": bool((err <= bound + slack).all())}
+
+
+def _triu(mm: torch.Tensor) -> torch.Tensor:
+    iu = torch.triu_indices(mm.shape[0], mm.shape[0])
+    return mm[iu[0], iu[1]]
+
+
 def format_summary(s: dict) -> str:
+    up = s["upload"]
     lines = [
         "",
-        f"omniplus market — {s['params']}, {s['constraints']} constraints; public {s['public_layers']} "
-        f"({s['public_size']} values)",
+        f"omniplus market — {s['mode']} model — {s['params']}, {s['constraints']} constraints; published "
+        f"{s['public_layers']} ({s['public_size']} parameters)",
         f"accuracy: MO alone {s['mo_only_accuracy']:.1%} → with the market {s['final_accuracy']:.1%} "
         f"({(s['final_accuracy'] - s['mo_only_accuracy']) * 100:+.1f} points) after {s['rounds']} rounds",
-        f"{'round':>5} {'DOs':>8} {'paid':>4} {'gas':>9} {'acc':>7}",
     ]
+    other = s.get("compare")
+    if other:
+        enc, pl = (s, other) if s["mode"] == "encrypted" else (other, s)
+        lines.append(f"encrypted vs plain model (same seeds, {other['source']}): {enc['final_accuracy']:.1%} vs "
+                     f"{pl['final_accuracy']:.1%} ({(enc['final_accuracy'] - pl['final_accuracy']) * 100:+.1f} "
+                     "points)")
+        if "round_s" in other:
+            lines.append(f"wall time per round: encrypted {other['encrypted_round_s']}s vs plain {other['round_s']}s")
+    if s["perturbed_accuracy"] is not None:
+        lines.append(f"the published (perturbed) model as is: {s['perturbed_accuracy']:.1%} test accuracy "
+                     "(mean over versions; chance is 10%)")
+    et = s["extra_time_per_round_s"]
+    lines.append(f"upload per DO: {up['values']} values (body gradient {up['body_gradient']} + head statistics "
+                 f"{up['head_statistics']}); the encryption adds {up['extra_values_encrypted_vs_plain']} values "
+                 f"(the same rule runs in the clear with --plain-model; a gradient-only upload would be "
+                 f"{up['gradient_only']}, the second moments add {up['second_moments']})")
+    lines.append(f"extra MO time per round for the encryption: perturb {et['mo_perturb']}s, recover "
+                 f"{et['mo_recover']}s (the DOs' work is the same in both modes)")
+    lines.append(f"{'round':>5} {'DOs':>8} {'paid':>4} {'gas':>9} {'acc':>7} {'as-is':>6} {'recovery':>9}")
     for r in s["per_round"]:
+        rc = r.get("recovery")
+        ok = "-" if rc is None else ("≤bound" if rc["within_bound"] else "OVER")
+        pa = "-" if r["perturbed_accuracy"] is None else f"{r['perturbed_accuracy']:.1%}"
         lines.append(f"{r['round']:>5} {','.join(map(str, r['dos'])):>8} {len(r['payees']):>4} "
-                     f"{r['gas']:>9,} {r['accuracy']:>7.1%}")
+                     f"{r['gas']:>9,} {r['accuracy']:>7.1%} {pa:>6} {ok:>9}")
     if s["plain_gas_per_batch"]:
         lines.append(f"gas per batch: RollupMarket {s['rollup_gas_per_batch']:,} vs PlainMarket "
                      f"{s['plain_gas_per_batch']:,} ({s['plain_gas_per_batch'] / s['rollup_gas_per_batch']:.1f}×)")

@@ -19,12 +19,25 @@ from omniplus.servers.data_owner import Destination, NotRegistered, require_regi
 TINY = dict(batch=4, dims=32, bits=8, norm_bound=32768, hidden=(2,), public=("fc2",))
 
 
-def test_one_round_attacker_rejected_and_unpaid(tmp_path) -> None:
-    cfg = MarketConfig(dos=3, malicious=(2,), rounds=1, do_epochs=3, do_warmup_epochs=1, mo_pre_epochs=5,
-                       mo_epochs=2, plain_gas=False, **TINY)
+# The market's rule on the MLP 64→2→10: an upload of 166 values (130 body + 36 head statistics).
+MARKET_TINY = dict(batch=3, bits=12, norm_bound=10**7, hidden=(2,), mo_pre_epochs=5, head_epochs=3)
+
+
+@pytest.mark.parametrize("encrypted", [True, False], ids=["encrypted", "plain"])
+def test_one_round_attacker_rejected_and_unpaid(tmp_path, encrypted) -> None:
+    """One real batch: the MO's recovery from the on-chain aggregate equals the plaintext sum of the paid
+    DOs' statistics on the true model within the stated quantisation bound (encrypted and plain)."""
+    cfg = MarketConfig(dos=3, malicious=(2,), rounds=1, plain_gas=False, encrypted=encrypted, secret_seed=1,
+                       **MARKET_TINY)
     s = run_market(cfg, tmp_path, progress=print)
-    assert s["rounds"] == 1
+    assert s["rounds"] == 1 and s["mode"] == ("encrypted" if encrypted else "plain")
     r0 = s["per_round"][0]
+    rc = r0["recovery"]
+    assert rc["within_bound"], rc
+    assert 0 < rc["max_error"]  # quantisation did change something: the bound is not vacuous
+    assert s["upload"]["values"] == 166 and s["upload"]["extra_values_encrypted_vs_plain"] == 0
+    if encrypted:
+        assert s["perturbed_accuracy"] is not None and s["perturbed_accuracy"] < 0.35
     honest = [d["address"] for d in s["dos"] if d["attack"] is None]
     attacker = next(d for d in s["dos"] if d["attack"])
     assert sorted(a.lower() for a in r0["payees"]) == sorted(a.lower() for a in honest)

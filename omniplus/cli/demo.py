@@ -49,6 +49,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-network", action="store_true",
                    help="backends part: skip the prover network afterwards")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.add_argument("--preset", choices=("default", "paper"), default="default",
+                   help="market: default (MLP 64→12→10, N=3, R=4) or paper (the CNN, 5,571 traded parameters, "
+                        "N=4, R=8, ≈252k constraints)")
+    enc = p.add_mutually_exclusive_group()
+    enc.add_argument("--plain-model", action="store_true",
+                     help="market: publish the true model (no encryption), the same training rule")
+    enc.add_argument("--compare-plain", action="store_true",
+                     help="market: run encrypted, then the same run with --plain-model, and compare")
     p.set_defaults(func=run)
 
 
@@ -77,29 +85,60 @@ def run_market_demo(args: argparse.Namespace) -> int:
     from omniplus.bench.gas import plain_session_gas
     from omniplus.core.resources import BENCH_RESULTS
     from omniplus.market_run import format_summary, plot, run_market
-    from omniplus.ml.config import MarketConfig
+    from omniplus.ml.config import MarketConfig, paper_preset
 
-    cfg = MarketConfig().check()
-    log(f"[demo] the market: MO + {cfg.dos} DOs (DO {','.join(map(str, cfg.malicious))} sends its update "
-        f"×100), {cfg.rounds} rounds of N={cfg.batch}, 3 servers over mutual TLS, snarkjs engine")
-    if args.workdir is not None:
-        s = run_market(cfg, args.workdir, log, baseline_gas=plain_session_gas)
-    else:
-        with tempfile.TemporaryDirectory(prefix="omniplus-demo-market-") as root:
-            s = run_market(cfg, root, log, baseline_gas=plain_session_gas)
+    make = paper_preset if args.preset == "paper" else MarketConfig
+    cfg = make(encrypted=not args.plain_model).check()
     out = Path(args.out) if args.out else BENCH_RESULTS
-    s["png"] = str(plot(s, out / "demo_market.png"))
+    out.mkdir(parents=True, exist_ok=True)
+    stem = "demo_market" if args.preset == "default" else f"demo_market_{args.preset}"
+
+    def one(c: MarketConfig) -> dict:
+        log(f"[demo] the market ({'encrypted' if c.encrypted else 'plain'} model, preset {args.preset}): MO + "
+            f"{c.dos} DOs (DO {','.join(map(str, c.malicious))} sends its update ×100), {c.rounds} rounds of "
+            f"N={c.batch}, 3 servers over mutual TLS, snarkjs engine")
+        if args.workdir is not None:
+            return run_market(c, Path(args.workdir) / ("encrypted" if c.encrypted else "plain"), log,
+                              baseline_gas=plain_session_gas)
+        with tempfile.TemporaryDirectory(prefix="omniplus-demo-market-") as root:
+            return run_market(c, root, log, baseline_gas=plain_session_gas)
+
+    s = one(cfg)
+    plain_file = out / f"{stem}_plain.json"
+    if not cfg.encrypted:
+        plain_file.write_text(json.dumps(s, indent=2, default=str))
+    elif args.compare_plain:
+        p = one(make(encrypted=False).check())
+        plain_file.write_text(json.dumps(p, indent=2, default=str))
+        s["compare"] = {"mode": "plain", "final_accuracy": p["final_accuracy"], "source": "run now",
+                        "round_s": _round_s(p), "encrypted_round_s": _round_s(s)}
+    elif plain_file.exists():  # the last stored --plain-model/--compare-plain run of this preset
+        p = json.loads(plain_file.read_text())
+        if p.get("params") == s["params"] and p.get("mo_only_accuracy") == s["mo_only_accuracy"]:
+            s["compare"] = {"mode": "plain", "final_accuracy": p["final_accuracy"],
+                            "source": f"stored run {plain_file}"}
+    s["png"] = str(plot(s, out / f"{stem}.png"))
     ok = (s["final_accuracy"] > s["mo_only_accuracy"] and bool(s["rejected"])
-          and all(v == 0 for a, v in s["paid"].items() if a in s["rejected"]))
+          and all(v == 0 for a, v in s["paid"].items() if a in s["rejected"])
+          and all(r.get("recovery", {"within_bound": True})["within_bound"] for r in s["per_round"]))
+    if s.get("compare"):
+        ok = ok and abs(s["final_accuracy"] - s["compare"]["final_accuracy"]) <= 0.01
     s["ok"] = ok
-    (out / "demo_market.json").write_text(json.dumps(s, indent=2, default=str))
+    (out / f"{stem}.json").write_text(json.dumps(s, indent=2, default=str))
     if args.json:
         print(json.dumps(s, default=str))
     else:
         print(format_summary(s))
         print(f"PNG: {s['png']}")
-        print("all checks passed" if ok else "SOMETHING FAILED (no gain, or the attacker was not rejected)")
+        print("all checks passed" if ok else "SOMETHING FAILED (no gain, attacker not rejected, recovery out of "
+              "its bound, or encrypted more than 1 point from plain)")
     return 0 if ok else 1
+
+
+def _round_s(s: dict) -> float:
+    """Mean wall time of one round (publish, DO work, submit, batch, MO update)."""
+    keys = ("publish_s", "train_s", "submit_s", "batch_s", "mo_update_s")
+    return round(sum(sum(r[k] for k in keys) for r in s["per_round"]) / max(1, len(s["per_round"])), 2)
 
 
 def run_backends(args: argparse.Namespace) -> int:

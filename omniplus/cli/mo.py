@@ -30,13 +30,17 @@ def add_market_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rounds", type=int, default=c.rounds, help=f"rounds = batches R (default {c.rounds})")
     p.add_argument("--batch", type=int, default=c.batch, help=f"DOs per batch N (default {c.batch})")
     p.add_argument("--hidden", default=",".join(map(str, c.hidden)), help="hidden layer widths (default %(default)s)")
-    p.add_argument("--public", default=",".join(c.public), help="public layers, e.g. fc1 (default %(default)s)")
+    p.add_argument("--public", default="", help="published layers: all (default) or all but the output layer")
     p.add_argument("--bits", type=int, default=c.bits, help=f"k bits per coordinate (default {c.bits})")
     p.add_argument("--norm-bound", type=int, default=c.norm_bound, help=f"squared L2 bound B (default {c.norm_bound})")
-    p.add_argument("--clip", type=float, default=c.clip, help=f"L2 clip of a DO's float update (default {c.clip})")
+    p.add_argument("--clip-factor", type=float, default=c.clip_factor,
+                   help=f"clip = this × the MO's own weighted upload (default {c.clip_factor})")
+    p.add_argument("--plain-model", action="store_true",
+                   help="publish the true model instead of the perturbed one (the same rule, to compare)")
     p.add_argument("--mo-samples", type=int, default=c.mo_samples, help=f"MO's own samples (default {c.mo_samples})")
     p.add_argument("--alpha", type=float, default=None, help="Dirichlet α for non-IID DOs (default IID)")
-    p.add_argument("--do-epochs", type=int, default=c.do_epochs, help=f"DO epochs E (default {c.do_epochs})")
+    p.add_argument("--head-epochs", type=int, default=c.head_epochs,
+                   help=f"epochs of a DO's own local head (default {c.head_epochs})")
     p.add_argument("--seed", type=int, default=c.seed)
     p.add_argument("--workdir", type=Path, default=None, help="configs, logs, the public model (default: temp)")
 
@@ -49,8 +53,8 @@ def config_from(args: argparse.Namespace):  # -> MarketConfig
         attack=args.attack, rounds=args.rounds, batch=args.batch,
         hidden=tuple(int(x) for x in args.hidden.split(",") if x.strip()),
         public=tuple(x.strip() for x in args.public.split(",") if x.strip()), bits=args.bits,
-        norm_bound=args.norm_bound, clip=args.clip, mo_samples=args.mo_samples, alpha=args.alpha,
-        do_epochs=args.do_epochs, seed=args.seed,
+        norm_bound=args.norm_bound, clip_factor=args.clip_factor, mo_samples=args.mo_samples, alpha=args.alpha,
+        head_epochs=args.head_epochs, seed=args.seed, encrypted=not args.plain_model,
     ).check()
 
 
@@ -92,10 +96,10 @@ def run_pretrain(args: argparse.Namespace) -> int:
     from omniplus.ml.updates import flatten
 
     cfg = MarketConfig(mo_samples=args.mo_samples, hidden=tuple(int(x) for x in args.hidden.split(",")),
-                       public=tuple(args.public.split(",")), seed=args.seed)
+                       public=tuple(args.public.split(",")), seed=args.seed, bits=6, norm_bound=7535)
     mo, test, _ = prepare_data(cfg)
     model = pretrain(cfg, mo)
-    layers = check_public(model, cfg.public)
+    layers = check_public(model, cfg.fedavg_public)
     args.out.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), args.out / "model.pt")  # the whole model: stays with the MO
     spec = cfg.spec(public_size(model, layers))
