@@ -177,7 +177,9 @@ class Batch:
     public: list[str] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
     verified_locally: bool = False
-    seconds: dict[str, float] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall per coordinator phase
+    cpu_s: dict[str, float] = field(default_factory=dict)  # this process's CPU per coordinator phase
+    server_phases: dict[str, Any] = field(default_factory=dict)  # server id -> {phase: {wall_s, cpu_s}}
 
 
 class Coordinator:
@@ -475,9 +477,9 @@ class Coordinator:
         signatures: dict[int, bytes] = {}
 
         def attempt() -> None:
-            t0 = time.monotonic()
+            t0, c0 = time.monotonic(), time.process_time()
             session, results = self.run_round("batch", dos, index, params)
-            t1 = time.monotonic()
+            t1, c1 = time.monotonic(), time.process_time()
             first = results[1]
             record = {"session": session, "prove_s": round(t1 - t0, 3)}
             if "point_shares" in first:  # did the DOs' point shares work, and whose were refused
@@ -501,6 +503,8 @@ class Coordinator:
                     batch.payees = list(first["payees"])
                     batch.verified_locally = True
                     batch.seconds.update(prove=record["prove_s"], verify=record["verify_s"])
+                    batch.cpu_s.update(prove=round(c1 - c0, 4), verify=round(time.process_time() - c1, 4))
+                    batch.server_phases = {str(j): r.get("phases", {}) for j, r in results.items()}
                     signatures.clear()
                     for j, r in results.items():
                         try:
@@ -528,11 +532,14 @@ class Coordinator:
             self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain")
             self._save()
             raise
-        t2 = time.monotonic()
+        t2, c2 = time.monotonic(), time.process_time()
         try:
             words = [int(w) for w in batch.words]
             digest = self.market.digest(batch.proof, words, batch.payees, index)
             sigs = settlement.collect(signatures, digest, self.committee)
+            batch.seconds["signatures"] = round(time.monotonic() - t2, 3)
+            batch.cpu_s["signatures"] = round(time.process_time() - c2, 4)
+            t2, c2 = time.monotonic(), time.process_time()
             # simulated first: a call that would revert is never broadcast (its calldata would
             # publish the words without paying anyone)
             receipt = settlement.relay(self.market, self.cfg.tx_key, batch.proof, words, batch.payees, sigs)
@@ -546,6 +553,7 @@ class Coordinator:
         batch.tx = "0x" + bytes(receipt["transactionHash"]).hex()
         batch.gas_used = int(receipt["gasUsed"])
         batch.seconds["submit"] = round(time.monotonic() - t2, 3)
+        batch.cpu_s["submit"] = round(time.process_time() - c2, 4)
         self.log("batch_submitted", batch=index, tx=batch.tx, gas_used=batch.gas_used, payees=batch.payees,
                  signatures=len(sigs))
         self._save()

@@ -23,6 +23,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from omniplus.core.cpu import PhaseClock
 from omniplus.core.errors import InputError, SetupError
 from omniplus.prover.binding import BindingContext
 from omniplus.prover.mpc.batch import prove_batch_party
@@ -129,6 +130,7 @@ class MpcEngine:
         payees = [checksum(s.payee) for s in submissions]
         context = self.binding(batch, payees)
         t0 = time.monotonic()
+        clock = PhaseClock()  # wall and CPU (this process and its node worker) per phase
         out = prove_batch_party(
             ctx.channel,
             ctx.t,
@@ -143,11 +145,12 @@ class MpcEngine:
             tag="batch",
             point_shares=[s.point_shares or None for s in submissions],
             verify=self.verify,
+            mark=clock.mark,
         )
         assert out.proof is not None
         signature = endorse(key=self.config.signing_key, vkey=self.vkey, chain_id=context.chain_id,
                             market=context.market, task_id=context.task_id, batch_index=batch.batch_index,
-                            payees=payees, words=out.words, proof=out.proof)
+                            payees=payees, words=out.words, proof=out.proof, mark=clock.mark)
         seconds = round(time.monotonic() - t0, 3)
         blamed = {"0x" + submissions[i].do_address.hex(): why for i, why in sorted(out.point_blame.items())}
         if blamed:
@@ -175,6 +178,7 @@ class MpcEngine:
             "aggregate": out.aggregate,
             "seconds": seconds,
             "point_shares": {"fast": out.fast, "refused": blamed},
+            "phases": clock.phases,
         }
 
 

@@ -15,7 +15,7 @@ transaction never publishes the words in calldata.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from omniplus.core.errors import InputError, ProofError
@@ -26,8 +26,10 @@ class NotEndorsed(ProofError):
 
 
 def endorse(*, key: str, vkey: dict, chain_id: int, market: str, task_id: int, batch_index: int,
-            payees: Sequence[str], words: Sequence[int], proof: Any) -> bytes:
-    """Verify `proof` against [ctx, words] built from this server's own facts, then sign the digest."""
+            payees: Sequence[str], words: Sequence[int], proof: Any,
+            mark: Callable[[str], None] | None = None) -> bytes:
+    """Verify `proof` against [ctx, words] built from this server's own facts, then sign the digest
+    (`mark("verify")` and `mark("sign")` as each ends, for per-phase timings)."""
     from omniplus.contracts.committee import batch_digest, sign_batch
     from omniplus.prover.binding import BindingContext, public_signals
     from omniplus.prover.groth16_verify import verify
@@ -38,7 +40,12 @@ def endorse(*, key: str, vkey: dict, chain_id: int, market: str, task_id: int, b
                                    payees=payees)
     if not verify(vkey, proof, public_signals(ctx, words)):
         raise NotEndorsed(f"batch {batch_index}: the joint proof does not verify locally; not signing")
-    return sign_batch(batch_digest(chain_id, market, batch_index, payees, words, proof), key)
+    if mark:
+        mark("verify")
+    signature = sign_batch(batch_digest(chain_id, market, batch_index, payees, words, proof), key)
+    if mark:
+        mark("sign")
+    return signature
 
 
 def collect(signatures: Mapping[int, bytes], digest: bytes, committee: Any) -> list[bytes]:

@@ -1,4 +1,4 @@
-"""`omniplus bench prover|gas|mpc|attack`: benchmarks that print a table and save CSV/PNG.
+"""`omniplus bench prover|gas|mpc|round|attack`: benchmarks that print a table and save CSV/PNG.
 
 Each benchmark is a module `bench/<name>.py` (`omniplus.bench.<name>`) providing `add_arguments(parser)` and
 `run(args) -> int`; this verb only dispatches. Results go to bench/results/ unless --out says
@@ -14,6 +14,7 @@ BENCHES = {
     "prover": "setup and proving time per backend, native/snarkjs ratios (issue 2)",
     "gas": "PlainMarket vs RollupMarket gas per operation (issue 3)",
     "mpc": "collaborative proof vs single prover: time, CPU, bytes, rounds (issue 4)",
+    "round": "one market round on a devnet: wall and CPU per phase, DO training to submission (issue 11)",
     "attack": "final accuracy vs attack rate, multi-Krum μ ∈ {0.25, 0.5} vs plain FedAvg (issue 5)",
 }
 

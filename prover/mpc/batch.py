@@ -57,14 +57,17 @@ class BatchOutcome:
 def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engine: ProverEngine,
                       slot_blocks: Sequence[Sequence[int]], payees: Sequence[str], context: BindingContext,
                       rng: Rng, tag: str, point_shares: Sequence[bytes | None] | None = None,
-                      verify: Callable[[Proof, list[int]], bool] | None = None) -> BatchOutcome:
+                      verify: Callable[[Proof, list[int]], bool] | None = None,
+                      mark: Callable[[str], None] | None = None) -> BatchOutcome:
     """Steps 3–5 for already validated DOs in slot order: open the aggregate, bind, prove.
 
     Every server must pass the same slot order and payees; `context.payees` must equal `payees`
     (build it with BindingContext.for_batch from the same list). With `point_shares` (per DO in
     slot order: this server's encoded point shares, or None) the DOs' blocks enter the MSMs as
     points (point_shares.py); `verify` (default: local_verifier) checks that proof, and a failure
-    falls back to the wire shares and names the DO."""
+    falls back to the wire shares and names the DO. `mark(phase)`, if given, is called as each
+    phase ends ("aggregate", then "proof"; with point shares "proof" includes their local check),
+    for per-phase timings."""
     params = setup.params
     if not 0 < len(slot_blocks) <= params.batch or len(payees) != len(slot_blocks):
         raise InputError(f"a batch needs 1..{params.batch} DOs with one payee each, got "
@@ -75,12 +78,16 @@ def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, en
     g_pos = [layout.block_names.index(f"g[{j}]") for j in range(params.dims)]
     agg_shares = [sum(block[p] for block in slot_blocks) % R for p in g_pos]
     outcome.aggregate = [signed(x) for x in open_scalars(net, f"{tag}/aggregate", agg_shares, degree=t)]
+    if mark:
+        mark("aggregate")
     outcome.words = pack_aggregate(params, outcome.aggregate)
     outcome.public = public_signals(context, outcome.words)
     w = witness_shares(setup, layout, slot_blocks, outcome.public)
     if point_shares is None or all(p is None for p in point_shares):
         rnd = joint_randomness(net, t, rng, f"{tag}/blind")
         outcome.proof = prove_party(net, t, zk, engine, w, rnd, f"{tag}/prove")
+        if mark:
+            mark("proof")
         return outcome
     from omniplus.prover.mpc.point_shares import decode_contributions, local_verifier, prove_with_points
 
@@ -99,6 +106,8 @@ def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, en
                                verify or local_verifier(setup, engine))
     outcome.proof, outcome.fast = proved.proof, proved.fast
     outcome.point_blame = {**refused, **proved.blamed}
+    if mark:
+        mark("proof")
     return outcome
 
 
