@@ -48,6 +48,7 @@ contract RollupMarket {
         uint256 nWords; // M
         uint256 wordBits; // w
         uint256 perWord; // c
+        uint256 chunks; // K: circuits per batch (1 = submitBatch; K > 1 = submitChunkedBatch, d = K chunks of dims)
     }
 
     // ---- immutable task description ----
@@ -66,6 +67,7 @@ contract RollupMarket {
     uint256 public immutable nWords;
     uint256 public immutable wordBits;
     uint256 public immutable perWord;
+    uint256 public immutable chunks; // K (chunked tasks: every chunk is the same (N, dims, k, B) circuit)
     uint256 public immutable wordLimit; // 2^(w*c): every packed word must be below it
     bytes32 public immutable modelHash;
     uint256 public immutable deposit;
@@ -132,6 +134,8 @@ contract RollupMarket {
     error TransferFailed();
     error Reentrancy();
     error NotModelOwner();
+    error WrongChunkCount(uint256 got, uint256 expected);
+    error ChunkedTask(uint256 chunks);
     error NotFinishable(uint256 batchesDone, uint256 deadline);
 
     modifier nonReentrant() {
@@ -164,6 +168,7 @@ contract RollupMarket {
         if (t.nWords == 0 || t.nWords * t.perWord < t.dims || (t.nWords - 1) * t.perWord >= t.dims) {
             revert BadParams("M must be ceil(d/c)");
         }
+        if (t.chunks == 0 || t.chunks > 4096) revert BadParams("K must be in [1, 4096]");
         if (t.deadline <= block.timestamp) revert BadParams("deadline in the past");
         if (t.batches >= type(uint64).max || t.reward >= type(uint128).max / (t.batchSize * t.batches)) {
             revert BadParams("R or reward too large");
@@ -197,6 +202,7 @@ contract RollupMarket {
         nWords = t.nWords;
         wordBits = t.wordBits;
         perWord = t.perWord;
+        chunks = t.chunks;
         wordLimit = 1 << (t.wordBits * t.perWord);
         modelHash = modelHash_;
         modelURI = modelURI_;
@@ -355,6 +361,7 @@ contract RollupMarket {
         // No reentrancy lock: the only external call is a STATICCALL to the verifier.
         if (finished) revert TaskFinished();
         if (block.timestamp > deadline) revert DeadlinePassed(block.timestamp, deadline);
+        if (chunks != 1) revert ChunkedTask(chunks); // a chunked task pays only for every chunk at once
         uint256 batchIndex = batchCount;
         if (batchIndex >= batches) revert AllBatchesDone(batches);
         uint256 m = words.length;
@@ -385,6 +392,122 @@ contract RollupMarket {
         batchCount = uint64(batchIndex + 1);
         totalCredited += uint128(n) * rw;
         emit BatchSubmitted(batchIndex, commitment, words, payees, msg.sender);
+    }
+
+    // ---------------------------------------------------------------- chunked batches (K > 1)
+    // A model larger than one circuit is split into K chunks of `dims` coordinates (the last one
+    // zero-padded); every chunk is the same circuit, with its own norm bound B (per-chunk clipping),
+    // so one verifier serves all. A batch is K proofs over the SAME payees, settled at once:
+    //     ctx_i  = keccak256(abi.encode(CHUNK_TAG, chainid, address(this), taskId, batchIndex,
+    //                                   modelVersion, keccak256(abi.encodePacked(payees)), i, K)) mod r
+    //     acc_0 = 0, acc_{i+1} = keccak256(abi.encode(acc_i, keccak256(abi.encodePacked(words[i])),
+    //                                                 keccak256(abi.encode(proofs[i]))))
+    //     digest = keccak256(abi.encode(CHUNK_TAG, chainid, address(this), batchIndex,
+    //                                   keccak256(abi.encodePacked(payees)), K, acc_K))
+    // The chunk index in ctx_i means a chunk proof verifies only at its own position (no swap), the
+    // batch index and payees that it verifies only in this batch (no replay); the tag keeps both
+    // preimages apart from the unchunked ctx and digest. proofs[i] = (a0, a1, b00, b01, b10, b11, c0, c1).
+    bytes32 internal constant CHUNK_TAG = keccak256("omniplus.RollupMarket.chunked.v1");
+
+    /// ctx of chunk `index` for the next batch with these payees.
+    function chunkContext(address[] calldata payees, uint256 index) external view returns (uint256) {
+        return _chunkCtx(batchCount, keccak256(abi.encodePacked(payees)), index);
+    }
+
+    /// The digest committee members sign for the next chunked batch.
+    function chunkedBatchDigest(uint256[8][] calldata proofs, uint256[][] calldata words,
+        address[] calldata payees) external view returns (bytes32) {
+        return _chunkedDigest(batchCount, proofs, words, keccak256(abi.encodePacked(payees)));
+    }
+
+    function _chunkCtx(uint256 batchIndex, bytes32 payeesHash, uint256 index) internal view returns (uint256) {
+        return uint256(keccak256(abi.encode(CHUNK_TAG, block.chainid, address(this), taskId, batchIndex, batchIndex,
+            payeesHash, index, chunks))) % R_FIELD;
+    }
+
+    function _chunkedDigest(uint256 batchIndex, uint256[8][] calldata proofs, uint256[][] calldata words,
+        bytes32 payeesHash) internal view returns (bytes32) {
+        bytes32 acc;
+        for (uint256 i = 0; i < proofs.length; i++) {
+            acc = keccak256(abi.encode(acc, keccak256(abi.encodePacked(words[i])), keccak256(abi.encode(proofs[i]))));
+        }
+        return keccak256(abi.encode(CHUNK_TAG, block.chainid, address(this), batchIndex, payeesHash, chunks, acc));
+    }
+
+    function _verifyChunk(uint256[8] calldata proof, uint256[] calldata words, uint256 ctx)
+        internal view returns (bool)
+    {
+        uint256 limit = wordLimit;
+        for (uint256 j = 0; j < words.length; j++) {
+            if (words[j] >= limit) revert WordTooLarge(j);
+        }
+        bytes memory input = abi.encodePacked(verifySelector, abi.encode(proof), ctx, words);
+        (bool ok, bytes memory ret) = verifier.staticcall(input);
+        return ok && ret.length == 32 && abi.decode(ret, (uint256)) == 1;
+    }
+
+    /// Effects on payees first (a failing proof afterwards reverts everything), as in submitBatch.
+    function _credit(address[] calldata payees, uint256 batchIndex) internal {
+        uint64 tag = uint64(batchIndex + 1);
+        uint128 rw = uint128(reward);
+        for (uint256 i = 0; i < payees.length; i++) {
+            address p = payees[i];
+            Member storage mem = members[p];
+            if (!mem.registered) revert UnregisteredPayee(p);
+            uint64 prev = mem.paidTag;
+            if (prev == tag) revert DuplicatePayee(p);
+            if (prev != 0) revert AlreadyPaid(p, prev - 1);
+            mem.paidTag = tag;
+            mem.credit += rw;
+        }
+    }
+
+    /// Every chunk's proof against [ctx_i, words_i]; returns all words, chunk 0 first (for the event).
+    function _verifyChunks(uint256 batchIndex, uint256[8][] calldata proofs, uint256[][] calldata words,
+        bytes32 payeesHash) internal view returns (uint256[] memory all)
+    {
+        uint256 m = nWords;
+        all = new uint256[](proofs.length * m);
+        for (uint256 i = 0; i < proofs.length; i++) {
+            if (!_verifyChunk(proofs[i], words[i], _chunkCtx(batchIndex, payeesHash, i))) revert InvalidProof();
+            for (uint256 j = 0; j < m; j++) all[i * m + j] = words[i][j];
+        }
+    }
+
+    /// Verify one chunked batch (t+1 committee signatures over all chunks, then every chunk's proof),
+    /// record its aggregate (all chunks' words, chunk 0 first), credit the payees once.
+    /// @param proofs one proof per chunk, chunk order
+    /// @param words M words per chunk, chunk order
+    function submitChunkedBatch(
+        uint256[8][] calldata proofs,
+        uint256[][] calldata words,
+        address[] calldata payees,
+        bytes[] calldata signatures
+    ) external {
+        if (finished) revert TaskFinished();
+        if (block.timestamp > deadline) revert DeadlinePassed(block.timestamp, deadline);
+        uint256 k = chunks;
+        if (k == 1) revert ChunkedTask(1); // unchunked tasks settle through submitBatch
+        uint256 batchIndex = batchCount;
+        if (batchIndex >= batches) revert AllBatchesDone(batches);
+        if (proofs.length != k || words.length != k) revert WrongChunkCount(proofs.length, k);
+        uint256 m = nWords;
+        for (uint256 i = 0; i < k; i++) {
+            if (words[i].length != m) revert WrongWordCount(words[i].length, m);
+        }
+        uint256 n = payees.length;
+        if (n < minBatch || n > batchSize) revert BadPayeeCount(n, minBatch, batchSize);
+        bytes32 payeesHash = keccak256(abi.encodePacked(payees));
+
+        _checkSignatures(_chunkedDigest(batchIndex, proofs, words, payeesHash), signatures);
+        _credit(payees, batchIndex);
+        uint256[] memory all = _verifyChunks(batchIndex, proofs, words, payeesHash);
+
+        bytes32 commitment = keccak256(abi.encodePacked(all));
+        aggregateCommitments[batchIndex] = commitment;
+        batchCount = uint64(batchIndex + 1);
+        totalCredited += uint128(n) * uint128(reward);
+        emit BatchSubmitted(batchIndex, commitment, all, payees, msg.sender);
     }
 
     /// Pull payment of everything credited to the caller.

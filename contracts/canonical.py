@@ -34,6 +34,7 @@ class TaskFacts:
     committee: Any  # contracts.rollup.Committee
     min_batch: int
     verifier: str
+    chunks: int = 1  # K
 
 
 def _code(w3: Any, address: str) -> bytes:
@@ -44,9 +45,13 @@ def _code(w3: Any, address: str) -> bytes:
 
 def check_task(w3: Any, market_address: str, setup: Any, *, min_batch: int | None = None,
                committee: Any = None, n_servers: int | None = None, threshold: int | None = None,
-               model_hash: bytes | None = None) -> TaskFacts:
+               model_hash: bytes | None = None, chunks: int | None = 1) -> TaskFacts:
     """Raise NonCanonicalTask unless the market at `market_address` is canonical for `setup`
-    (a prover.trusted_setup.SetupDir) and matches every given expectation."""
+    (a prover.trusted_setup.SetupDir) and matches every given expectation.
+
+    `chunks` is the K this party expects (default 1: a party that settles one proof per batch
+    refuses a chunked task, whose batches only submitChunkedBatch can settle; None: any K). For a
+    chunked task the setup is the chunk circuit, so d, B, M, w and c are a chunk's."""
     from omniplus.contracts.rollup import RollupMarket
     from omniplus.contracts.solc import market_artifacts
     from omniplus.contracts.verifier import verifier_artifact
@@ -72,6 +77,8 @@ def check_task(w3: Any, market_address: str, setup: Any, *, min_batch: int | Non
               "wordBits (w)": (f.wordBits, p.word_bits), "perWord (c)": (f.perWord, p.per_word)}
     if min_batch is not None:
         expect["minBatch (N_min)"] = (f.minBatch, min_batch)
+    if chunks is not None:
+        expect["chunks (K)"] = (f.chunks, chunks)
     for name, (fn, want) in expect.items():
         got = int(fn().call())
         if got != int(want):
@@ -88,4 +95,4 @@ def check_task(w3: Any, market_address: str, setup: Any, *, min_batch: int | Non
     if threshold is not None and chain_committee.threshold != threshold:
         raise NonCanonicalTask(f"{where}: committee threshold {chain_committee.threshold}, expected {threshold}")
     return TaskFacts(task_id=m.task_id, deploy_block=m.deploy_block(), committee=chain_committee,
-                     min_batch=int(f.minBatch().call()), verifier=verifier)
+                     min_batch=int(f.minBatch().call()), verifier=verifier, chunks=int(f.chunks().call()))

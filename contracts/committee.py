@@ -61,6 +61,24 @@ def batch_digest(chain_id: int, market: str | bytes, batch_index: int, payees: S
                   + proof_hash(proof))
 
 
+CHUNK_TAG = keccak(b"omniplus.RollupMarket.chunked.v1")
+
+
+def chunked_batch_digest(chain_id: int, market: str | bytes, batch_index: int, payees: Sequence[str | bytes],
+                         chunk_words: Sequence[Sequence[int]], proofs: Sequence[Any]) -> bytes:
+    """The digest of a chunked batch (RollupMarket.submitChunkedBatch): every chunk's words and proof
+    folded in chunk order, acc_(i+1) = keccak(acc_i, keccak(words_i), keccak(proof_i)), then
+    keccak256(abi.encode(CHUNK_TAG, chainid, market, batchIndex, keccak(payees), K, acc_K))."""
+    if len(chunk_words) != len(proofs) or not proofs:
+        raise InputError(f"{len(proofs)} proofs for {len(chunk_words)} chunks of words")
+    acc = b"\0" * 32
+    for words, proof in zip(chunk_words, proofs, strict=True):
+        acc = keccak(acc + keccak(b"".join(_u256(w) for w in words)) + proof_hash(proof))
+    payees_h = keccak(b"".join(b"\0" * 12 + _address(p) for p in payees))
+    return keccak(CHUNK_TAG + _u256(chain_id) + b"\0" * 12 + _address(market) + _u256(batch_index) + payees_h
+                  + _u256(len(proofs)) + acc)
+
+
 def sign_batch(digest: bytes, key: str | bytes) -> bytes:
     """65-byte low-s EIP-191 signature (eth_account normalises s; checked anyway)."""
     try:

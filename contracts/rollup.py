@@ -41,6 +41,12 @@ def submit_gas(n_payees: int, n_words: int, n_signatures: int = 3) -> int:
     return 450_000 + 50_000 * n_payees + 12_000 * n_words + 10_000 * n_signatures
 
 
+def submit_chunked_gas(n_payees: int, n_words: int, chunks: int, n_signatures: int = 3) -> int:
+    """Explicit gas limit for submitChunkedBatch: one verification per chunk (≈ 230k + 12k per word,
+    with the event and the concatenated words ≈ 16k per word in all), payees and signatures once."""
+    return 450_000 + 50_000 * n_payees + 10_000 * n_signatures + chunks * (260_000 + 16_000 * n_words)
+
+
 def _alert(alerts: list[str] | None, msg: str) -> None:
     """Report a batch a reader had to skip: into the caller's list, and always to the log."""
     import logging
@@ -66,10 +72,11 @@ class TaskParams:
     n_words: int  # M
     word_bits: int  # w
     per_word: int  # c
+    chunks: int = 1  # K: circuits per batch (the model is K chunks of d = dims coordinates)
 
     @classmethod
     def from_circuit(cls, params: CircuitParams, *, reward: int, batches: int, deadline: int,
-                     min_batch: int = 2) -> TaskParams:
+                     min_batch: int = 2, chunks: int = 1) -> TaskParams:
         return cls(
             params.batch,
             min_batch,
@@ -82,6 +89,7 @@ class TaskParams:
             params.n_words,
             params.word_bits,
             params.per_word,
+            chunks,
         )
 
     def as_tuple(self) -> tuple[int, ...]:
@@ -97,6 +105,7 @@ class TaskParams:
             self.n_words,
             self.word_bits,
             self.per_word,
+            self.chunks,
         )
 
     @property
@@ -261,6 +270,24 @@ class RollupMarket:
         idx = self.batches_submitted() if batch_index is None else batch_index
         return batch_digest(self.chain_id, self.address, idx, payees, words, proof)
 
+    def chunks(self) -> int:
+        return int(self._get("chunks"))
+
+    def chunk_signals(self, words: Sequence[int], payees: Sequence[str], index: int,
+                      batch_index: int | None = None) -> list[int]:
+        """[ctx_i, W…] of chunk `index` (prover.binding.chunk_public_signals with this market's K)."""
+        from omniplus.prover.binding import chunk_public_signals
+
+        return chunk_public_signals(self.binding_context(payees, batch_index), index, self.chunks(), words)
+
+    def chunked_digest(self, proofs: Sequence[Any], chunk_words: Sequence[Sequence[int]], payees: Sequence[str],
+                       batch_index: int | None = None) -> bytes:
+        """The digest committee members sign for a chunked batch (contracts.committee.chunked_batch_digest)."""
+        from omniplus.contracts.committee import chunked_batch_digest
+
+        idx = self.batches_submitted() if batch_index is None else batch_index
+        return chunked_batch_digest(self.chain_id, self.address, idx, payees, chunk_words, proofs)
+
     # ---- writes
     def register(self, key: str) -> dict:
         return transact(self.w3, key, self.contract.functions.register())
@@ -284,6 +311,31 @@ class RollupMarket:
 
         fn = self.submit_call(proof, words, payees, signatures)
         limit = gas or submit_gas(len(payees), len(words), len(signatures))
+        if simulate_first:
+            simulate(self.w3, fn, sender=address_of(key), gas=limit)
+        return transact(self.w3, key, fn, gas=limit)
+
+    def submit_chunked_call(self, proofs: Sequence[Any], chunk_words: Sequence[Sequence[int]],
+                            payees: Sequence[str], signatures: Sequence[bytes]) -> Any:
+        flat = []
+        for p in proofs:
+            a, b, c = proof_calldata(p)
+            flat.append([*a, *b[0], *b[1], *c])
+        return self.contract.functions.submitChunkedBatch(
+            flat, [[int(w) for w in ws] for ws in chunk_words], [Web3.to_checksum_address(p) for p in payees],
+            [bytes(s) for s in signatures],
+        )
+
+    def submit_chunked_batch(self, key: str, proofs: Sequence[Any], chunk_words: Sequence[Sequence[int]],
+                             payees: Sequence[str], signatures: Sequence[bytes] = (), *, gas: int | None = None,
+                             simulate_first: bool = True) -> dict:
+        """Relay a chunked batch (K proofs, K word lists, one payee list, t+1 signatures); simulated
+        first like submit_batch, so a call that would revert publishes nothing."""
+        from omniplus.contracts.chain import address_of
+
+        fn = self.submit_chunked_call(proofs, chunk_words, payees, signatures)
+        words = max((len(w) for w in chunk_words), default=0)
+        limit = gas or submit_chunked_gas(len(payees), words, len(proofs), len(signatures))
         if simulate_first:
             simulate(self.w3, fn, sender=address_of(key), gas=limit)
         return transact(self.w3, key, fn, gas=limit)

@@ -12,8 +12,10 @@ import secrets
 import shutil
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from omniplus.core.errors import InputError, ProofError
 from omniplus.core.log import progress
@@ -159,3 +161,65 @@ def random_gradients(params, rows: int, scale_bits: int, seed: int | None = None
     rng = random.Random(seed if seed is not None else secrets.randbits(32))
     return {"scale_bits": scale_bits,
             "gradients": [[q / 2**scale_bits for q in valid_row(params, rng)] for _ in range(rows)]}
+
+
+@dataclass
+class ChunkProof:
+    """One chunk's proof: public signals [ctx_i, W…], the words, and the prover's seconds."""
+
+    index: int
+    proof: Any
+    words: list[int]
+    public: list[int]
+    seconds: float
+
+
+def _prove_chunk(setup_dir: str, backend: str, index: int, rows: list[list[int]], signals: list[int]
+                 ) -> tuple[dict, list[int], float]:
+    """Prove one chunk (module level, so a process pool can run it); returns (proof JSON, public, s)."""
+    from omniplus.prover.backends import ProveJob, get_backend
+    from omniplus.prover.proof import proof_to_json
+    from omniplus.prover.trusted_setup import SetupDir
+    from omniplus.prover.witness import circuit_inputs, full_witness
+
+    setup = SetupDir.load(Path(setup_dir))
+    engine = _BACKENDS.setdefault(backend, get_backend(backend))
+    with tempfile.TemporaryDirectory(prefix=f"omniplus-chunk{index}-") as work:
+        job = ProveJob(zkey=setup.zkey, wasm=setup.wasm, witness=full_witness(setup, rows, signals),
+                       input_json=circuit_inputs(setup.params, rows, signals), workdir=Path(work))
+        t0 = time.perf_counter()
+        proof, public = engine.prove(job)
+        seconds = time.perf_counter() - t0
+    if [int(x) for x in public] != signals:
+        raise ProofError(f"chunk {index}: {backend} returned other public signals than [ctx_{index}, W…]")
+    return proof_to_json(proof), [int(x) for x in public], seconds
+
+
+_BACKENDS: dict[str, Any] = {}  # one backend (and its node worker) per process, reused across chunks
+
+
+def prove_chunks(setup_dir: Path, chunk_rows: Sequence[Sequence[Sequence[int]]], context: Any, backend: str,
+                 jobs: int = 1) -> list[ChunkProof]:
+    """One proof per chunk of a batch (prover.chunks.split_rows gives chunk_rows), chunk i bound to
+    ctx_i = chunk_ctx(context, i, K). `jobs` > 1 proves chunks in that many processes at once
+    (each loads the zkey; the snarkjs worker already uses every core inside one MSM)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from omniplus.prover.binding import chunk_public_signals, pack_aggregate
+    from omniplus.prover.proof import proof_from_json
+    from omniplus.prover.trusted_setup import SetupDir
+
+    setup = SetupDir.load(Path(setup_dir))
+    k = len(chunk_rows)
+    work = []
+    for i, rows in enumerate(chunk_rows):
+        words = pack_aggregate(setup.params, [sum(col) for col in zip(*rows, strict=True)])
+        work.append((i, [list(r) for r in rows], words, chunk_public_signals(context, i, k, words)))
+    if jobs <= 1:
+        done = [_prove_chunk(str(setup.path), backend, i, rows, sig) for i, rows, _w, sig in work]
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_prove_chunk, str(setup.path), backend, i, rows, sig) for i, rows, _w, sig in work]
+            done = [f.result() for f in futures]
+    return [ChunkProof(i, proof_from_json(p), words, public, s)
+            for (i, _r, words, _sig), (p, public, s) in zip(work, done, strict=True)]

@@ -129,6 +129,25 @@ def binding_ctx(ctx: BindingContext) -> int:
     return int.from_bytes(keccak(ctx_preimage(ctx)), "big") % R
 
 
+# Chunked batches (a model split into K chunks of the same circuit; RollupMarket.submitChunkedBatch):
+# ctx_i = keccak256(abi.encode(CHUNK_TAG, chainid, market, taskId, batchIndex, modelVersion,
+#                              keccak256(abi.encodePacked(payees)), i, K)) mod r
+CHUNK_TAG = keccak(b"omniplus.RollupMarket.chunked.v1")
+
+
+def chunk_ctx(ctx: BindingContext, index: int, chunks: int) -> int:
+    """ctx of chunk `index` of `chunks` (the tag keeps it apart from the unchunked ctx)."""
+    if not 0 <= index < chunks:
+        raise InputError(f"chunk index {index} is outside [0, {chunks})")
+    pre = CHUNK_TAG + ctx_preimage(ctx) + _u256(index, "chunk index") + _u256(chunks, "chunks")
+    return int.from_bytes(keccak(pre), "big") % R
+
+
+def chunk_public_signals(ctx: BindingContext, index: int, chunks: int, words: Sequence[int]) -> list[int]:
+    """[ctx_i, W_0, …, W_{M−1}] of chunk `index`."""
+    return [chunk_ctx(ctx, index, chunks), *(int(w) for w in words)]
+
+
 def public_signals(ctx: BindingContext, words: Sequence[int]) -> list[int]:
     """The circuit's public inputs in wire order: [ctx, W_0, …, W_{M−1}]."""
     return [binding_ctx(ctx), *(int(w) for w in words)]
