@@ -73,7 +73,7 @@ def measure_round(args: argparse.Namespace) -> list[Row]:
     from omniplus.servers.coordinator import Coordinator, load_coordinator_config
 
     n = args.dos
-    cfg = MarketConfig(dos=n, batch=n, malicious=(), rounds=1, hidden=(args.hidden,), bits=args.bits,
+    cfg = MarketConfig(dos=n, batch=n, malicious=(), rounds=1, hidden=(args.hidden,), bits=args.bits, public=("fc1",),
                        norm_bound=args.norm_bound, backend=args.backend, plain_gas=False)
     if args.epochs is not None:
         cfg.do_epochs = args.epochs
