@@ -143,7 +143,7 @@ def public_channel(
 
 
 def send(
-    address: str, server_index: int, request: Any, ca: bytes, timeout: float = 30.0, retries: int = 3
+    address: str, server_index: int, request: Any, ca: bytes, timeout: float = 30.0, retries: int = 4
 ) -> Outcome:
     """Send one request to one server; the outcome carries the server's status and message.
 

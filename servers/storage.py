@@ -82,6 +82,8 @@ CREATE TABLE IF NOT EXISTS rounds (
     started_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO change_counter (id, n) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS round_data (
     session TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -188,7 +190,9 @@ class Storage:
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open state database {self.path}: {exc}") from None
+        self._migrate()
         self._bind(identity or {})
+        self.epoch = self._epoch()
         self.interrupted = self._mark_interrupted()
 
     # ---------------------------------------------------------------- plumbing
@@ -215,6 +219,51 @@ class Storage:
                         "use a fresh storage directory per server and task"
                     )
             db.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(want.items()))
+
+    def _migrate(self) -> None:
+        """Add what later versions need to an existing database: the change number of every
+        submission, kept by triggers so every code path that changes a submission bumps it."""
+        with self._tx() as db:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(submissions)").fetchall()}
+            if "change_no" not in cols:
+                db.execute("ALTER TABLE submissions ADD COLUMN change_no INTEGER NOT NULL DEFAULT 0")
+            db.execute("CREATE INDEX IF NOT EXISTS submissions_change ON submissions(change_no)")
+            for name, when in (("sub_changed_ins", "AFTER INSERT ON submissions"),
+                               ("sub_changed_upd", "AFTER UPDATE OF state, reason, batch_index, batch_tx, "
+                                                   "payload_hash ON submissions")):
+                db.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {name} {when} BEGIN "
+                    "UPDATE change_counter SET n = n + 1 WHERE id = 1; "
+                    "UPDATE submissions SET change_no = (SELECT n FROM change_counter WHERE id = 1) "
+                    "WHERE seq = NEW.seq; END"
+                )
+
+    def _epoch(self) -> str:
+        import secrets
+
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('epoch', ?)", (secrets.token_hex(8),))
+            return str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
+
+    def changes(self, since: int, limit: int) -> tuple[list[dict[str, Any]], int, bool]:
+        """Submissions changed after change number `since`, oldest first, without their shares:
+        ([{do_address, state, reason, batch_index, change, model_version}], cursor, more)."""
+        with self._lock:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(submissions)").fetchall()}
+            mv = "model_version" if "model_version" in cols else "0"
+            rows = self._db.execute(
+                f"SELECT do_address, state, reason, batch_index, change_no, {mv} FROM submissions "
+                "WHERE change_no > ? ORDER BY change_no LIMIT ?",
+                (since, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        out = [
+            {"do_address": bytes(r[0]), "state": r[1], "reason": r[2], "batch_index": int(r[3]),
+             "change": int(r[4]), "model_version": int(r[5] or 0)}
+            for r in rows[:limit]
+        ]
+        cursor = out[-1]["change"] if out else since
+        return out, cursor, more
 
     def _mark_interrupted(self) -> list[str]:
         with self._tx() as db:
