@@ -108,6 +108,8 @@ class ControlService:
             subs = (
                 self.d.storage.submissions(dos=dos) if dos else self.d.storage.submissions(state="accepted")
             )
+            if not subs:
+                raise Rejected("FAILED_PRECONDITION", "nothing to validate: no stored submission is waiting")
             missing = set(dos) - {s.do_address for s in subs}
             if missing:
                 raise Rejected(
