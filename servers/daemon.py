@@ -47,7 +47,7 @@ from omniplus.servers.wire import (
 from omniplus.servers.workers import Gate
 
 SERVICES = ("omniplus.v1.Submission", "omniplus.v1.Peer", "omniplus.v1.Control")
-PUBLIC_HANDLERS, PUBLIC_QUEUE, PUBLIC_RESERVED = 8, 8, 8  # public-port workers: see Daemon.start
+PUBLIC_HANDLERS, PUBLIC_QUEUE, PUBLIC_RESERVED = 8, 32, 8  # public-port workers: see Daemon.start
 
 
 def JsonLog(server: int, stream: Any = None, level: str = "info") -> EventLog:  # noqa: N802 - a constructor

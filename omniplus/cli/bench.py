@@ -1,4 +1,4 @@
-"""`omniplus bench prover|gas|mpc|attack`: benchmarks that print a table and save CSV/PNG.
+"""`omniplus bench prover|gas|mpc|attack|load`: benchmarks that print a table and save CSV/PNG.
 
 Each benchmark is a module `bench/<name>.py` (`omniplus.bench.<name>`) providing `add_arguments(parser)` and
 `run(args) -> int`; this verb only dispatches. Results go to bench/results/ unless --out says
@@ -15,6 +15,7 @@ BENCHES = {
     "gas": "PlainMarket vs RollupMarket gas per operation (issue 3)",
     "mpc": "collaborative proof vs single prover: time, CPU, bytes, rounds (issue 4)",
     "attack": "final accuracy vs attack rate, multi-Krum μ ∈ {0.25, 0.5} vs plain FedAvg (issue 5)",
+    "load": "N concurrent DOs submitting to a 3-server devnet: DOs/s, p50/p99 latency, server RSS (issue 10)",
 }
 
 
