@@ -709,6 +709,9 @@ class Coordinator:
     def step(self) -> Batch | None:
         """One pass of discover → validate → (maybe) batch. Returns the batch it submitted, if any."""
         todo, valid, rejected = self.classify()
+        for do in todo + valid:  # a DO rejected for a possible server fault resubmitted fresh shares
+            if self.state["rejected"].pop(do, None) is not None:
+                self.log("do_resubmitted", do=do)
         for do, why in rejected.items():
             self.state["rejected"].setdefault(do, why)
         if todo:

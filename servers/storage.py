@@ -82,6 +82,13 @@ CREATE TABLE IF NOT EXISTS rounds (
     started_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS resubmissions (
+    do_address BLOB PRIMARY KEY,
+    count INTEGER NOT NULL,
+    last_reason TEXT NOT NULL,
+    last_payload_hash BLOB NOT NULL,
+    at REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
 INSERT OR IGNORE INTO change_counter (id, n) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS round_data (
@@ -310,14 +317,10 @@ class Storage:
                     "ALREADY_EXISTS", "replayed submission: this nonce was already used by this DO"
                 )
             row = db.execute(
-                "SELECT payload_hash FROM submissions WHERE do_address = ?", (do_address,)
+                "SELECT payload_hash, state, reason FROM submissions WHERE do_address = ?", (do_address,)
             ).fetchone()
             if row is not None:
-                raise Rejected(
-                    "ALREADY_EXISTS",
-                    "duplicate submission: this DO already has an accepted update for this task"
-                    + (" (same payload)" if row[0] == payload_hash else " (a different payload)"),
-                )
+                self._replace_rejected(db, do_address, row, payload_hash, now)
             db.execute(
                 "INSERT INTO submissions (do_address, payee, server_index, n_servers, threshold, wires, "
                 "shares, payload_hash, nonce, expiry, signature, received_at, state, model_version, "
@@ -346,6 +349,40 @@ class Storage:
         got = self.submission(do_address)
         assert got is not None
         return got
+
+    def _replace_rejected(self, db: sqlite3.Connection, do_address: bytes, row: Sequence[Any],
+                          payload_hash: bytes, now: float) -> None:
+        """A DO already has a submission: refuse, unless it was rejected for a reason that could be
+        a server's fault (servers/verdicts.py) and it has resubmissions left; then the rejected
+        row goes (its nonce stays used) and the caller inserts the fresh one, in the same transaction."""
+        from omniplus.servers.verdicts import MAX_RESUBMISSIONS, may_resubmit
+
+        old_hash, state, reason = bytes(row[0]), row[1], row[2]
+        if state != "invalid":
+            raise Rejected(
+                "ALREADY_EXISTS",
+                "duplicate submission: this DO already has an accepted update for this task"
+                + (" (same payload)" if old_hash == payload_hash else " (a different payload)"),
+            )
+        if not may_resubmit(reason):
+            raise Rejected("ALREADY_EXISTS", f"this DO's update was rejected for its own provable fault ({reason}); "
+                                             "it may not resubmit")
+        done = db.execute("SELECT count FROM resubmissions WHERE do_address = ?", (do_address,)).fetchone()
+        count = int(done[0]) if done else 0
+        if count >= MAX_RESUBMISSIONS:
+            raise Rejected("ALREADY_EXISTS", f"rejected ({reason}) and already resubmitted {count} time(s), "
+                                             f"the most allowed")
+        if old_hash == payload_hash:
+            raise Rejected("ALREADY_EXISTS",
+                           "a resubmission must carry fresh shares (same payload as the rejected one)")
+        db.execute("DELETE FROM submissions WHERE do_address = ?", (do_address,))
+        db.execute("INSERT OR REPLACE INTO resubmissions (do_address, count, last_reason, last_payload_hash, at) "
+                   "VALUES (?, ?, ?, ?, ?)", (do_address, count + 1, reason, old_hash, now))
+
+    def resubmissions(self, do_address: bytes) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count FROM resubmissions WHERE do_address = ?", (do_address,)).fetchone()
+        return int(row[0]) if row else 0
 
     def submission(self, do_address: bytes) -> StoredSubmission | None:
         with self._lock:
