@@ -105,6 +105,8 @@ class ControlService:
         self._need_engine(context)
         dos = [bytes(a) for a in request.do_addresses]
         try:
+            if self.d.storage.round(request.session) is not None:
+                raise Rejected("ALREADY_EXISTS", f"session {request.session!r} already exists; start a new session")
             subs = (
                 self.d.storage.submissions(dos=dos) if dos else self.d.storage.submissions(state="accepted")
             )
