@@ -64,6 +64,7 @@ def _pct(values: list[float], q: float) -> float:
 def measure(n_dos: int, n_servers: int, seed: int, root: Path) -> dict[str, Any]:
     from omniplus.devnet import Devnet, DevnetOptions
     from omniplus.servers.client import TaskRef, build_request, send, share_block
+    from omniplus.servers.data_owner import update_block
 
     net = Devnet(root, DevnetOptions(servers=n_servers, dos=n_dos, invalid=0, seed=seed),
                  progress=lambda m: log(m))
@@ -74,13 +75,13 @@ def measure(n_dos: int, n_servers: int, seed: int, root: Path) -> dict[str, Any]
         with ThreadPoolExecutor(8) as pool:
             list(pool.map(lambda d: net.market.register(d.key), dos))
         task = TaskRef.parse(net.market.address, net.anvil.chain_id)
-        wires = list(net.layout.slot_wires[0])
         servers = [f"127.0.0.1:{p[0]}" for p in net.ports]
         ca = (net.certs / "ca.pem").read_bytes()
         log(f"[load] sharing and signing {n_dos} × {n_servers} requests (not timed)")
         reqs = []
         for d in dos:
-            per = share_block(net.block_of(d), 1, n_servers)
+            wires, values = update_block(net.setup, net.layout, d.row)
+            per = share_block(values, 1, n_servers)
             reqs.append([build_request(d.key, task, j, n_servers, 1, wires, per[j]) for j in per])
         time.sleep(2.5)  # let the servers' registry caches see the registrations
         start = threading.Barrier(n_dos)

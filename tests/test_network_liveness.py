@@ -41,7 +41,9 @@ def chain_net(tmp_path: Path) -> Iterator[dict[str, Any]]:
             CircuitParams(batch=2, dims=4, bits=8, norm_bound=1000), reward=1, batches=1,
             deadline=int(time.time()) + 10**6,
         )
-        m = market_mod.RollupMarket.deploy(w3, node.keys[0], receipt["contractAddress"], task)
+        committee = market_mod.Committee(tuple(chain.address_of(node.keys[i]) for i in (5, 6, 7)),
+                                         (b"\1" * 32, b"\2" * 32, b"\3" * 32), 2)
+        m = market_mod.RollupMarket.deploy(w3, node.keys[0], receipt["contractAddress"], task, committee=committee)
         ln = make_local_net(tmp_path)
         data = tomllib.loads(ln.configs[0].read_text())
         data["task"] = {"market": m.address, "chain_id": node.chain_id, "registry": "chain",
