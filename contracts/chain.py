@@ -166,7 +166,8 @@ class Anvil:
     def __init__(self, *, port: int | None = None, accounts: int = 10, balance_eth: int = 1_000_000,
                  chain_id: int = DEFAULT_CHAIN_ID, gas_limit: int = DEFAULT_GAS_LIMIT,
                  mnemonic: str = DEV_MNEMONIC, log_path: str | None = None, start_timeout: float = 30.0,
-                 history_states: int = HISTORY_STATES):
+                 history_states: int = HISTORY_STATES, state: str | Path | None = None,
+                 state_interval: int = 1):
         self.port = port
         self.n_accounts = accounts
         self.balance_eth = balance_eth
@@ -176,6 +177,11 @@ class Anvil:
         self.log_path = log_path
         self.start_timeout = start_timeout
         self.history_states = history_states
+        # `state`: a file anvil loads at start and dumps every `state_interval` s and at exit, so a
+        # killed or stopped chain restarts where it was (restart() keeps the port). One file, rewritten
+        # in place: the disk it takes stays bounded like the rest.
+        self.state = Path(state) if state is not None else None
+        self.state_interval = state_interval
         self.state_dir: Path | None = None
         self.proc: subprocess.Popen | None = None
         self._accounts: list[DevAccount] | None = None
@@ -217,6 +223,8 @@ class Anvil:
                    "--gas-limit", str(self.gas_limit),
                    "--prune-history", str(self.history_states),
                    "--cache-path", str(self.state_dir / "cache")]
+            if self.state is not None:
+                cmd += ["--state", str(self.state), "--state-interval", str(self.state_interval)]
             env = {**os.environ, "HOME": str(self.state_dir)}
             main_thread = threading.current_thread() is threading.main_thread()
             out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
@@ -263,6 +271,19 @@ class Anvil:
         if state_dir is not None:
             shutil.rmtree(state_dir, ignore_errors=True)
         _LIVE.discard(self)
+
+    def restart(self) -> Anvil:
+        """Stop (SIGTERM: anvil dumps its state) and start again on the same port."""
+        port = self.port
+        self.stop()
+        self.port = port
+        return self.start()
+
+    def kill(self) -> None:
+        """SIGKILL the chain (no final dump: what survives is the last periodic state dump)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
 
     def __enter__(self) -> Anvil:
         return self.start()

@@ -57,6 +57,7 @@ class DevnetOptions:
     point_shares: bool = True  # DOs also send their blocks' MSM contributions (prover/mpc/point_shares.py)
     bad_points: int = 0  # the first bad_points valid DOs send point shares of another block (fault tests)
     pythonpath: tuple[str, ...] = ()  # extra import paths for the server processes
+    anvil_state: bool = False  # anvil keeps its state in ROOT/anvil-state.json (restartable: liveness tests)
 
 
 @dataclass
@@ -152,7 +153,8 @@ class Devnet:
     def _start_anvil(self) -> None:
         from omniplus.contracts.chain import Anvil
 
-        self.anvil = Anvil(accounts=self.opts.dos + 2, log_path=str(self.root / "anvil.log")).start()
+        state = self.root / "anvil-state.json" if self.opts.anvil_state else None
+        self.anvil = Anvil(accounts=self.opts.dos + 2, log_path=str(self.root / "anvil.log"), state=state).start()
         self.say(f"anvil at {self.anvil.rpc_url} (chain {self.anvil.chain_id})")
 
     def _make_certs(self) -> None:
@@ -249,6 +251,7 @@ class Devnet:
                     "rpc_url": self.anvil.rpc_url,
                     "registry": "chain",
                     "min_batch": o.min_batch,
+                    "deploy_block": int(self.market.deploy_receipt["blockNumber"]),
                 },
                 "tls": {
                     "ca": "certs/ca.pem",

@@ -10,6 +10,7 @@ server index, so a server cannot pass its share off as another's).
 from __future__ import annotations
 
 import os
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from omniplus.servers.config import server_name
 from omniplus.servers.transport import encode_field
 
 DEFAULT_EXPIRY_SECONDS = 3600
+RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
 def _pb() -> tuple[Any, Any]:
@@ -143,12 +145,14 @@ def public_channel(
 
 
 def send(
-    address: str, server_index: int, request: Any, ca: bytes, timeout: float = 30.0, retries: int = 3
+    address: str, server_index: int, request: Any, ca: bytes, timeout: float = 30.0, retries: int = 6
 ) -> Outcome:
     """Send one request to one server; the outcome carries the server's status and message.
 
-    UNAVAILABLE (server starting, or a TLS failure such as a certificate that is not server j's)
-    is retried a few times with back-off, then reported with gRPC's reason."""
+    UNAVAILABLE (server starting, registration not seen yet, or a TLS failure such as a certificate
+    that is not server j's) and RESOURCE_EXHAUSTED (server busy) are retried a few times with
+    jittered back-off, then reported with gRPC's reason. A resend is safe: the server answers an
+    identical resend "already stored"."""
     _, pbg = _pb()
     with public_channel(address, server_index, ca) as ch:
         stub = pbg.SubmissionStub(ch)
@@ -157,9 +161,9 @@ def send(
                 reply = stub.Submit(request, timeout=timeout)
                 break
             except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE or attempt == retries:
+                if exc.code() not in RETRYABLE or attempt == retries:
                     return Outcome(server_index, address, False, exc.code().name, exc.details() or "")
-                time.sleep(0.25 * 2**attempt)
+                time.sleep(min(4.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.5))  # jitter: a crowd spreads out
     return Outcome(server_index, address, True, "OK", reply.state, reply.payload_hash.hex())
 
 

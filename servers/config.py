@@ -17,6 +17,7 @@ Example (paths are relative to the config file)::
     registry = "chain"              # or "dev-allowlist" (development/tests only) with allowlist = [...]
     min_batch = 2                   # N_min: smaller batches are never opened (checked on-chain too)
     canonical = true                # at start: refuse a non-canonical market/verifier/parameters
+    deploy_block = 12               # optional: first block the registry scans for Registered events
 
     [tls]
     ca = "certs/ca.pem"
@@ -81,6 +82,7 @@ class TaskConfig:
     registry_call: str = "registered(address)->bool"  # see servers/registry.py ChainRegistry
     min_batch: int = 2  # N_min
     canonical: bool = True  # check market, verifier and parameters on-chain at start
+    deploy_block: int | None = None  # where the registry starts scanning (None: ask the contract, else 0)
 
     @property
     def market_bytes(self) -> bytes:
@@ -206,6 +208,9 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
         ),
         min_batch=_typed(task_d.get("min_batch", 2), "min_batch", int, "[task]"),
         canonical=_typed(task_d.get("canonical", True), "canonical", bool, "[task]"),
+        deploy_block=(
+            _typed(task_d["deploy_block"], "deploy_block", int, "[task]") if "deploy_block" in task_d else None
+        ),
     )
     if task.min_batch < 2:
         raise InputError(f"[task]: min_batch must be at least 2, got {task.min_batch}")

@@ -84,6 +84,11 @@ class ControlClient:
         pb, _ = _pb()
         return self._control(j).RoundStatus(pb.RoundStatusRequest(session=session), timeout=timeout)
 
+    def submissions(self, j: int, since: int, limit: int = 1000, timeout: float = 5) -> Any:
+        """Control.Submissions: server j's submissions changed after cursor `since`."""
+        pb, _ = _pb()
+        return self._control(j).Submissions(pb.SubmissionsRequest(since=since, limit=limit), timeout=timeout)
+
     def abort(self, j: int, session: str, why: str, timeout: float = 5) -> Any:
         pb, _ = _pb()
         return self._control(j).Abort(pb.AbortRequest(session=session, reason=why), timeout=timeout)

@@ -36,6 +36,7 @@ import threading
 import time
 import tomllib
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ import grpc
 from omniplus.core.errors import ChainError, InputError, OmniplusError, ProofError
 from omniplus.core.log import EventLog
 from omniplus.servers.control import ControlClient, ServerRef
+from omniplus.servers.discovery import Discovery, PaidBatches
 
 # Round states the daemon reports that end an attempt without a result.
 DEAD_STATES = ("failed", "aborted", "interrupted", "unknown")
@@ -169,7 +171,7 @@ class Batch:
     index: int
     dos: list[str]
     payees: list[str]
-    status: str = "proving"  # proving | submitted | failed
+    status: str = "proving"  # proving | submitting (verified and signed, receipt not seen) | submitted | failed
     attempts: list[dict[str, Any]] = field(default_factory=list)
     tx: str = ""
     gas_used: int = 0
@@ -180,6 +182,7 @@ class Batch:
     seconds: dict[str, float] = field(default_factory=dict)  # wall per coordinator phase
     cpu_s: dict[str, float] = field(default_factory=dict)  # this process's CPU per coordinator phase
     server_phases: dict[str, Any] = field(default_factory=dict)  # server id -> {phase: {wall_s, cpu_s}}
+    signatures: list[str] = field(default_factory=list)  # the committee signatures relayed (hex)
 
 
 class Coordinator:
@@ -208,10 +211,13 @@ class Coordinator:
         if self.state_path.exists():
             self.state = json.loads(self.state_path.read_text())
         self.control = ControlClient(cfg.servers, self.tls)
+        self.discovery = Discovery(self.control, [s.id for s in cfg.servers], self.log)
+        self.paid_batches = PaidBatches(self.facts.deploy_block)
         self._last_candidates: set[str] = set()
         self.model_versions: dict[str, int] = {}
         self._idle_since = time.monotonic()
         self.stopping = threading.Event()
+        self._pool = ThreadPoolExecutor(max_workers=max(2, cfg.n), thread_name_prefix="coord")
 
     def _check_task(self) -> Any:
         """Refuse a non-canonical market, verifier or parameters before anything is shared."""
@@ -245,6 +251,8 @@ class Coordinator:
         down: list[int] = []
         while not self.stopping.is_set():
             down = [s.id for s in self.cfg.servers if not self.healthy(s.id)]
+            if self.state.get("pending_aborts"):
+                self.retry_aborts()
             if not down:
                 return
             if time.monotonic() > deadline:
@@ -254,9 +262,10 @@ class Coordinator:
 
     # ------------------------------------------------------------------ discovery
     def paid(self) -> set[str]:
-        """DO payees already in a batch on-chain (the contract is the source of truth)."""
+        """DO payees already in a batch on-chain (the contract is the source of truth), read
+        incrementally from BatchSubmitted events (from the block after the last one read)."""
         alerts: list[str] = []
-        paid = {p.lower() for ev in self.market.batch_events(self.facts.deploy_block, alerts) for p in ev.payees}
+        paid = self.paid_batches.update(self.market, alerts)
         for a in alerts:
             self.log("alert", level="error", what=a)
         return paid
@@ -278,10 +287,15 @@ class Coordinator:
 
     def classify(self) -> tuple[list[str], list[str], dict[str, str]]:
         """(to validate, valid and unpaid, rejected with reasons) over DOs every server holds;
-        `self.model_versions` keeps each DO's signed model version (all servers must agree)."""
+        `self.model_versions` keeps each DO's signed model version (all servers must agree).
+
+        Incremental (servers/discovery.py): each server is asked only for what changed since the
+        last pass, and the chain only for blocks not yet read. Servers store registered DOs only,
+        so the servers' lists are the candidates; the chain says who is paid."""
         paid = self.paid()
-        dos = [d for d in self.registered() if d not in paid]
-        states = self.server_states(dos)
+        self.discovery.refresh()
+        states = self.discovery.states(exclude=paid)
+        dos = sorted(states)
         todo, valid, rejected = [], [], {}
         for do in dos:
             per = states[do]
@@ -306,48 +320,65 @@ class Coordinator:
         """Start one round on every server and wait for it; {server: result JSON}.
 
         Any server failing, restarting or unreachable ends the attempt: the session is aborted
-        on every server (so peers stop waiting at once) and RoundFailed is raised."""
+        on every server (so peers stop waiting at once) and RoundFailed is raised. The round is
+        recorded in state.json (`inflight`) while it runs, so a restarted coordinator aborts what
+        it left running. Servers are polled in parallel, each call bounded by the grace, so a hung
+        server (stopped process, stalled host) is declared down `server_down_grace` after it last
+        answered, and is sent the abort too (retried until it answers: `pending_aborts`)."""
         session = f"{kind}-{batch_index}-{secrets.token_hex(4)}"
         addrs = [bytes.fromhex(d[2:]) for d in dos]
         started: list[int] = []
         self.log("round_start", kind=kind, session=session, dos=list(dos), batch=batch_index)
+        inflight = self.state.setdefault("inflight", [])
+        inflight.append({"session": session, "kind": kind, "batch": batch_index, "ts": round(time.time(), 3)})
+        self._save()
+        try:
+            return self._run_round(session, kind, addrs, started, batch_index, params)
+        finally:
+            self.state["inflight"] = [r for r in self.state.get("inflight", []) if r["session"] != session]
+            self._save()
+
+    def _run_round(
+        self, session: str, kind: str, addrs: list[bytes], started: list[int], batch_index: int,
+        params: dict[str, Any] | None,
+    ) -> tuple[str, dict[int, dict[str, Any]]]:
+        all_ids = [s.id for s in self.cfg.servers]
         try:
             for ref in self.cfg.servers:
                 if kind == "validate":
-                    self.control.start_validation(ref.id, session, addrs)
+                    self.control.start_validation(ref.id, session, addrs, timeout=self.start_timeout)
                 else:
-                    self.control.start_batch(ref.id, session, batch_index, addrs, params or {})
+                    self.control.start_batch(ref.id, session, batch_index, addrs, params or {},
+                                             timeout=self.start_timeout)
                 started.append(ref.id)
         except grpc.RpcError as exc:
-            self.abort(session, started, f"server {ref.id} refused to start: {exc.details()}")
+            # the refusing server may have started it before its reply was lost: abort there too
+            self.abort(session, all_ids, f"server {ref.id} refused to start: {exc.details()}")
             raise RoundFailed(
                 f"{kind} {session}: server {ref.id} did not start the round: {exc.code().name}: {exc.details()}",
                 retry=exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED),
             ) from None
         deadline = time.monotonic() + self.cfg.round_timeout
-        down_since: dict[int, float] = {}
+        last_ok = {j: time.monotonic() for j in all_ids}
         while True:
             done: dict[int, dict[str, Any]] = {}
-            for ref in self.cfg.servers:
-                try:
-                    rep = self.control.round_status(ref.id, session)
-                except grpc.RpcError as exc:
-                    first = down_since.setdefault(ref.id, time.monotonic())
-                    if time.monotonic() - first >= self.cfg.server_down_grace:
-                        why = f"server {ref.id} unreachable during the round ({exc.code().name})"
-                        self.abort(session, [s for s in started if s != ref.id], why)
+            for j, rep in self.poll_round(session).items():
+                if isinstance(rep, grpc.RpcError):
+                    if time.monotonic() - last_ok[j] >= self.cfg.server_down_grace:
+                        why = f"server {j} unreachable during the round ({rep.code().name})"
+                        self.abort(session, all_ids, why)
                         raise RoundFailed(f"{kind} {session}: {why}") from None
                     continue
-                down_since.pop(ref.id, None)
+                last_ok[j] = time.monotonic()
                 if rep.state in DEAD_STATES:
-                    why = f"server {ref.id} reports the round {rep.state}: {rep.error}"
+                    why = f"server {j} reports the round {rep.state}: {rep.error}"
                     named = self.collect_blame(session, kind)
                     self.abort(session, started, why)
                     if named:
                         why += f" (server(s) {named} named as deviating)"
                     raise RoundFailed(f"{kind} {session}: {why}")
                 if rep.state == "done":
-                    done[ref.id] = json.loads(rep.result or b"{}")
+                    done[j] = json.loads(rep.result or b"{}")
             if len(done) == self.cfg.n:
                 self.log("round_done", kind=kind, session=session)
                 return session, done
@@ -355,6 +386,26 @@ class Coordinator:
                 self.abort(session, started, "coordinator timeout")
                 raise RoundFailed(f"{kind} {session}: not done after {self.cfg.round_timeout:.0f}s")
             time.sleep(self.cfg.poll)
+
+    @property
+    def call_timeout(self) -> float:
+        """Deadline of one status/abort call: never longer than the grace a server gets."""
+        return max(0.2, min(5.0, self.cfg.server_down_grace))
+
+    @property
+    def start_timeout(self) -> float:
+        return max(1.0, min(10.0, 2 * self.cfg.server_down_grace))
+
+    def poll_round(self, session: str) -> dict[int, Any]:
+        """RoundStatus from every server at once: {server: reply or grpc.RpcError}."""
+        def one(j: int) -> Any:
+            try:
+                return self.control.round_status(j, session, timeout=self.call_timeout)
+            except grpc.RpcError as exc:
+                return exc
+
+        ids = [s.id for s in self.cfg.servers]
+        return dict(zip(ids, self._pool.map(one, ids), strict=True))
 
     def collect_blame(self, session: str, kind: str, settle: float = 3.0) -> list[int]:
         """Who do the servers say deviated in this round? Returns the servers *named*.
@@ -402,12 +453,43 @@ class Coordinator:
         return named
 
     def abort(self, session: str, servers: Sequence[int], why: str) -> None:
+        """Abort the session on these servers (in parallel, each call bounded); a server that does
+        not answer (down or hung) keeps a pending abort, re-sent until it answers, so a stopped
+        server that resumes does not go on with a round everyone else gave up."""
         self.log("round_abort", level="warning", session=session, reason=why)
-        for j in servers:
+
+        def one(j: int) -> bool:
             try:
-                self.control.abort(j, session, why)
+                self.control.abort(j, session, why, timeout=self.call_timeout)
+                return True
             except grpc.RpcError:
-                pass  # a dead server's round is marked interrupted when it restarts
+                return False
+
+        servers = list(servers)
+        pending = self.state.setdefault("pending_aborts", {})
+        for j, ok in zip(servers, self._pool.map(one, servers), strict=True):
+            if not ok:
+                pending.setdefault(session, {"servers": [], "reason": why})
+                if j not in pending[session]["servers"]:
+                    pending[session]["servers"].append(j)
+        self._save()
+
+    def retry_aborts(self) -> None:
+        """Re-send the aborts servers missed; drop those that answered."""
+        pending = self.state.get("pending_aborts") or {}
+        for session, rec in list(pending.items()):
+            left = []
+            for j in rec["servers"]:
+                try:
+                    state = self.control.abort(j, session, rec["reason"], timeout=self.call_timeout).state
+                    self.log("round_abort_delivered", session=session, server=j, state=state)
+                except grpc.RpcError:
+                    left.append(j)
+            if left:
+                rec["servers"] = left
+            else:
+                pending.pop(session)
+        self._save()
 
     def with_retries(self, what: str, fn: Callable[[], Any]) -> Any:
         """Run fn; on a retryable RoundFailed wait for every server to be healthy and try again."""
@@ -534,27 +616,49 @@ class Coordinator:
             raise
         t2, c2 = time.monotonic(), time.process_time()
         try:
-            words = [int(w) for w in batch.words]
-            digest = self.market.digest(batch.proof, words, batch.payees, index)
+            digest = self.market.digest(batch.proof, [int(w) for w in batch.words], batch.payees, index)
             sigs = settlement.collect(signatures, digest, self.committee)
             batch.seconds["signatures"] = round(time.monotonic() - t2, 3)
             batch.cpu_s["signatures"] = round(time.process_time() - c2, 4)
-            t2, c2 = time.monotonic(), time.process_time()
-            # simulated first: a call that would revert is never broadcast (its calldata would
-            # publish the words without paying anyone)
-            receipt = settlement.relay(self.market, self.cfg.tx_key, batch.proof, words, batch.payees, sigs)
-        except (ChainError, InputError) as exc:
+        except InputError as exc:
             batch.status = "failed"
-            batch.attempts.append({"error": f"submitBatch: {exc}"})
+            batch.attempts.append({"error": f"signatures: {exc}"})
             self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was broadcast")
             self._save()
             raise RoundFailed(f"batch {index}: {exc}", retry=False) from None
+        batch.signatures = ["0x" + bytes(s).hex() for s in sigs]
+        batch.status = "submitting"  # from here a lost reply is settled from the chain (resume())
+        self._save()
+        return self.broadcast(batch)
+
+    def broadcast(self, batch: Batch) -> Batch:
+        """Relay a locally verified, signed batch (simulated first: a call that would revert is
+        never broadcast, its calldata would publish the words without paying anyone). A revert
+        fails the batch; losing the RPC leaves it `submitting`, and resume() later reads the chain
+        to learn whether it landed."""
+        from omniplus.servers import settlement
+
+        t2, c2 = time.monotonic(), time.process_time()
+        sigs = [bytes.fromhex(s.removeprefix("0x")) for s in batch.signatures]
+        try:
+            words = [int(w) for w in batch.words]
+            receipt = settlement.relay(self.market, self.cfg.tx_key, batch.proof, words, batch.payees, sigs)
+        except (ChainError, InputError) as exc:
+            if isinstance(exc, ChainError) and not _reverted(exc):
+                self.log("batch_unconfirmed", level="warning", batch=batch.index, error=str(exc)[:300],
+                         note="the chain did not answer; the outcome is read from the chain later")
+                raise
+            batch.status = "failed"
+            batch.attempts.append({"error": f"submitBatch: {exc}"})
+            self.log("batch_failed", level="error", batch=batch.index, error=str(exc), note="nothing was broadcast")
+            self._save()
+            raise RoundFailed(f"batch {batch.index}: {exc}", retry=False) from None
         batch.status = "submitted"
         batch.tx = "0x" + bytes(receipt["transactionHash"]).hex()
         batch.gas_used = int(receipt["gasUsed"])
         batch.seconds["submit"] = round(time.monotonic() - t2, 3)
         batch.cpu_s["submit"] = round(time.process_time() - c2, 4)
-        self.log("batch_submitted", batch=index, tx=batch.tx, gas_used=batch.gas_used, payees=batch.payees,
+        self.log("batch_submitted", batch=batch.index, tx=batch.tx, gas_used=batch.gas_used, payees=batch.payees,
                  signatures=len(sigs))
         self._save()
         return batch
@@ -575,9 +679,47 @@ class Coordinator:
             return None
         return fresh[:N]
 
+    # ------------------------------------------------------------------ liveness
+    def resume(self) -> list[Batch]:
+        """Settle what an earlier run (or a lost RPC reply) left half-done; returns batches it
+        found on-chain. Rounds left running are aborted on every server; a batch left `proving`
+        is failed (its index is retried with the same set, as servers require); a batch left
+        `submitting` is submitted if the chain shows its index with its payees, re-sent if its
+        index is still the next one, else failed."""
+        self.retry_aborts()
+        for rec in list(self.state.get("inflight", [])):
+            self.abort(rec["session"], [s.id for s in self.cfg.servers], "coordinator restarted mid-round")
+        self.state["inflight"] = []
+        self.paid_batches.update(self.market)
+        settled: list[Batch] = []
+        for i, b in enumerate(self.state["batches"]):
+            if b.get("status") not in ("proving", "submitting"):
+                continue
+            batch = Batch(**b)
+            self.state["batches"][i] = batch.__dict__
+            onchain = self.paid_batches.by_index.get(batch.index)
+            if onchain is not None and sorted(onchain) == sorted(p.lower() for p in batch.payees):
+                batch.status, batch.tx = "submitted", self.paid_batches.tx.get(batch.index, "")
+                self.log("batch_settled", batch=batch.index, tx=batch.tx, note="found on-chain after a restart "
+                         "or a lost reply")
+                settled.append(batch)
+            elif batch.status == "submitting" and onchain is None and batch.verified_locally \
+                    and self.market.batches_submitted() == batch.index:
+                self.log("batch_resend", batch=batch.index, note="not on-chain: sending the verified proof again")
+                settled.append(self.broadcast(batch))
+            else:
+                batch.status = "failed"
+                batch.attempts.append({"error": "interrupted: the coordinator stopped before this batch settled"})
+                self.log("batch_abandoned", level="warning", batch=batch.index, was=b.get("status"))
+        self._save()
+        return settled
+
     def step(self) -> Batch | None:
         """One pass of discover → validate → (maybe) batch. Returns the batch it submitted, if any."""
         todo, valid, rejected = self.classify()
+        for do in todo + valid:  # a DO rejected for a possible server fault resubmitted fresh shares
+            if self.state["rejected"].pop(do, None) is not None:
+                self.log("do_resubmitted", do=do)
         for do, why in rejected.items():
             self.state["rejected"].setdefault(do, why)
         if todo:
@@ -601,7 +743,11 @@ class Coordinator:
         return batch
 
     def run(self, batches: int | None = None, timeout: float | None = None) -> list[Batch]:
-        """Loop until `batches` batches are on-chain (None: until stopped) or `timeout` passes."""
+        """Loop until `batches` batches are on-chain (None: until stopped) or `timeout` passes.
+
+        Chain trouble (RPC down, stalled, a failed read) never ends the loop: the pass is logged,
+        backed off (up to 10 s) and retried; before the next pass resume() settles any batch
+        whose submission reply was lost."""
         deadline = None if timeout is None else time.monotonic() + timeout
         made: list[Batch] = []
         self.log(
@@ -610,23 +756,51 @@ class Coordinator:
             servers=self.cfg.n,
             batch_size=self.setup.params.batch,
         )
+        need_resume, backoff = True, self.cfg.poll
         while not self.stopping.is_set():
             try:
-                b = self.step()
+                if need_resume:
+                    made += self.resume()
+                    need_resume = False
+                b = self.step() if batches is None or len(made) < batches else None
+                backoff = self.cfg.poll
             except RoundFailed as exc:
                 if batches is not None:
                     raise
                 self.log("step_failed", level="error", error=str(exc), note="backing off")
                 self.stopping.wait(10 * self.cfg.poll + 5)
                 continue
+            except CHAIN_ERRORS as exc:
+                need_resume = True
+                backoff = min(10.0, max(2 * backoff, 0.5))
+                self.log("chain_unavailable", level="warning", error=f"{type(exc).__name__}: {str(exc)[:300]}",
+                         note=f"retrying in {backoff:.1f}s")
+                b = None
+                self.stopping.wait(backoff)
             if b is not None:
                 made.append(b)
-                if batches is not None and len(made) >= batches:
-                    break
+            if batches is not None and len(made) >= batches:
+                break
             if deadline is not None and time.monotonic() > deadline:
                 raise RoundFailed(f"only {len(made)} of {batches} batch(es) after {timeout:.0f}s", retry=False)
             time.sleep(self.cfg.poll)
         return made
+
+
+def _reverted(exc: Exception) -> bool:
+    """Did the chain refuse the call (as opposed to not answering)?"""
+    text = str(exc).lower()
+    return "revert" in text or "out of gas" in text
+
+
+def _chain_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    from web3.exceptions import Web3Exception
+
+    return (ChainError, OSError, requests.exceptions.RequestException, Web3Exception, TimeoutError)
+
+
+CHAIN_ERRORS = _chain_errors()
 
 
 def status_report(cfg: CoordinatorConfig) -> dict[str, Any]:

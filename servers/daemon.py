@@ -44,8 +44,10 @@ from omniplus.servers.wire import (
     mutual_server_credentials,
     public_server_credentials,
 )
+from omniplus.servers.workers import Gate
 
 SERVICES = ("omniplus.v1.Submission", "omniplus.v1.Peer", "omniplus.v1.Control")
+PUBLIC_HANDLERS, PUBLIC_QUEUE, PUBLIC_RESERVED = 8, 32, 8  # public-port workers: see Daemon.start
 
 
 def JsonLog(server: int, stream: Any = None, level: str = "info") -> EventLog:  # noqa: N802 - a constructor
@@ -96,6 +98,8 @@ class Daemon:
                 market=cfg.task.market,
                 allowlist=cfg.task.allowlist,
                 call=cfg.task.registry_call,
+                from_block=cfg.task.deploy_block,
+                log=self.log,
             )
         self.registry = registry
         self.mailbox = Mailbox(self.limits)
@@ -111,12 +115,19 @@ class Daemon:
 
     # lifecycle
     def start(self) -> None:
+        # Health must answer while DOs flood the port: Submit/Status run through a gate of
+        # PUBLIC_HANDLERS (+ PUBLIC_QUEUE waiting), so PUBLIC_RESERVED workers stay free for health.
         pub = grpc.server(
-            futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="public"),
+            futures.ThreadPoolExecutor(
+                max_workers=PUBLIC_HANDLERS + PUBLIC_QUEUE + PUBLIC_RESERVED, thread_name_prefix="public"
+            ),
             options=grpc_options(self.cfg.limits.max_submit_bytes),
         )
         pb, _ = _pb()
-        sub = SubmissionService(self)
+        start_registry = getattr(self.registry, "start", None)
+        if start_registry is not None:
+            start_registry()  # background refresh from Registered events (servers/registry.py)
+        sub = SubmissionService(self, Gate(PUBLIC_HANDLERS, PUBLIC_QUEUE))
         add_service(
             pub,
             "omniplus.v1.Submission",
@@ -141,6 +152,7 @@ class Daemon:
                 "StartBatch": (ctl.StartBatch, pb.StartBatchRequest, pb.ControlAck),
                 "Abort": (ctl.Abort, pb.AbortRequest, pb.ControlAck),
                 "RoundStatus": (ctl.RoundStatus, pb.RoundStatusRequest, pb.RoundStatusReply),
+                "Submissions": (ctl.Submissions, pb.SubmissionsRequest, pb.SubmissionsReply),
             },
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, peer)
@@ -183,6 +195,9 @@ class Daemon:
             if th:
                 th[0].join(grace)
         self.network.close()
+        stop_registry = getattr(self.registry, "stop", None)
+        if stop_registry is not None:
+            stop_registry()
         self.storage.close()
         self.log("stopped")
 

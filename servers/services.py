@@ -16,6 +16,7 @@ from omniplus.servers.admission import admit
 from omniplus.servers.rounds import BatchRequest, RoundEngine
 from omniplus.servers.storage import AlreadyStored, Rejected, dumps
 from omniplus.servers.wire import peer_common_name, status_code
+from omniplus.servers.workers import Gate
 
 if TYPE_CHECKING:
     from omniplus.servers.daemon import Daemon
@@ -28,10 +29,18 @@ def _pb() -> tuple[Any, Any]:
 
 
 class SubmissionService:
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, gate: Gate | None = None) -> None:
         self.d = daemon
+        self.gate = gate or Gate(8, 8)
 
     def Submit(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
+        try:
+            with self.gate:
+                return self._submit(request, context)
+        except Rejected as exc:  # the gate refused: busy
+            context.abort(status_code(exc.code), str(exc))
+
+    def _submit(self, request: Any, context: grpc.ServicerContext) -> Any:
         pb, _ = _pb()
         d = self.d
         who = "0x" + request.do_address.hex()
@@ -48,6 +57,13 @@ class SubmissionService:
         return pb.SubmitReply(payload_hash=sub.payload_hash, state="accepted")
 
     def Status(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        try:
+            with self.gate:
+                return self._status(request, context)
+        except Rejected as exc:
+            context.abort(status_code(exc.code), str(exc))
+
+    def _status(self, request: Any, context: grpc.ServicerContext) -> Any:
         pb, _ = _pb()
         task = self.d.cfg.task
         if (request.chain_id, request.market) != (task.chain_id, task.market_bytes):
@@ -89,9 +105,13 @@ class ControlService:
         self._need_engine(context)
         dos = [bytes(a) for a in request.do_addresses]
         try:
+            if self.d.storage.round(request.session) is not None:
+                raise Rejected("ALREADY_EXISTS", f"session {request.session!r} already exists; start a new session")
             subs = (
                 self.d.storage.submissions(dos=dos) if dos else self.d.storage.submissions(state="accepted")
             )
+            if not subs:
+                raise Rejected("FAILED_PRECONDITION", "nothing to validate: no stored submission is waiting")
             missing = set(dos) - {s.do_address for s in subs}
             if missing:
                 raise Rejected(
@@ -142,6 +162,18 @@ class ControlService:
         self._caller(context)
         state = self.d.abort_round(request.session, request.reason or "aborted by the coordinator")
         return pb.ControlAck(session=request.session, state=state)
+
+    MAX_LISTED = 1000
+
+    def Submissions(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+        """Incremental discovery: what changed after the caller's cursor (servers/discovery.py)."""
+        pb, _ = _pb()
+        self._caller(context)
+        limit = min(request.limit or self.MAX_LISTED, self.MAX_LISTED)
+        rows, cursor, more = self.d.storage.changes(int(request.since), limit)
+        return pb.SubmissionsReply(
+            entries=[pb.DoState(**r) for r in rows], cursor=cursor, epoch=self.d.storage.epoch, more=more
+        )
 
     def RoundStatus(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         pb, _ = _pb()

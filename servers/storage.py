@@ -82,6 +82,15 @@ CREATE TABLE IF NOT EXISTS rounds (
     started_at REAL NOT NULL,
     updated_at REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS resubmissions (
+    do_address BLOB PRIMARY KEY,
+    count INTEGER NOT NULL,
+    last_reason TEXT NOT NULL,
+    last_payload_hash BLOB NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS change_counter (id INTEGER PRIMARY KEY CHECK (id = 1), n INTEGER NOT NULL);
+INSERT OR IGNORE INTO change_counter (id, n) VALUES (1, 0);
 CREATE TABLE IF NOT EXISTS round_data (
     session TEXT NOT NULL,
     key TEXT NOT NULL,
@@ -188,7 +197,9 @@ class Storage:
             self._db.executescript(_SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StorageError(f"cannot open state database {self.path}: {exc}") from None
+        self._migrate()
         self._bind(identity or {})
+        self.epoch = self._epoch()
         self.interrupted = self._mark_interrupted()
 
     # ---------------------------------------------------------------- plumbing
@@ -215,6 +226,51 @@ class Storage:
                         "use a fresh storage directory per server and task"
                     )
             db.executemany("INSERT OR IGNORE INTO meta(key, value) VALUES (?, ?)", list(want.items()))
+
+    def _migrate(self) -> None:
+        """Add what later versions need to an existing database: the change number of every
+        submission, kept by triggers so every code path that changes a submission bumps it."""
+        with self._tx() as db:
+            cols = {r[1] for r in db.execute("PRAGMA table_info(submissions)").fetchall()}
+            if "change_no" not in cols:
+                db.execute("ALTER TABLE submissions ADD COLUMN change_no INTEGER NOT NULL DEFAULT 0")
+            db.execute("CREATE INDEX IF NOT EXISTS submissions_change ON submissions(change_no)")
+            for name, when in (("sub_changed_ins", "AFTER INSERT ON submissions"),
+                               ("sub_changed_upd", "AFTER UPDATE OF state, reason, batch_index, batch_tx, "
+                                                   "payload_hash ON submissions")):
+                db.execute(
+                    f"CREATE TRIGGER IF NOT EXISTS {name} {when} BEGIN "
+                    "UPDATE change_counter SET n = n + 1 WHERE id = 1; "
+                    "UPDATE submissions SET change_no = (SELECT n FROM change_counter WHERE id = 1) "
+                    "WHERE seq = NEW.seq; END"
+                )
+
+    def _epoch(self) -> str:
+        import secrets
+
+        with self._tx() as db:
+            db.execute("INSERT OR IGNORE INTO meta(key, value) VALUES ('epoch', ?)", (secrets.token_hex(8),))
+            return str(db.execute("SELECT value FROM meta WHERE key = 'epoch'").fetchone()[0])
+
+    def changes(self, since: int, limit: int) -> tuple[list[dict[str, Any]], int, bool]:
+        """Submissions changed after change number `since`, oldest first, without their shares:
+        ([{do_address, state, reason, batch_index, change, model_version}], cursor, more)."""
+        with self._lock:
+            cols = {r[1] for r in self._db.execute("PRAGMA table_info(submissions)").fetchall()}
+            mv = "model_version" if "model_version" in cols else "0"
+            rows = self._db.execute(
+                f"SELECT do_address, state, reason, batch_index, change_no, {mv} FROM submissions "
+                "WHERE change_no > ? ORDER BY change_no LIMIT ?",
+                (since, limit + 1),
+            ).fetchall()
+        more = len(rows) > limit
+        out = [
+            {"do_address": bytes(r[0]), "state": r[1], "reason": r[2], "batch_index": int(r[3]),
+             "change": int(r[4]), "model_version": int(r[5] or 0)}
+            for r in rows[:limit]
+        ]
+        cursor = out[-1]["change"] if out else since
+        return out, cursor, more
 
     def _mark_interrupted(self) -> list[str]:
         with self._tx() as db:
@@ -261,14 +317,10 @@ class Storage:
                     "ALREADY_EXISTS", "replayed submission: this nonce was already used by this DO"
                 )
             row = db.execute(
-                "SELECT payload_hash FROM submissions WHERE do_address = ?", (do_address,)
+                "SELECT payload_hash, state, reason FROM submissions WHERE do_address = ?", (do_address,)
             ).fetchone()
             if row is not None:
-                raise Rejected(
-                    "ALREADY_EXISTS",
-                    "duplicate submission: this DO already has an accepted update for this task"
-                    + (" (same payload)" if row[0] == payload_hash else " (a different payload)"),
-                )
+                self._replace_rejected(db, do_address, row, payload_hash, now)
             db.execute(
                 "INSERT INTO submissions (do_address, payee, server_index, n_servers, threshold, wires, "
                 "shares, payload_hash, nonce, expiry, signature, received_at, state, model_version, "
@@ -297,6 +349,40 @@ class Storage:
         got = self.submission(do_address)
         assert got is not None
         return got
+
+    def _replace_rejected(self, db: sqlite3.Connection, do_address: bytes, row: Sequence[Any],
+                          payload_hash: bytes, now: float) -> None:
+        """A DO already has a submission: refuse, unless it was rejected for a reason that could be
+        a server's fault (servers/verdicts.py) and it has resubmissions left; then the rejected
+        row goes (its nonce stays used) and the caller inserts the fresh one, in the same transaction."""
+        from omniplus.servers.verdicts import MAX_RESUBMISSIONS, may_resubmit
+
+        old_hash, state, reason = bytes(row[0]), row[1], row[2]
+        if state != "invalid":
+            raise Rejected(
+                "ALREADY_EXISTS",
+                "duplicate submission: this DO already has an accepted update for this task"
+                + (" (same payload)" if old_hash == payload_hash else " (a different payload)"),
+            )
+        if not may_resubmit(reason):
+            raise Rejected("ALREADY_EXISTS", f"this DO's update was rejected for its own provable fault ({reason}); "
+                                             "it may not resubmit")
+        done = db.execute("SELECT count FROM resubmissions WHERE do_address = ?", (do_address,)).fetchone()
+        count = int(done[0]) if done else 0
+        if count >= MAX_RESUBMISSIONS:
+            raise Rejected("ALREADY_EXISTS", f"rejected ({reason}) and already resubmitted {count} time(s), "
+                                             f"the most allowed")
+        if old_hash == payload_hash:
+            raise Rejected("ALREADY_EXISTS",
+                           "a resubmission must carry fresh shares (same payload as the rejected one)")
+        db.execute("DELETE FROM submissions WHERE do_address = ?", (do_address,))
+        db.execute("INSERT OR REPLACE INTO resubmissions (do_address, count, last_reason, last_payload_hash, at) "
+                   "VALUES (?, ?, ?, ?, ?)", (do_address, count + 1, reason, old_hash, now))
+
+    def resubmissions(self, do_address: bytes) -> int:
+        with self._lock:
+            row = self._db.execute("SELECT count FROM resubmissions WHERE do_address = ?", (do_address,)).fetchone()
+        return int(row[0]) if row else 0
 
     def submission(self, do_address: bytes) -> StoredSubmission | None:
         with self._lock:

@@ -17,7 +17,7 @@ from omniplus.contracts import rollup as market_mod  # noqa: E402
 from omniplus.servers.client import TaskRef, build_request, send
 from omniplus.servers.config import write_config
 from omniplus.servers.daemon import Daemon, JsonLog
-from omniplus.servers.registry import ChainRegistry
+from omniplus.servers.registry import NEGATIVE_TTL, ChainRegistry
 from omniplus.servers.signing import address_of
 
 # init code that deploys a 1-byte contract (STOP): RollupMarket only requires the verifier to have code
@@ -76,6 +76,7 @@ def test_daemon_checks_registration_on_chain(market: tuple[Any, Any], tmp_path: 
         assert out.code == "PERMISSION_DENIED" and "not registered" in out.message
         assert d.storage.count_submissions() == 0
         m.register(node.keys[2])
+        time.sleep(NEGATIVE_TTL + 0.1)  # the refusal is cached briefly (servers/registry.py)
         out = send(ln.public(1), 1, build_request(node.keys[2], task, 1, 3, 1, [1, 2], [3, 4]), ln.ca)
         assert out.accepted, out
         sub = d.storage.submission(address_of(node.keys[2]))

@@ -1,4 +1,4 @@
-"""`omniplus bench prover|gas|mpc|round|chunks|attack`: benchmarks that print a table and save CSV/PNG.
+"""`omniplus bench prover|gas|mpc|round|chunks|attack|load`: benchmarks that print a table and save CSV/PNG.
 
 Each benchmark is a module `bench/<name>.py` (`omniplus.bench.<name>`) providing `add_arguments(parser)` and
 `run(args) -> int`; this verb only dispatches. Results go to bench/results/ unless --out says
@@ -17,6 +17,7 @@ BENCHES = {
     "round": "one market round on a devnet: wall and CPU per phase, DO training to submission (issue 11)",
     "chunks": "models larger than one circuit: K chunk proofs in one transaction, gas and prover time per parameter",
     "attack": "final accuracy vs attack rate, multi-Krum μ ∈ {0.25, 0.5} vs plain FedAvg (issue 5)",
+    "load": "N concurrent DOs submitting to a 3-server devnet: DOs/s, p50/p99 latency, server RSS (issue 10)",
 }
 
 
