@@ -48,7 +48,7 @@ from typing import Any
 
 from omniplus.core import resources as paths
 from omniplus.core.errors import ProofError, SetupError, ToolError
-from omniplus.prover.field import R
+from omniplus.prover.field import R, fr_to_bytes, ints_from_bytes
 
 N8 = 32
 
@@ -63,14 +63,13 @@ ENGINE_JS = paths.JS_DIR / "engine.js"
 
 
 def encode_scalars(values: Iterable[int]) -> bytes:
-    """Field elements → concatenated 32-byte LE canonical values (the payload format)."""
-    return b"".join((v % R).to_bytes(N8, "little") for v in values)
+    """Field elements → concatenated 32-byte LE canonical values (prover/field.py's codec)."""
+    return fr_to_bytes(list(values))
 
 
 def decode_scalars(data: bytes | memoryview) -> list[int]:
     """The inverse of encode_scalars."""
-    mv = memoryview(data)
-    return [int.from_bytes(mv[i:i + N8], "little") for i in range(0, len(mv), N8)]
+    return ints_from_bytes(data, R, what="node worker scalars")
 
 
 class NodeWorker:

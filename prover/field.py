@@ -15,7 +15,7 @@ from gmpy2 import mpz
 R = 21888242871839275222246405745257275088548364400416034343698204186575808495617
 Q = 21888242871839275222246405745257275088696311157297823662689037894645226208583
 
-N8 = 32  # bytes per field element in every snarkjs file
+N8 = 32  # bytes per field element in every snarkjs file and on the wire
 MONT_BITS = 256  # Montgomery radix 2^256, for both fields
 R_MPZ = mpz(R)
 Q_MPZ = mpz(Q)
@@ -113,3 +113,33 @@ def mont_to_bytes(x: int, p: int) -> bytes:
 def mont_from_bytes(b: bytes | memoryview, p: int) -> int:
     """32-byte little-endian Montgomery form → canonical field element (no range check)."""
     return from_mont(int.from_bytes(b, "little"), p)
+
+
+# ---------------------------------------------------------------- the one wire codec
+class CodecError(ValueError):
+    """Bytes that are not a whole number of canonical 32-byte little-endian elements."""
+
+
+def ints_to_bytes(values: Sequence[int]) -> bytes:
+    """Concatenated 32-byte little-endian values (callers reduce them first)."""
+    return b"".join(int(v).to_bytes(N8, "little") for v in values)
+
+
+def ints_from_bytes(data: bytes | memoryview, modulus: int = R, count: int | None = None,
+                    what: str = "field elements") -> list[int]:
+    """The inverse of ints_to_bytes; refuses partial elements, a wrong count and values ≥ modulus."""
+    if len(data) % N8:
+        raise CodecError(f"{what}: {len(data)} bytes is not a whole number of {N8}-byte elements")
+    mv = memoryview(data)
+    out = [int.from_bytes(mv[i:i + N8], "little") for i in range(0, len(mv), N8)]
+    if count is not None and len(out) != count:
+        raise CodecError(f"{what}: expected {count} elements, got {len(out)}")
+    for i, v in enumerate(out):
+        if v >= modulus:
+            raise CodecError(f"{what}: element {i} is not a canonical field element")
+    return out
+
+
+def fr_to_bytes(values: Sequence[int]) -> bytes:
+    """Scalars (any ints) reduced mod r, as the wire and the node worker carry them."""
+    return ints_to_bytes([int(v) % R for v in values])

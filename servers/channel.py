@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from omniplus.core.errors import OmniplusError
-from omniplus.prover.field import Q, R
+from omniplus.prover.field import CodecError, Q, R, fr_to_bytes, ints_from_bytes
 
 try:  # the protocol's error type, so protocol code that catches NetError also catches ours
     from omniplus.prover.mpc.net import NetError as _Base
@@ -79,22 +79,15 @@ MESSAGE_OVERHEAD = 256  # accounting cost of a message's key and bookkeeping
 
 def encode_field(values: Sequence[int]) -> bytes:
     """32-byte little-endian canonical elements (values are reduced mod r first)."""
-    return b"".join((int(v) % R).to_bytes(32, "little") for v in values)
+    return fr_to_bytes(values)
 
 
 def decode_field(data: bytes, count: int | None = None, what: str = "field elements") -> list[int]:
     """Inverse of encode_field; refuses partial elements, wrong counts and values >= r."""
-    if len(data) % 32:
-        raise TransportError(f"{what}: {len(data)} bytes is not a multiple of 32", "INVALID_ARGUMENT")
-    out = [int.from_bytes(data[i : i + 32], "little") for i in range(0, len(data), 32)]
-    if count is not None and len(out) != count:
-        raise TransportError(f"{what}: expected {count} elements, got {len(out)}", "INVALID_ARGUMENT")
-    for i, v in enumerate(out):
-        if v >= R:
-            raise TransportError(
-                f"{what}: element {i} is not a canonical field element (>= r)", "INVALID_ARGUMENT"
-            )
-    return out
+    try:
+        return ints_from_bytes(data, R, count, what)
+    except CodecError as exc:
+        raise TransportError(str(exc), "INVALID_ARGUMENT") from None
 
 
 def check_message(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from omniplus.prover.field import Q, R
+from omniplus.prover.field import CodecError, Q, R, fr_to_bytes, ints_from_bytes, ints_to_bytes
 from omniplus.prover.mpc.net import NetError
 
 G1Point = tuple[int, int] | None
@@ -17,28 +17,22 @@ G2Point = tuple[tuple[int, int], tuple[int, int]] | None
 
 
 def _ints_to_bytes(values: Sequence[int]) -> bytes:
-    return b"".join(int(v).to_bytes(32, "little") for v in values)
+    return ints_to_bytes(values)
 
 
-def _ints_from_bytes(data: bytes, modulus: int, what: str) -> list[int]:
-    if len(data) % 32:
-        raise NetError(f"{what}: {len(data)} bytes is not a whole number of 32-byte elements")
-    out = [int.from_bytes(data[i : i + 32], "little") for i in range(0, len(data), 32)]
-    for i, v in enumerate(out):
-        if v >= modulus:
-            raise NetError(f"{what}: element {i} is not a canonical field element")
-    return out
+def _ints_from_bytes(data: bytes, modulus: int, what: str, count: int | None = None) -> list[int]:
+    try:
+        return ints_from_bytes(data, modulus, count, what)
+    except CodecError as exc:
+        raise NetError(str(exc)) from None
 
 
 def encode_scalars(values: Sequence[int]) -> bytes:
-    return _ints_to_bytes([v % R for v in values])
+    return fr_to_bytes(values)
 
 
 def decode_scalars(data: bytes, count: int | None = None, what: str = "scalars") -> list[int]:
-    out = _ints_from_bytes(data, R, what)
-    if count is not None and len(out) != count:
-        raise NetError(f"{what}: expected {count} field elements, got {len(out)}")
-    return out
+    return _ints_from_bytes(data, R, what, count)
 
 
 def encode_g1(points: Sequence[G1Point]) -> bytes:
