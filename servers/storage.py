@@ -436,11 +436,6 @@ class Storage:
                     (batch_index, batch_tx, do),
                 )
 
-    def mark_paid(self, dos: Sequence[bytes]) -> None:
-        with self._tx() as db:
-            for do in dos:
-                db.execute("UPDATE submissions SET state = 'paid' WHERE do_address = ?", (do,))
-
     # ---------------------------------------------------------------- rounds
 
     def opened_batch(self, batch_index: int) -> list[bytes] | None:
