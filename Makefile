@@ -28,7 +28,7 @@ $(PROTO_OK): $(wildcard proto/*.proto) $(VENV_OK)
 proto: $(PROTO_OK)
 
 demo: install
-	.venv/bin/omniplus demo
+	.venv/bin/omniplus demo --compare-plain
 
 test: install
 	.venv/bin/ruff check .
