@@ -80,6 +80,9 @@ def cached_setup(params: Any, progress: Progress | None = None) -> Any:
 class Devnet:
     """Owns every process it starts; `stop()` ends them (also on context exit)."""
 
+    model_hash_: bytes = b"\0" * 32  # the task's modelHash (the market run sets the MO's)
+    model_uri: str = ""
+
     def __init__(
         self, root: str | Path, opts: DevnetOptions | None = None, progress: Progress | None = None
     ) -> None:
@@ -212,10 +215,11 @@ class Devnet:
             self.params, reward=self.opts.reward_wei, batches=self.opts.batches, deadline=deadline,
             min_batch=self.opts.min_batch,
         )
-        self.market = RollupMarket.deploy(w3, key, verifier.address, task, committee=self.committee())
+        self.market = RollupMarket.deploy(w3, key, verifier.address, task, committee=self.committee(),
+                                          model_hash=self.model_hash_, model_uri=self.model_uri)
         self.say(
             f"Groth16Verifier at {verifier.address}, RollupMarket at {self.market.address} "
-            f"(deposit {task.required_deposit} wei)"
+            f"(deposit {task.required_deposit} wei, modelHash 0x{self.model_hash_.hex()[:16]}…)"
         )
 
     def _ports(self) -> list[tuple[int, int]]:

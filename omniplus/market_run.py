@@ -42,28 +42,7 @@ from omniplus.ml.updates import QuantSpec, flatten
 
 # ---------------------------------------------------------------------- network
 class MarketNet(Devnet):
-    """A Devnet whose RollupMarket carries the MO's public-model hash and URI."""
-
-    model_hash_: bytes = b"\0" * 32
-    model_uri: str = ""
-
-    def _deploy(self) -> None:
-        from omniplus.contracts.rollup import RollupMarket, TaskParams
-        from omniplus.contracts.verifier import deploy_verifier
-
-        w3, key = self.anvil.w3, self.anvil.keys[0]
-        verifier = deploy_verifier(w3, key, self.setup.path)
-        self.verifier_address = verifier.address
-        deadline = int(w3.eth.get_block("latest")["timestamp"]) + 7 * 24 * 3600
-        task = TaskParams.from_circuit(
-            self.params, reward=self.opts.reward_wei, batches=self.opts.batches, deadline=deadline,
-            min_batch=self.opts.min_batch,
-        )
-        self.market = RollupMarket.deploy(
-            w3, key, verifier.address, task, committee=self.committee(), model_hash=self.model_hash_,
-            model_uri=self.model_uri,
-        )
-        self.say(f"RollupMarket at {self.market.address}, modelHash 0x{self.model_hash_.hex()[:16]}…")
+    """A Devnet whose RollupMarket carries the MO's public-model hash and URI (set before start)."""
 
     def run_batch(self, timeout: float = 900.0) -> dict:
         """One coordinator process for exactly one batch; returns its state record."""
