@@ -372,25 +372,14 @@ contract RollupMarket {
         _checkSignatures(_digest(batchIndex, a, b, c, words, payees), signatures);
 
         // Effects on payees first (the proof check below reverts everything if it fails).
-        uint64 tag = uint64(batchIndex + 1);
-        uint128 rw = uint128(reward);
-        for (uint256 i = 0; i < n; i++) {
-            address p = payees[i];
-            Member storage mem = members[p];
-            if (!mem.registered) revert UnregisteredPayee(p);
-            uint64 prev = mem.paidTag;
-            if (prev == tag) revert DuplicatePayee(p);
-            if (prev != 0) revert AlreadyPaid(p, prev - 1);
-            mem.paidTag = tag;
-            mem.credit += rw;
-        }
+        _credit(payees, batchIndex);
 
         if (!_verify(batchIndex, a, b, c, words, payees)) revert InvalidProof();
 
         bytes32 commitment = keccak256(abi.encodePacked(words));
         aggregateCommitments[batchIndex] = commitment;
         batchCount = uint64(batchIndex + 1);
-        totalCredited += uint128(n) * rw;
+        totalCredited += uint128(n) * uint128(reward);
         emit BatchSubmitted(batchIndex, commitment, words, payees, msg.sender);
     }
 
@@ -446,7 +435,8 @@ contract RollupMarket {
         return ok && ret.length == 32 && abi.decode(ret, (uint256)) == 1;
     }
 
-    /// Effects on payees first (a failing proof afterwards reverts everything), as in submitBatch.
+    /// Effects on payees first (a failing proof afterwards reverts everything): registered, not yet
+    /// paid, no duplicate; each is credited the reward. Used by submitBatch and submitChunkedBatch.
     function _credit(address[] calldata payees, uint256 batchIndex) internal {
         uint64 tag = uint64(batchIndex + 1);
         uint128 rw = uint128(reward);
