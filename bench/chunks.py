@@ -2,8 +2,9 @@
 per parameter as d grows, next to PlainMarket's per-parameter cost.
 
 Per model size d: K = ceil(d / d_chunk) chunks of one (N, d_chunk, k, B) circuit (one cached
-development setup for all), N random in-bound updates (per-chunk norm bound), K real proofs by the
-single prover (omniplus.api.prove_chunks; the network path is not chunked yet), a 2-of-3
+development setup for all), N Gaussian updates clipped chunk by chunk (per-layer clipping,
+ml.updates.quantize_chunked), K real proofs by the single prover (omniplus.api.prove_chunks;
+the network path is not chunked yet), a 2-of-3
 committee's signatures, and ONE submitChunkedBatch on anvil whose gasUsed is the row's gas.
 The anvil runs with a high block gas limit so a large batch is measured, not refused; the row says
 when it would not fit a 30M-gas block.
@@ -62,6 +63,22 @@ def chunk_params(args: argparse.Namespace) -> Any:
     return CircuitParams(args.batch, args.d_chunk, k, args.d_chunk << (2 * k - 4)).check()
 
 
+def per_chunk_clipped(p: Any, d: int, *, seed: int) -> list[int]:
+    """A DO's d-parameter update as the market makes it: Gaussian, clipped chunk by chunk to the
+    chunk circuit's bound (ml.updates.quantize_chunked), quantised; flattened back to d values."""
+    import math
+
+    import torch
+
+    from omniplus.ml.updates import QuantSpec, quantize_chunked
+
+    target = math.sqrt(p.norm_bound) - math.sqrt(p.dims) - 1
+    spec = QuantSpec(clip=1.0, target=target, bits=p.bits, dims=p.dims)
+    assert spec.norm_bound <= p.norm_bound
+    update = torch.randn(d, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+    return [v for chunk in quantize_chunked(update, spec, seed) for v in chunk][:d]
+
+
 def plain_per_param(dims: list[int], n: int, rounds: int) -> tuple[float, float, list[Row]]:
     """(intercept, slope) of PlainMarket's per-batch gas in d, from real sessions at `dims`."""
     from omniplus.bench.gas import plain_session_gas
@@ -96,7 +113,6 @@ def measure(args: argparse.Namespace) -> list[Row]:
                           tuple(bytes([j]) * 32 for j in (1, 2, 3)), 2)
     rows: list[Row] = []
     rng = random.Random(7)
-    lim = 1 << (p.bits - 2)
     for d in args.dims:
         k = n_chunks(d, p.dims)
         with Anvil(accounts=p.batch + 2, gas_limit=1_000_000_000) as node:
@@ -109,7 +125,7 @@ def measure(args: argparse.Namespace) -> list[Row]:
             for dk in dos:
                 m.register(dk)
             payees = [Account.from_key(dk).address for dk in dos]
-            rows_q = [[rng.randrange(-lim, lim) for _ in range(d)] for _ in dos]
+            rows_q = [per_chunk_clipped(p, d, seed=rng.randrange(1 << 30)) for _ in dos]
             log(f"[chunks] d={d}: proving K={k} chunks of {p.dims} ({args.backend}, jobs={args.jobs})")
             t0 = time.perf_counter()
             out = prove_chunks(setup.path, split_rows(rows_q, p.dims), m.binding_context(payees), args.backend,

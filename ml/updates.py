@@ -86,6 +86,21 @@ def quantize_update(update: torch.Tensor, spec: QuantSpec, seed: int, *, clip: b
     return [max(-lim - 1, min(lim, v)) for v in q]
 
 
+def quantize_chunked(update: torch.Tensor, spec: QuantSpec, seed: int, *, clip: bool = True) -> list[list[int]]:
+    """A model larger than one circuit: cut into chunks of spec.dims, each clipped and quantised alone.
+
+    Per-chunk (e.g. per-layer) clipping is what makes every chunk pass its own circuit's norm bound
+    spec.norm_bound; one global clip would let one chunk take the whole norm budget. The last chunk
+    is zero-padded (prover.chunks.split_rows pads the same way)."""
+    u = update.reshape(-1).to(torch.float64)
+    if u.numel() == 0:
+        raise InputError("empty update")
+    k = -(-u.numel() // spec.dims)
+    u = torch.cat([u, torch.zeros(k * spec.dims - u.numel(), dtype=u.dtype)])
+    return [quantize_update(u[i * spec.dims:(i + 1) * spec.dims], spec, seed * 1_000_003 + i, clip=clip)
+            for i in range(k)]
+
+
 def dequantize(values: Sequence[int], spec: QuantSpec) -> torch.Tensor:
     return torch.tensor([float(v) for v in values], dtype=torch.float64) / spec.scale
 

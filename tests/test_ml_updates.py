@@ -12,7 +12,16 @@ import torch
 from omniplus.core.errors import InputError
 from omniplus.ml.attacks import apply_attack
 from omniplus.ml.model import check_public, make_model, private_params, public_params, public_size
-from omniplus.ml.updates import QuantSpec, clip_l2, dequantize, fedavg_delta, flatten, quantize_update, unflatten_into
+from omniplus.ml.updates import (
+    QuantSpec,
+    clip_l2,
+    dequantize,
+    fedavg_delta,
+    flatten,
+    quantize_chunked,
+    quantize_update,
+    unflatten_into,
+)
 from omniplus.prover.quantize import stochastic_round
 
 SPEC = QuantSpec(clip=2.0, target=60.0, bits=6, dims=100)
@@ -45,6 +54,22 @@ def test_clip_and_norm_bound_admits_every_honest_update() -> None:
         bad = quantize_update(apply_attack("scale", clip_l2(u, SPEC.clip), i), SPEC, seed=i, clip=False)
         if float(u.norm()) > 0.05:
             assert sum(v * v for v in bad) > SPEC.norm_bound  # ×100: rejected by the servers
+
+
+def test_per_chunk_clipping_keeps_every_chunk_in_its_own_bound() -> None:
+    """One layer far larger than the others: a global clip would let it use the whole norm budget
+    and put that chunk over B; per-chunk clipping keeps every chunk in B and leaves small chunks alone."""
+    gen = torch.Generator().manual_seed(4)
+    u = torch.cat([torch.randn(100, generator=gen, dtype=torch.float64) * 50,  # a huge layer
+                   torch.randn(150, generator=gen, dtype=torch.float64) * 0.01])
+    chunks = quantize_chunked(u, SPEC, seed=1)
+    assert len(chunks) == 3 and all(len(c) == SPEC.dims for c in chunks)
+    assert all(sum(v * v for v in c) <= SPEC.norm_bound for c in chunks)
+    assert chunks[2][50:] == [0] * 50  # the last chunk is zero-padded
+    small = quantize_update(u[100:200], SPEC, seed=1_000_003 + 1)
+    assert chunks[1] == small  # a chunk inside its bound is not scaled down by the big one
+    unclipped = quantize_chunked(u, SPEC, seed=1, clip=False)
+    assert sum(v * v for v in unclipped[0]) > SPEC.norm_bound  # without clipping chunk 0 breaks B
 
 
 def test_dequantised_aggregate_equals_float_sum_within_bound() -> None:
