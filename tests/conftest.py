@@ -4,6 +4,7 @@ small gradient circuit, made once per test session."""
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import pytest
@@ -17,6 +18,15 @@ def pytest_configure(config: pytest.Config) -> None:
     (server processes inherit the variable). OMNIPLUS_TEST_CACHE names a folder to reuse on purpose."""
     cache = os.environ.get("OMNIPLUS_TEST_CACHE") or tempfile.mkdtemp(prefix="omniplus-test-cache-")
     os.environ["OMNIPLUS_CACHE"] = cache
+    if not os.environ.get("OMNIPLUS_TEST_CACHE"):
+        config._omniplus_private_cache = cache  # type: ignore[attr-defined]
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """The session's private cache (its setups can be hundreds of MB) goes when the session ends."""
+    cache = getattr(config, "_omniplus_private_cache", None)
+    if cache:
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 # Small enough for the suite, big enough to be the real statement: 2 DOs, 40 coordinates of 6 bits,
