@@ -21,7 +21,13 @@ from omniplus.core.errors import ChainError, InputError
 if TYPE_CHECKING:
     from omniplus.prover.proof import Proof
 
-VERIFY_GAS = 1_000_000
+VERIFY_GAS = 1_000_000  # enough for a few dozen public inputs; verify_gas() sizes it for n
+
+
+def verify_gas(n_public: int) -> int:
+    """Explicit gas for verifyProof: ≈ 190k for the pairing and setup, ≈ 6.2k (ecMul + ecAdd) per
+    public input, with a margin (unused gas is not charged)."""
+    return max(VERIFY_GAS, 300_000 + 8_000 * n_public)
 
 
 def verify_onchain(setup, proof: Proof, public: list[int], rpc: str | None = None,
@@ -40,8 +46,12 @@ def verify_onchain(setup, proof: Proof, public: list[int], rpc: str | None = Non
         verifier = deploy_verifier(w3, key, setup.verifier_sol)
         a, b, c = proof_calldata(proof)
         fn = verifier.functions.verifyProof(a, b, c, [int(x) for x in public])
-        valid = bool(fn.call({"gas": VERIFY_GAS}))
-        receipt = transact(w3, key, fn, gas=VERIFY_GAS)
+        gas = verify_gas(len(public))
+        try:
+            valid = bool(fn.call({"gas": gas}))
+        except Exception as exc:  # web3 raises many types for a failed eth_call (RPC errors, reverts)
+            raise ChainError(f"verifyProof eth_call failed at gas {gas:,}: {exc}") from exc
+        receipt = transact(w3, key, fn, gas=gas)
         return valid, int(receipt["gasUsed"])
 
 def proof_calldata(proof: Any) -> tuple[list[int], list[list[int]], list[int]]:
