@@ -6,8 +6,8 @@ It refuses, with one clear line (NonCanonicalTask), a market
 * whose runtime code is not the canonical RollupMarket build: eth_getCode compared byte for byte
   with solc's runtime output of contracts/RollupMarket.sol, the immutable ranges (the task
   parameters, which solc reports in `immutableReferences`) masked on both sides;
-* whose verifier's code differs from the Groth16Verifier.sol exported by *our own* setup (snarkjs
-  verifiers have no immutables: exact comparison), so a reject-all or accept-all verifier of the
+* whose verifier's code differs from the Groth16Verifier.sol exported by *our own* setup (the
+  verifier has no immutables: exact comparison), so a reject-all or accept-all verifier of the
   MO's choice is caught;
 * whose N, N_min, d, k, B, M, w, c, model hash or committee (signing addresses, TLS certificate
   fingerprints, threshold) differ from what the caller expects.

@@ -2,9 +2,9 @@
 
 Why not snarkjs' `zkey export solidityverifier`: its template unrolls one block of code per public
 input, so past about 240 public inputs the contract is larger than EIP-170's 24,576-byte limit and
-cannot be deployed (the paper's N = 4, d = 5,701 statement has 252 public inputs at k = 8, 306 at
+cannot be deployed (the paper's N = 4, d = 5,701 statement has 249 public inputs at k = 8, 303 at
 k = 10). Here the IC points are one `bytes` constant read in a loop, 64 bytes per input, so the
-code stays small up to about 350 inputs; the gas is the same precompile calls (one ecMul and one
+code stays under the limit up to MAX_PUBLIC inputs; the gas is the same precompile calls (one ecMul and one
 ecAdd per input, one 4-pair pairing). The ABI is snarkjs': verifyProof(uint[2], uint[2][2],
 uint[2], uint[n]) returns bool, with B's coordinates in the precompile's (c1, c0) order, so callers
 and proof_calldata are unchanged, and a bad proof or an input >= r returns false.
