@@ -112,8 +112,8 @@ def plain_row(node: Anvil, N: int, d: int, R: int = ROUNDS, mu: tuple[int, int] 
 
 # ------------------------------------------------------------------------------ RollupMarket
 def estimate_constraints(params: CircuitParams) -> int:
-    """Rough size of the batch circuit: per DO d·(k+2) + norm bits, plus one per packed word."""
-    return params.batch * (params.dims * (params.bits + 2) + params.norm_bits) + params.n_words
+    """Rough size of the batch circuit: per DO d·(k+3) + norm bits, plus one per packed word."""
+    return params.batch * (params.dims * (params.bits + 3) + params.norm_bits) + params.n_words + params.n_score_words
 
 
 def bench_params(N: int, d: int, bits: int = BITS) -> CircuitParams:
