@@ -24,7 +24,8 @@ from omniplus.core import resources as paths
 from omniplus.core.errors import ChainError
 from omniplus.core.tools import run_tool
 from omniplus.prover.binding import aggregate as column_sums
-from omniplus.prover.binding import pack_aggregate, public_signals, unpack_words
+from omniplus.prover.binding import pack_aggregate, pack_scores, public_signals, unpack_words
+from omniplus.prover.contribution import scores
 from omniplus.prover.witness import circuit_inputs
 
 PARAMS = CircuitParams(batch=2, dims=30, bits=8, norm_bound=200_000)  # w = 10, c = 25, M = 2
@@ -86,7 +87,7 @@ def prove(setup: Setup, market: RollupMarket, payees: list[str], rows: list[list
     """A real proof for `rows` bound to (chain, market, task, batch_index, payees) -> (proof.json, words)."""
     ctx = market.binding_context(payees, batch_index=batch_index)
     words = pack_aggregate(PARAMS, column_sums(rows))
-    signals = public_signals(ctx, words)
+    signals = public_signals(ctx, words, pack_scores(PARAMS, scores(rows)))
     work = setup.dir / f"proof_{tag}"
     work.mkdir(exist_ok=True)
     (work / "input.json").write_text(json.dumps(circuit_inputs(PARAMS, rows, signals)))
@@ -94,19 +95,35 @@ def prove(setup: Setup, market: RollupMarket, payees: list[str], rows: list[list
     _snarkjs("groth16", "prove", setup.zkey, "w.wtns", "proof.json", "public.json", cwd=work)
     public = [int(x) for x in json.loads((work / "public.json").read_text())]
     assert public == signals
-    return json.loads((work / "proof.json").read_text()), words
+    proof = json.loads((work / "proof.json").read_text())
+    PROVEN[proof_key(proof)] = scores(rows)
+    return proof, words
+
+
+PROVEN: dict[str, list[int]] = {}  # proof → the scores it was made for (the servers' opened scores)
+
+
+def proof_key(proof: dict) -> str:
+    return json.dumps(proof["pi_a"])
+
+
+def scores_of(proof: dict, payees: list[str]) -> list[int]:
+    """The scores a proof was made for; a made-up proof gets positive placeholder scores."""
+    return PROVEN.get(proof_key(proof), [1] * len(payees))
 
 
 def sigs(m: RollupMarket, proof: dict, words: list[int], payees: list[str], keys=SERVER_KEYS[:2],
-         batch_index: int | None = None) -> list[bytes]:
+         batch_index: int | None = None, scores: list[int] | None = None) -> list[bytes]:
     """Committee signatures over the batch digest (what honest servers send after checking)."""
-    digest = m.digest(proof, words, payees, batch_index)
+    digest = m.digest(proof, words, payees, scores_of(proof, payees) if scores is None else scores, batch_index)
     return [sign_batch(digest, k) for k in keys]
 
 
-def submit(m: RollupMarket, key: str, proof: dict, words: list[int], payees: list[str], **kw) -> dict:
-    """A relay with two valid committee signatures (so only the proof and the payees are tested)."""
-    return m.submit_batch(key, proof, words, payees, sigs(m, proof, words, payees), **kw)
+def submit(m: RollupMarket, key: str, proof: dict, words: list[int], payees: list[str],
+           scores: list[int] | None = None, **kw) -> dict:
+    """A relay with two valid committee signatures (so only the proof, payees and scores are tested)."""
+    sc = scores_of(proof, payees) if scores is None else scores
+    return m.submit_batch(key, proof, words, payees, sc, sigs(m, proof, words, payees, scores=sc), **kw)
 
 
 def conserved(m: RollupMarket) -> None:
@@ -164,11 +181,17 @@ def test_binding_matches_prover(batch_fixture):
     words = pack_aggregate(PARAMS, column_sums(ROWS0))
     payees = [a.address, batch_fixture["attacker"].address]
     ctx = m.binding_context(payees)
-    assert m.public_inputs(words, payees) == public_signals(ctx, words)
+    sc = scores(ROWS0)
+    assert m.public_inputs(words, payees, sc) == public_signals(ctx, words, pack_scores(PARAMS, sc))
+    assert m.contract.functions.packScores([-5, 7]).call() == pack_scores(PARAMS, [-5, 7])
+    assert m.contract.functions.packScores([-5]).call() == pack_scores(PARAMS, [-5])  # empty slot: score 0
+    assert (m.contract.functions.scoreOffset().call(), m.contract.functions.scoreBits().call(),
+            m.contract.functions.nScoreWords().call(), m.min_score()) == \
+        (PARAMS.score_offset, PARAMS.score_bits, PARAMS.n_score_words, 0)
     assert m.committee().same_as(COMMITTEE)
     proof = batch_fixture["p0"][0]
-    assert m.contract.functions.batchDigest(*m.submit_call(proof, words, payees, []).args[:5]).call() == \
-        m.digest(proof, words, payees)
+    assert m.contract.functions.batchDigest(*m.submit_call(proof, words, payees, sc, []).args[:6]).call() == \
+        m.digest(proof, words, payees, sc)
 
 
 def test_happy_path_rejections_and_replays(node, setup, batch_fixture):
@@ -224,7 +247,7 @@ def test_happy_path_rejections_and_replays(node, setup, batch_fixture):
     print(f"submitBatch gas, 2 payees: {rc1['gasUsed']}")
     assert m.batches_submitted() == 2
     with pytest.raises(ChainError, match="AllBatchesDone"):
-        m.submit_batch(relayer, DUMMY, words1, [node.accounts[6].address, node.accounts[7].address])
+        m.submit_batch(relayer, DUMMY, words1, [node.accounts[6].address, node.accounts[7].address], [1, 1])
     conserved(m)
 
     # reentrancy: the attacker's receive() calls withdraw() again; it gets its credit once
@@ -271,7 +294,8 @@ def test_replay_on_another_chain(setup, batch_fixture):
             submit(m, other.keys[5], proof, words, payees)
         # the committee's signatures for chain 31337 are not signatures for chain 31338 either
         with pytest.raises(ChainError, match="NotCommittee"):
-            m.submit_batch(other.keys[5], proof, words, payees, sigs(m1, proof, words, payees, batch_index=0))
+            m.submit_batch(other.keys[5], proof, words, payees, scores_of(proof, payees),
+                           sigs(m1, proof, words, payees, batch_index=0))
         conserved(m)
 
 
@@ -302,11 +326,23 @@ def test_rejections_before_the_proof(node, setup):
         ([one, two], [0, R_FIELD_MINUS_1], "WordTooLarge"),
         ([one, two], words, "InvalidProof"),
     ]
+    off = PARAMS.score_offset
+    scored = [  # contribution scores: one per payee, each above minScore = 0, within ±(N-1)·B
+        ([one, two], [5], "WrongScoreCount"),
+        ([one, two], [5, 5, 5], "WrongScoreCount"),
+        ([one, two], [5, 0], r"LowScore\(1, 0\)"),  # a free-rider (zero update) cannot be paid
+        ([one, two], [-3, 5], r"LowScore\(0, -3\)"),  # nor a sign-flipper
+        ([one, two], [5, off + 1], "ScoreOutOfRange"),
+        ([one, two], [5, off], "InvalidProof"),  # in range: only the proof refuses it
+    ]
     for payees, ws, err in cases:
         with pytest.raises(ChainError, match=err):
             submit(m, node.keys[4], DUMMY, ws, payees, simulate_first=False)
         with pytest.raises(ChainError, match="would revert: " + err):  # the relayer never broadcasts it
             submit(m, node.keys[4], DUMMY, ws, payees)
+    for payees, sc, err in scored:
+        with pytest.raises(ChainError, match=err):
+            submit(m, node.keys[4], DUMMY, words, payees, scores=sc, simulate_first=False)
     conserved(m)
     # deployment checks
     with pytest.raises(ChainError, match="DepositTooSmall"):
@@ -339,7 +375,8 @@ def test_refund_after_deadline(node, setup):
         m.finish(mo)
     node.increase_time(1001)
     with pytest.raises(ChainError, match="DeadlinePassed"):
-        m.submit_batch(node.keys[4], DUMMY, [0] * PARAMS.n_words, [node.accounts[1].address], simulate_first=False)
+        m.submit_batch(node.keys[4], DUMMY, [0] * PARAMS.n_words, [node.accounts[1].address], [1],
+                       simulate_first=False)
     with pytest.raises(ChainError, match="DeadlinePassed"):
         m.register(node.keys[2])
     before = w3.eth.get_balance(node.accounts[0].address)
@@ -362,8 +399,8 @@ def test_cli_deploy_market_from_setup(setup, capsys):
                  "--reward-wei", "7", "--committee", ",".join(COMMITTEE.members),
                  "--fingerprints", ",".join(f.hex() for f in COMMITTEE.fingerprints)]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["params"] == {"N": 2, "N_min": 2, "d": 30, "k": 8, "B": 200_000, "M": 2, "w": 10, "c": 25,
-                             "R": 3}
+    assert out["params"] == {"N": 2, "N_min": 2, "min_score": 0, "d": 30, "k": 8, "B": 200_000, "M": 2, "w": 10,
+                             "c": 25, "R": 3}
     assert Committee.from_json(out["committee"]).same_as(COMMITTEE)
     assert out["deposit_wei"] == 2 * 3 * 7
     assert out["market"].startswith("0x") and out["verifier"].startswith("0x")
@@ -384,8 +421,9 @@ def test_zkey_holder_cannot_get_paid(node, setup):
     m.register(x.key)
     m.register(y.key)
     payees = [x.address, y.address]
-    zero = [[0] * PARAMS.dims, [0] * PARAMS.dims]
-    proof, words = prove(setup, m, payees, zero, 0, "zero")  # a valid proof: the circuit accepts it
+    # a valid proof of rows of its choice (agreeing ones: an all-zero batch now scores 0, LowScore)
+    proof, words = prove(setup, m, payees, ROWS0, 0, "zero")
+    sc = scores(ROWS0)
     before = m.accounts()
     relayer = node.keys[5]
     good = sigs(m, proof, words, payees)
@@ -407,14 +445,14 @@ def test_zkey_holder_cannot_get_paid(node, setup):
     ]
     for signatures, err in cases:
         with pytest.raises(ChainError, match=err):
-            m.submit_batch(relayer, proof, words, payees, signatures, simulate_first=False)
+            m.submit_batch(relayer, proof, words, payees, sc, signatures, simulate_first=False)
         with pytest.raises(ChainError, match="would revert: " + err):
-            m.submit_batch(relayer, proof, words, payees, signatures)
+            m.submit_batch(relayer, proof, words, payees, sc, signatures)
     assert m.accounts() == before and m.credit(x.address) == 0 and m.batches_submitted() == 0
     assert m.batch_events() == []
     conserved(m)
     # the very same proof with two committee signatures lands: only the signatures stopped it
-    m.submit_batch(relayer, proof, words, payees, good)
+    m.submit_batch(relayer, proof, words, payees, sc, good)
     assert m.credit(x.address) == REWARD and m.batches_submitted() == 1
     conserved(m)
     assert w3.eth.get_balance(m.address) == m.accounts()["deposit"]
@@ -437,7 +475,8 @@ def test_relayed_batch_keeps_readers_working(node, setup):
     payees = [a.address, b.address]
     proof, words = prove(setup, m, payees, ROWS0, 0, "relayed")
     relayer = deploy(node.w3, node.keys[6], market_artifacts()["Relayer"])
-    call_data = m.submit_call(proof, words, payees, sigs(m, proof, words, payees))._encode_transaction_data()
+    call_data = m.submit_call(proof, words, payees, scores(ROWS0),
+                              sigs(m, proof, words, payees))._encode_transaction_data()
     transact(node.w3, node.keys[6], relayer.functions.relay(m.address, call_data), gas=2_000_000)
     assert m.batches_submitted() == 1 and m.credit(a.address) == REWARD
     alerts: list[str] = []
