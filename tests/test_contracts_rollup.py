@@ -485,3 +485,87 @@ def test_relayed_batch_keeps_readers_working(node, setup):
     (agg,) = read_aggregates(m, PARAMS)
     assert agg["aggregate"] == column_sums(ROWS0) and agg["payees"] == payees
     conserved(m)
+
+
+# ---- pay by contribution score (issue 12): N = 3, so scores and payments differ per payee
+PARAMS3 = CircuitParams(batch=3, dims=8, bits=6, norm_bound=2000)
+
+
+def prove3(setup3, m: RollupMarket, payees: list[str], rows: list[list[int]], work: Path) -> tuple[dict, list[int]]:
+    """A real proof (snarkjs) of rows for the next batch of m; returns (proof.json, words)."""
+    from omniplus.prover.backends.base import ProveJob, get_backend
+    from omniplus.prover.binding import public_inputs
+    from omniplus.prover.witness import full_witness
+
+    words, signals = public_inputs(PARAMS3, m.binding_context(payees), rows)
+    work.mkdir(parents=True, exist_ok=True)
+    job = ProveJob(zkey=setup3.zkey, wasm=setup3.wasm, witness=full_witness(setup3, rows, signals),
+                   input_json=circuit_inputs(PARAMS3, rows, signals), workdir=work)
+    proof, public = get_backend("snarkjs").prove(job)
+    assert [int(x) for x in public] == signals
+    return proof, words
+
+
+def test_pay_by_score_pro_rata_dust_and_refusals(node, tmp_path):
+    """Payees are paid floor(budget·s_i/Σs) of budget = reward·n; a proof posted with other scores is
+    InvalidProof, a zero update (score 0) is LowScore; the dust goes back to the MO at finish()."""
+    from omniplus.prover.contribution import split_budget
+    from omniplus.prover.setup_cache import cached_setup
+    from omniplus.prover.trusted_setup import SetupDir
+
+    setup3 = cached_setup(PARAMS3)[0]
+    assert isinstance(setup3, SetupDir)
+    w3, mo = node.w3, node.keys[0]
+    v = deploy_verifier(w3, mo, setup3.path)
+    deadline = int(w3.eth.get_block("latest")["timestamp"]) + 86400
+    m = RollupMarket.deploy(w3, mo, v.address, TaskParams.from_circuit(PARAMS3, reward=REWARD, batches=1,
+                                                                        deadline=deadline, min_batch=2),
+                            committee=COMMITTEE)
+    dos = node.accounts[1:4]
+    for a in dos:
+        m.register(a.key)
+    payees = [a.address for a in dos]
+    relayer = node.keys[5]
+
+    # a free-rider in the batch: its score is 0, so the batch cannot pay it (a valid proof)
+    zero_rows = [[10] * 8, [8] * 8, [0] * 8]
+    proof_z, words_z = prove3(setup3, m, payees, zero_rows, tmp_path / "z")
+    assert scores(zero_rows)[2] == 0
+    with pytest.raises(ChainError, match=r"LowScore\(2, 0\)"):
+        m.submit_batch(relayer, proof_z, words_z, payees, scores(zero_rows),
+                       [sign_batch(m.digest(proof_z, words_z, payees, scores(zero_rows)), k) for k in SERVER_KEYS[:2]])
+
+    rows = [[10] * 8, [8] * 8, [5] * 8]  # all agree; scores 8·10·13, 8·8·15, 8·5·18
+    sc = scores(rows)
+    assert sc == [1040, 960, 720]
+    proof, words = prove3(setup3, m, payees, rows, tmp_path / "b")
+
+    def relay(posted: list[int]) -> dict:
+        digest = m.digest(proof, words, payees, posted)  # the committee signs what is posted
+        return m.submit_batch(relayer, proof, words, payees, posted, [sign_batch(digest, k) for k in SERVER_KEYS[:2]])
+
+    for posted in ([960, 1040, 720], [1041, 959, 720], [1040, 960, 721], [2080, 1920, 1440]):
+        with pytest.raises(ChainError, match="InvalidProof"):  # the proof fixes every score
+            relay(posted)
+    before = m.accounts()
+    assert before["totalCredited"] == 0
+    rc = relay(sc)
+    budget = REWARD * 3
+    amounts, dust = split_budget(budget, sc)
+    assert dust > 0  # 3e15·1040/2720 is not an integer
+    assert [m.credit(p) for p in payees] == amounts
+    assert amounts[0] > amounts[1] > amounts[2] and sum(amounts) + dust == budget
+    (ev,) = m.batch_events()
+    assert ev.scores == sc and ev.amounts == amounts and ev.payees == payees
+    print(f"\nsubmitBatch gas, N=3 payees, pay by score: {rc['gasUsed']}")
+    acc = m.accounts()
+    assert acc["totalCredited"] == sum(amounts)
+    # finish: the MO gets back everything not credited, the dust included; exact conservation
+    m.finish(mo)
+    acc = m.accounts()
+    assert acc["refunded"] == acc["deposit"] - sum(amounts) == acc["deposit"] - budget + dust
+    for a in dos:
+        m.withdraw(a.key)
+    acc = m.accounts()
+    assert acc["deposit"] == acc["totalCredited"] + acc["refunded"] == acc["totalWithdrawn"] + acc["refunded"]
+    assert acc["balance"] == 0
