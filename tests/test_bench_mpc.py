@@ -26,7 +26,7 @@ def test_mpc_bench_rows(tmp_path, capsys) -> None:
         ("gradient", "wires", 3, 1), ("gradient", "points", 3, 1), ("dense", "wires", 3, 1)]
     for r in rows:
         assert r["verified"] is True
-        # [ctx, W_0..W_(M-1)] (a few words at this size) vs the squaring's one output
+        # [ctx, W_0..W_(M-1), S_0] (a few words at this size) vs the squaring's one output
         assert (r["constraints"] + (3 if r["circuit"] == "gradient" else 1)).bit_length() == 8  # a 2^8 domain
         assert r["server_cpu_s"] == pytest.approx(r["server_py_cpu_s"] + r["server_node_cpu_s"])
         assert r["server_cpu_s"] > 0 and r["single_cpu_s"] >= 0 and r["wall_s"] > 0
@@ -44,9 +44,9 @@ def test_mpc_bench_rows(tmp_path, capsys) -> None:
     assert grad["sent_per_server_per_do_b"] == pytest.approx(
         (grad["prove_sent_b"] + grad["validate_sent_b"]) / grad["dos"])
     assert dense["dos"] == 1 and "validate_rounds" not in dense
-    # the proof's rounds do not depend on the circuit: the gradient run adds the aggregate opening,
-    # which is commit, reveal and echo (prover/mpc/audit.py): three broadcast rounds
-    assert grad["rounds"] == dense["rounds"] + 3
+    # the proof's rounds do not depend on the circuit: the gradient run adds the aggregate opening
+    # and the score opening, each commit, reveal and echo (prover/mpc/audit.py): 2 × 3 broadcast rounds
+    assert grad["rounds"] == dense["rounds"] + 6
     with (tmp_path / "mpc.csv").open() as f:
         got = list(csv.DictReader(f))
     assert [(g["circuit"], g["mode"]) for g in got] == [("gradient", "wires"), ("gradient", "points"),

@@ -1,4 +1,7 @@
-"""Smoke run of `omniplus bench round` at a tiny size (2 DOs, d = 65, 1 epoch): a real devnet round.
+"""Smoke run of `omniplus bench round` at a tiny size (2 DOs, d = 260, 1 epoch): a real devnet round.
+
+The DOs' quantised updates must agree (positive contribution scores, or submitBatch reverts LowScore):
+with one hidden unit or 6 bits they quantise to zero, with 4 hidden units and 8 bits they score 53 each.
 
 Not a timed test: the columns must be there, every phase of the round must have a row, the
 CSV must hold the printed rows, and the phases must add up to the measured total (they are
@@ -19,7 +22,7 @@ from omniplus.bench import round as br
 def test_round_bench_rows(tmp_path, capsys) -> None:
     ap = argparse.ArgumentParser()
     br.add_arguments(ap)
-    args = ap.parse_args(["--dos", "2", "--hidden", "1", "--bits", "6", "--norm-bound", "400", "--epochs", "1",
+    args = ap.parse_args(["--dos", "2", "--hidden", "4", "--bits", "8", "--norm-bound", "6000", "--epochs", "1",
                           "--json", "--out", str(tmp_path)])
     assert br.run(args) == 0
     rows = json.loads(capsys.readouterr().out)
@@ -30,7 +33,7 @@ def test_round_bench_rows(tmp_path, capsys) -> None:
     for r in rows:
         for key in ("wall_s", "cpu_here_s", "load1"):
             assert key in r and r[key] is not None, (r["phase"], key)
-        assert r["d"] == 65 and r["n"] == 2
+        assert r["d"] == 260 and r["n"] == 2
     total = rows[-1]
     parts = sum(r["wall_s"] for r in rows[:-1])
     assert parts == pytest.approx(total["wall_s"], rel=0.02, abs=0.05)
