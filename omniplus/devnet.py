@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from omniplus.core.errors import OmniplusError
-from omniplus.prover.samples import invalid_row, valid_row
+from omniplus.prover.samples import agreeing_row, agreement_base, invalid_row
 
 Progress = Callable[[str], None]
 
@@ -340,8 +340,11 @@ class Devnet:
         accounts = self.anvil.accounts[1 : 1 + o.dos]
         bad = set(range(o.dos - o.invalid, o.dos))  # the last --invalid DOs are out of bound
         self.dos = []
+        # honest DOs' updates agree (a common direction plus noise): positive contribution scores,
+        # so every valid DO of a batch is paid (RollupMarket refuses a payee with score <= minScore)
+        base = agreement_base(self.params, self.rng)
         for i, acct in enumerate(accounts):
-            row = invalid_row(self.params, self.rng) if i in bad else valid_row(self.params, self.rng)
+            row = invalid_row(self.params, self.rng) if i in bad else agreeing_row(self.params, self.rng, base)
             self.dos.append(DoInfo(i, acct.address, acct.key, row, i not in bad))
         return self.dos
 

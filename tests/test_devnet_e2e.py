@@ -43,10 +43,19 @@ def test_one_batch_proof_pays_the_honest_dos(devnet: tuple[Devnet, dict[str, Any
     assert s["proof_verified_by_snarkjs"] is True
     assert s["batch_tx"] and 200_000 < s["verify_gas"] < 450_000
     reward = net.opts.reward_wei
-    assert s["credited"] == {**{d.address: reward for d in honest}, bad[0].address: 0}
     # the aggregate on-chain is the sum of the honest updates
     (event,) = net.market.batch_events()
     assert event.tx_hash == s["batch_tx"] and sorted(event.payees) == sorted(s["accepted"])
+    # paid by contribution score: the servers' opened scores (the proof's public inputs) are the
+    # Python reference's on the same rows, and the budget reward·n is split pro rata
+    from omniplus.prover.contribution import scores, split_budget
+
+    row_of = {d.address: d.row for d in honest}
+    want_scores = scores([row_of[p] for p in event.payees])
+    assert event.scores == want_scores and min(want_scores) > 0
+    amounts, dust = split_budget(reward * len(honest), want_scores)
+    assert event.amounts == amounts and sum(amounts) + dust == reward * len(honest)
+    assert s["credited"] == {**dict(zip(event.payees, amounts, strict=True)), bad[0].address: 0}
     want = [sum(d.row[j] for d in honest) for j in range(net.params.dims)]
     assert unpack_words(net.params, event.words) == want
 
@@ -59,13 +68,14 @@ def test_honest_dos_withdraw_and_the_invalid_one_cannot(devnet: tuple[Devnet, di
             with pytest.raises(ChainError, match="NothingToWithdraw"):
                 market.withdraw(do.key)
             continue
-        before = w3.eth.get_balance(do.address)
+        before, owed = w3.eth.get_balance(do.address), market.credit(do.address)
+        assert 0 < owed < 3 * reward  # a pro-rata share of the batch budget (issue 12)
         receipt = market.withdraw(do.key)
         fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
-        assert w3.eth.get_balance(do.address) == before + reward - fee
+        assert w3.eth.get_balance(do.address) == before + owed - fee
         assert market.credit(do.address) == 0
     acc = market.accounts()
-    assert acc["totalWithdrawn"] == acc["totalCredited"] == 3 * reward
+    assert acc["totalWithdrawn"] == acc["totalCredited"] > 3 * reward - 3  # dust (< payees) stays for the MO
     assert acc["balance"] == acc["deposit"] - acc["totalWithdrawn"]
 
 
@@ -107,7 +117,9 @@ def test_submit_status_shows_the_outcome_from_servers_and_chain(devnet, capsys) 
         if do.valid:
             assert {r["state"] for r in out["servers"]} == {"batched"}
             assert chain["included_in_batch"] == s["batch_index"] and chain["batch_tx"] == s["batch_tx"]
-            assert chain["withdrawn_wei"] == net.opts.reward_wei and chain["credit_wei"] == 0
+            (event,) = net.market.batch_events()  # paid its share of the budget by score (issue 12)
+            paid = dict(zip(event.payees, event.amounts, strict=True))[do.address]
+            assert chain["withdrawn_wei"] == paid > 0 and chain["credit_wei"] == 0
         else:
             assert {r["reason"] for r in out["servers"]} == {REASON_INVALID}
             assert chain == {"included_in_batch": None, "batch_tx": None, "credit_wei": 0, "withdrawn_wei": 0}
@@ -265,7 +277,11 @@ def test_a_do_with_wrong_point_shares_is_named_and_its_batch_still_paid(devnet_b
     assert {a.lower(): why for a, why in attempt["point_shares"]["refused"].items()} == {
         liar.address.lower(): REASON_WRONG_POINTS}
     assert s["proof_verified_by_snarkjs"] is True and s["batch_tx"]
-    assert s["credited"] == {d.address: net.opts.reward_wei for d in net.dos}
     (event,) = net.market.batch_events()
+    from omniplus.prover.contribution import scores, split_budget
+
+    row_of = {d.address: d.row for d in net.dos}
+    amounts, _dust = split_budget(net.opts.reward_wei * len(net.dos), scores([row_of[p] for p in event.payees]))
+    assert s["credited"] == dict(zip(event.payees, amounts, strict=True)) and min(amounts) > 0
     want = [sum(d.row[j] for d in net.dos) for j in range(net.params.dims)]
     assert unpack_words(net.params, event.words) == want
