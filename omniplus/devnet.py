@@ -32,6 +32,7 @@ from typing import Any
 
 from omniplus.core.errors import OmniplusError
 from omniplus.prover.samples import invalid_row, valid_row
+from omniplus.servers.channel import RECV_TIMEOUT
 
 Progress = Callable[[str], None]
 
@@ -52,7 +53,7 @@ class DevnetOptions:
     min_batch: int = 2  # N_min (the contract and every server refuse smaller batches)
     seed: int | None = None
     batch_wait: float = 1.0  # the DOs have all submitted when the coordinator starts
-    recv_timeout: float = 60.0
+    recv_timeout: float = RECV_TIMEOUT
     engines: dict[int, str] = field(default_factory=dict)  # server id -> engine spec (fault tests)
     point_shares: bool = True  # DOs also send their blocks' MSM contributions (prover/mpc/point_shares.py)
     bad_points: int = 0  # the first bad_points valid DOs send point shares of another block (fault tests)

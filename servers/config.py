@@ -113,7 +113,7 @@ class Limits:
     max_buffered_bytes: int = 512 * 1024 * 1024  # all pending inbound MPC messages together
     max_expiry_seconds: int = 7 * 24 * 3600  # furthest a DO may set its submission's expiry
     send_timeout: float = 10.0
-    recv_timeout: float = 120.0
+    recv_timeout: float = 20.0  # servers.channel.RECV_TIMEOUT
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,16 @@ def grpc_options(max_message_bytes: int) -> list[tuple[str, Any]]:
     ]
 
 
+# gRPC's reconnect back-off grows to 120 s by default: after a peer restarted, a channel could sit
+# in back-off longer than send_timeout and every send to the restarted peer failed although it was
+# up again. Capped at 1 s, a reconnect is tried at least once per second.
+RECONNECT_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 def mutual_server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
     """The peer port: clients must present a certificate signed by the network CA."""
     return grpc.ssl_server_credentials(
@@ -70,7 +80,7 @@ def peer_channel(address: str, expected_name: str, tls: TlsFiles, max_message_by
     creds = grpc.ssl_channel_credentials(
         root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
     )
-    opts = grpc_options(max_message_bytes) + [("grpc.ssl_target_name_override", expected_name)]
+    opts = grpc_options(max_message_bytes) + RECONNECT_OPTIONS + [("grpc.ssl_target_name_override", expected_name)]
     return grpc.secure_channel(address, creds, options=opts)
 
 

@@ -24,13 +24,14 @@ from typing import Any
 import pytest
 
 from omniplus.devnet import Devnet, DevnetOptions
+from omniplus.servers.channel import RECV_TIMEOUT
 
 HEALTH_BOUND = 1.0
 
 
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    opts = DevnetOptions(servers=3, dos=4, invalid=1, seed=11, recv_timeout=30.0, anvil_state=True)
+    opts = DevnetOptions(servers=3, dos=4, invalid=1, seed=11, recv_timeout=RECV_TIMEOUT, anvil_state=True)
     net = Devnet(tmp_path_factory.mktemp("liveness"), opts, progress=lambda m: print(m, file=sys.stderr))
     try:
         net.start()
