@@ -73,9 +73,8 @@ def health_latency(net: Devnet, j: int) -> float:
 
     from omniplus.servers.client import public_channel
 
-    ca = (net.certs / "ca.pem").read_bytes()
     t = time.monotonic()
-    with public_channel(f"127.0.0.1:{net.ports[j - 1][0]}", j, ca) as ch:
+    with public_channel(f"127.0.0.1:{net.ports[j - 1][0]}", j, net.pins) as ch:
         rep = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert rep.status == health_pb2.HealthCheckResponse.SERVING
     return time.monotonic() - t

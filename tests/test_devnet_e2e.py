@@ -162,7 +162,7 @@ def test_stale_update_is_refused(devnet: tuple[Devnet, dict[str, Any]]) -> None:
     net.market.register(late.key)
     outs = submit_block(late.key, TaskRef.parse(net.market.address, net.anvil.chain_id),
                         [f"127.0.0.1:{p[0]}" for p in net.ports], list(net.layout.slot_wires[0]),
-                        update_block(net.setup, net.layout, net.dos[0].row)[1], (net.certs / "ca.pem").read_bytes(),
+                        update_block(net.setup, net.layout, net.dos[0].row)[1], net.pins,
                         t=1, model_version=0)
     assert [o.accepted for o in outs] == [False] * 3
     assert all(o.code == "FAILED_PRECONDITION" and "stale update" in o.message for o in outs)

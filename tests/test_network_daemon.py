@@ -344,3 +344,28 @@ def test_status_answers_only_the_signing_do_about_itself(net: LocalNet) -> None:
     req.signature = sig[:32] + (signing.SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
     err = ask(req)
     assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "high-s" in err.details()
+
+
+def test_a_do_refuses_an_impostor_with_the_right_name_and_another_key(net: LocalNet, tmp_path: Path) -> None:
+    """A TLS server presenting a self-signed `server-1` certificate with another key gets no share:
+    the DO reads its certificate, sees another fingerprint than the pinned one, and sends nothing."""
+    from concurrent import futures
+
+    from omniplus.servers.wire import TlsFiles, public_server_credentials
+
+    fake = make_identity(tmp_path / "imp", "server-1")
+    calls: list[bytes] = []
+    srv = grpc.server(futures.ThreadPoolExecutor(2))
+    srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("omniplus.v1.Submission", {
+        "Submit": grpc.unary_unary_rpc_method_handler(lambda raw, ctx: calls.append(raw) or b"",
+                                                      request_deserializer=None, response_serializer=None)}),))
+    port = srv.add_secure_port("127.0.0.1:0", public_server_credentials(TlsFiles.load(fake.cert, fake.key)))
+    srv.start()
+    try:
+        out = send(f"127.0.0.1:{port}", 1, build_request(do_key(5), TASK, 1, 3, 1, WIRES, SHARES), net.pins)
+        assert out.code == "UNAUTHENTICATED" and "not the pinned" in out.message, out
+        assert calls == []
+    finally:
+        srv.stop(0)
+    # the real server 1 with the pinned certificate takes the same DO's share
+    assert send(net.public(1), 1, build_request(do_key(5), TASK, 1, 3, 1, WIRES, SHARES), net.pins).accepted
