@@ -346,3 +346,35 @@ def test_a_flooding_peer_exhausts_only_its_own_quota() -> None:
     ch1.close()
     with pytest.raises(TransportError):
         ch2.send(1, 0, "z", b"late")  # a closed round refuses late messages
+
+
+def test_a_send_reaches_a_peer_that_came_back_after_a_long_outage(grpc_net: dict[str, Any]) -> None:
+    """gRPC's default reconnect back-off (1 s × 1.6^k, up to 120 s) left a channel waiting ~6.6 s
+    after 9 s of outage, longer than a 2 s send_timeout; capped at 1 s the send goes through."""
+    import socket
+
+    from omniplus.servers.wire import RECONNECT_OPTIONS
+
+    assert ("grpc.max_reconnect_backoff_ms", 1000) in RECONNECT_OPTIONS
+    certs = grpc_net["certs"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    peers = dict(grpc_net["peers"])
+    peers[2] = (f"127.0.0.1:{port}", pem_of(certs, 2))  # party 2 "restarts" on this port later
+    lim = TransportLimits(LIMITS.max_message_bytes, LIMITS.max_buffered_bytes, send_timeout=2.0)
+    nt = GrpcNetwork(1, peers, tls_of(certs, server_name(1)), Mailbox(LIMITS), lim)
+    mb = Mailbox(LIMITS)
+    try:
+        with pytest.raises(TransportError):  # down: the channel starts backing off
+            nt.channel("back").send(2, 0, "early", b"x")
+        time.sleep(7.0)
+        servicer = PeerServicer(mb, {fingerprint_of(pem_of(certs, 1)): 1}, LIMITS)
+        srv, _ = serve_peer_port(f"127.0.0.1:{port}", tls_of(certs, server_name(2)), servicer)
+        try:
+            nt.channel("back").send(2, 0, "late", b"hello")  # within send_timeout of the restart
+            assert mb.take("back", 0, "late", 1, timeout=5).data == b"hello"
+        finally:
+            srv.stop(0)
+    finally:
+        nt.close()
