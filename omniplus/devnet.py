@@ -32,6 +32,7 @@ from typing import Any
 
 from omniplus.core.errors import OmniplusError
 from omniplus.prover.samples import invalid_row, valid_row
+from omniplus.servers.channel import RECV_TIMEOUT
 
 Progress = Callable[[str], None]
 
@@ -52,7 +53,7 @@ class DevnetOptions:
     min_batch: int = 2  # N_min (the contract and every server refuse smaller batches)
     seed: int | None = None
     batch_wait: float = 1.0  # the DOs have all submitted when the coordinator starts
-    recv_timeout: float = 60.0
+    recv_timeout: float = RECV_TIMEOUT
     engines: dict[int, str] = field(default_factory=dict)  # server id -> engine spec (fault tests)
     point_shares: bool = True  # DOs also send their blocks' MSM contributions (prover/mpc/point_shares.py)
     bad_points: int = 0  # the first bad_points valid DOs send point shares of another block (fault tests)
@@ -161,7 +162,8 @@ class Devnet:
         self.say(f"anvil at {self.anvil.rpc_url} (chain {self.anvil.chain_id})")
 
     def _make_certs(self) -> None:
-        """TLS certificates and one Ethereum signing key per server (keys/server-j.key, 0600)."""
+        """One identity per operator (its own key and self-signed certificate, as `omniplus certs
+        --name` makes it; no CA) and one Ethereum signing key per server (keys/server-j.key, 0600)."""
         from omniplus.servers.certs import make_network
 
         if self.certs.exists():
@@ -173,7 +175,8 @@ class Devnet:
             p = keys / f"server-{j}.key"
             p.write_text("0x" + os.urandom(32).hex() + "\n")
             p.chmod(0o600)
-        self.say(f"development CA, {self.opts.servers} server certificates and signing keys in {self.root}")
+        self.say(f"{self.opts.servers} server identities (self-signed, pinned by fingerprint), a coordinator "
+                 f"identity and signing keys in {self.root}")
 
     def server_key(self, j: int) -> str:
         return (self.root / "keys" / f"server-{j}.key").read_text().strip()
@@ -191,6 +194,11 @@ class Devnet:
         return Committee(tuple(Account.from_key(self.server_key(j)).address for j in range(1, n + 1)),
                          tuple(cert_fingerprint((self.certs / f"server-{j}.pem").read_bytes())
                                for j in range(1, n + 1)), self.opts.threshold + 1)
+
+    @property
+    def pins(self) -> dict[int, bytes]:
+        """{server j: sha256 of its certificate}: what DOs and the coordinator pin (the task lists them)."""
+        return {j: fp for j, fp in enumerate(self.committee().fingerprints, start=1)}
 
     def _load_setup(self) -> None:
         from omniplus.prover.mpc.layout import load_layout
@@ -236,7 +244,8 @@ class Devnet:
         committee = self.committee()
         peers = [
             {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}",
-             "signer": committee.members[j - 1], "fingerprint": "0x" + committee.fingerprints[j - 1].hex()}
+             "signer": committee.members[j - 1], "fingerprint": "0x" + committee.fingerprints[j - 1].hex(),
+             "cert": f"certs/{server_name(j)}.pem"}
             for j in range(1, o.servers + 1)
         ]
         self.server_configs = []
@@ -247,7 +256,7 @@ class Devnet:
                 "peer_listen": f"127.0.0.1:{ports[j - 1][1]}",
                 "storage": f"state/server-{j}",
                 "threshold": o.threshold,
-                "coordinators": ["coordinator"],
+                "coordinator_certs": ["certs/coordinator.pem"],
                 "signing_keyfile": f"keys/server-{j}.key",
                 "task": {
                     "market": self.market.address,
@@ -258,7 +267,6 @@ class Devnet:
                     "deploy_block": int(self.market.deploy_receipt["blockNumber"]),
                 },
                 "tls": {
-                    "ca": "certs/ca.pem",
                     "cert": f"certs/{server_name(j)}.pem",
                     "key": f"certs/{server_name(j)}.key",
                 },
@@ -308,7 +316,7 @@ class Devnet:
 
         from omniplus.servers.client import public_channel
 
-        ca = (self.certs / "ca.pem").read_bytes()
+        pins = self.pins
         addr = f"127.0.0.1:{self.ports[j - 1][0]}"
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -318,7 +326,7 @@ class Devnet:
                     f"server {j} exited with {proc.returncode}:\n{self.server_log(j)[-3000:]}"
                 )
             try:
-                with public_channel(addr, j, ca) as ch:
+                with public_channel(addr, j, pins) as ch:
                     rep = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
                 if rep.status == health_pb2.HealthCheckResponse.SERVING:
                     return
@@ -352,8 +360,7 @@ class Devnet:
         from omniplus.servers.data_owner import Destination, submit_update
 
         self.make_dos() if not self.dos else None
-        to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in self.ports],
-                         ca=(self.certs / "ca.pem").read_bytes(), threshold=self.opts.threshold)
+        to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in self.ports], threshold=self.opts.threshold)
 
         from omniplus.servers.data_owner import point_sharer
 
@@ -392,7 +399,7 @@ class Devnet:
             "key": self.anvil.keys[self.opts.dos + 1],
             "threshold": self.opts.threshold,
             "batch_wait": self.opts.batch_wait,
-            "tls": {"ca": "certs/ca.pem", "cert": "certs/coordinator.pem", "key": "certs/coordinator.key"},
+            "tls": {"cert": "certs/coordinator.pem", "key": "certs/coordinator.key"},
             "task": {
                 "rpc_url": self.anvil.rpc_url,
                 "market": self.market.address,

@@ -67,8 +67,7 @@ def submit_update(net: Devnet, do: DataOwner, row: Sequence[int], model_version:
     from omniplus.servers.data_owner import Destination
     from omniplus.servers.data_owner import submit_update as submit
 
-    to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in net.ports], ca=(net.certs / "ca.pem").read_bytes(),
-                     threshold=net.opts.threshold)
+    to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in net.ports], threshold=net.opts.threshold)
     submit(key=do.key, market=net.market, setup=net.setup, layout=net.layout, row=row, to=to,
            check=do.attack is None, model_version=model_version)
 
