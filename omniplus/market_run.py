@@ -44,8 +44,10 @@ from omniplus.ml.updates import QuantSpec, flatten
 class MarketNet(Devnet):
     """A Devnet whose RollupMarket carries the MO's public-model hash and URI (set before start)."""
 
-    def run_batch(self, timeout: float = 900.0) -> dict:
-        """One coordinator process for exactly one batch; returns its state record."""
+    def run_batch(self, timeout: float | None = None) -> dict:
+        """One coordinator process for exactly one batch; returns its state record (default wait:
+        900 s × the devnet's timeout scale, so a paper-size batch on a loaded machine is not cut off)."""
+        timeout = 900.0 * self.timeout_scale() if timeout is None else timeout
         before = len([b for b in self.coordinator_state()["batches"] if b["status"] == "submitted"])
         proc = self.start_coordinator(batches=1)
         try:
@@ -118,7 +120,7 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
     opts = DevnetOptions(
         servers=3, dos=cfg.dos, invalid=0, batch=cfg.batch, dims=dims, bits=cfg.bits,
         norm_bound=cfg.norm_bound, backend=cfg.backend, batches=cfg.rounds, reward_wei=cfg.reward_wei,
-        seed=cfg.seed,
+        seed=cfg.seed, timeout_scale=None,  # scaled by circuit size and load (OMNIPLUS_TIMEOUT_SCALE overrides)
     )
     net = MarketNet(root / "net", opts, progress=say)
     net.model_hash_ = model_hash(flatten(public_params(v.published, v.layers)))
