@@ -59,6 +59,37 @@ class DevnetOptions:
     bad_points: int = 0  # the first bad_points valid DOs send point shares of another block (fault tests)
     pythonpath: tuple[str, ...] = ()  # extra import paths for the server processes
     anvil_state: bool = False  # anvil keeps its state in ROOT/anvil-state.json (restartable: liveness tests)
+    # Multiplies the round/receive timeouts and the coordinator's server-down grace. 1.0 keeps the fixed
+    # values the fault tests rely on; None scales them with the circuit and the machine's load (see
+    # `timeout_scale`), as the market demo does; OMNIPLUS_TIMEOUT_SCALE overrides either.
+    timeout_scale: float | None = 1.0
+
+
+def load_factor() -> float:
+    """How oversubscribed the cores are (1-minute load / cores, at least 1): a shared machine's slowdown."""
+    try:
+        return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    except OSError:
+        return 1.0
+
+
+def size_factor(constraints: int) -> float:
+    """How much heavier the circuit is than 2^16 constraints, the size the fixed timeouts were set for."""
+    return max(1.0, constraints / 2**16)
+
+
+def env_scale() -> float | None:
+    """OMNIPLUS_TIMEOUT_SCALE, if set: the operator's own multiplier for every scaled timeout."""
+    raw = os.environ.get("OMNIPLUS_TIMEOUT_SCALE")
+    if not raw:
+        return None
+    try:
+        v = float(raw)
+    except ValueError:
+        raise OmniplusError(f"OMNIPLUS_TIMEOUT_SCALE={raw!r} is not a number") from None
+    if not v > 0:
+        raise OmniplusError(f"OMNIPLUS_TIMEOUT_SCALE={raw!r} must be positive")
+    return v
 
 
 @dataclass
@@ -132,6 +163,33 @@ class Devnet:
     @property
     def certs(self) -> Path:
         return self.root / "certs"
+
+    @property
+    def constraints(self) -> int:
+        """The setup's constraint count (before the setup exists: the statement's expected count)."""
+        n = self.setup.manifest.get("n_constraints") if self.setup is not None else None
+        return int(n) if n else self.params.expected_constraints()
+
+    def timeout_scale(self) -> float:
+        """The multiplier for round/receive timeouts and the server-down grace (DevnetOptions.timeout_scale)."""
+        env = env_scale()
+        if env is not None:
+            return env
+        if self.opts.timeout_scale is not None:
+            return self.opts.timeout_scale
+        return round(size_factor(self.constraints) * load_factor(), 2)
+
+    def start_timeout(self) -> float:
+        """How long a server may take to serve: 60 s at 2^16 on idle cores, scaled by the circuit (the
+        daemon reads the whole zkey first) and by the load (OMNIPLUS_SERVER_START_TIMEOUT overrides)."""
+        raw = os.environ.get("OMNIPLUS_SERVER_START_TIMEOUT")
+        if raw:
+            try:
+                return float(raw)
+            except ValueError:
+                raise OmniplusError(f"OMNIPLUS_SERVER_START_TIMEOUT={raw!r} is not a number") from None
+        scale = env_scale() or size_factor(self.constraints) * load_factor()
+        return 60.0 * max(1.0, scale)
 
     def _env(self) -> dict[str, str]:
         paths = list(self.opts.pythonpath)
@@ -241,6 +299,10 @@ class Devnet:
         o = self.opts
         ports = self._ports()
         self.ports = ports
+        scale = self.timeout_scale()
+        if scale != 1.0:
+            self.say(f"timeouts ×{scale:g} (circuit {self.constraints:,} constraints, load "
+                     f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; OMNIPLUS_TIMEOUT_SCALE overrides)")
         committee = self.committee()
         peers = [
             {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}",
@@ -275,7 +337,7 @@ class Devnet:
                     "setup": str(self.setup.path),
                     "engine": o.engines.get(j, "omniplus.servers.mpc_engine:make_engine"),
                 },
-                "limits": {"send_timeout": 10.0, "recv_timeout": o.recv_timeout},
+                "limits": {"send_timeout": 10.0 * scale, "recv_timeout": o.recv_timeout * scale},
                 "peers": peers,
             }
             self.server_configs.append(write_config(self.root / f"server-{j}.toml", data))
@@ -311,15 +373,24 @@ class Devnet:
         p = self.root / f"server-{j}.log"
         return p.read_text(errors="replace") if p.exists() else ""
 
-    def wait_serving(self, j: int, timeout: float = 60.0) -> None:
+    def wait_serving(self, j: int, timeout: float | None = None, report_every: float = 15.0) -> None:
+        """Until server j answers health SERVING; every `report_every` s say what it is doing (its last
+        log event: loading the engine, the zkey's size), so a long wait is visibly a wait for something."""
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         from omniplus.servers.client import public_channel
 
         pins = self.pins
         addr = f"127.0.0.1:{self.ports[j - 1][0]}"
-        deadline = time.monotonic() + timeout
+        timeout = self.start_timeout() if timeout is None else timeout
+        start = time.monotonic()
+        deadline = start + timeout
+        next_report = start + report_every
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_report:
+                next_report += report_every
+                self.say(f"server {j} not serving yet after {time.monotonic() - start:.0f}s of at most "
+                         f"{timeout:.0f}s: {self._server_doing(j)}")
             proc = self.server_procs.get(j)
             if proc is not None and proc.poll() is not None:
                 raise OmniplusError(
@@ -334,6 +405,21 @@ class Devnet:
                 pass
             time.sleep(0.2)
         raise OmniplusError(f"server {j} not serving after {timeout:.0f}s:\n{self.server_log(j)[-3000:]}")
+
+    def _server_doing(self, j: int) -> str:
+        """Server j's last log event, in a few words (the daemon logs JSON lines)."""
+        lines = [ln for ln in self.server_log(j).splitlines() if ln.strip()]
+        if not lines:
+            return "no log line yet (starting Python, importing)"
+        try:
+            ev = json.loads(lines[-1])
+        except ValueError:
+            return lines[-1][-200:]
+        what = ev.get("event") or ev.get("msg") or "?"
+        if what == "loading_engine":
+            size = ev.get("zkey_bytes")
+            return "loading its prover engine" + (f" (zkey {size / 2**20:.0f} MiB)" if size else "")
+        return f"last logged {what!r}"
 
     def kill_server(self, j: int) -> None:
         """SIGKILL: the hardest stop (no graceful shutdown, state only from disk)."""
@@ -393,7 +479,11 @@ class Devnet:
         import tomli_w
 
         committee = self.committee()
+        scale = self.timeout_scale()
+        scaled = {} if scale == 1.0 else {"round_timeout": 600.0 * scale, "server_down_grace": 1.0 * scale,
+                                          "recover_timeout": 300.0 * scale}
         data: dict[str, Any] = {
+            **scaled,
             "setup": str(self.setup.path),
             "state": "coordinator-state",
             "key": self.anvil.keys[self.opts.dos + 1],
@@ -440,8 +530,9 @@ class Devnet:
         p = self.root / "coordinator.log"
         return p.read_text(errors="replace") if p.exists() else ""
 
-    def wait_batch(self, timeout: float = 600.0) -> dict[str, Any]:
-        """Until the coordinator has a batch on-chain (or gives up); returns its record."""
+    def wait_batch(self, timeout: float | None = None) -> dict[str, Any]:
+        """Until the coordinator has a batch on-chain (or gives up; default 600 s × timeout_scale)."""
+        timeout = 600.0 * self.timeout_scale() if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             st = self.coordinator_state()
@@ -457,7 +548,7 @@ class Devnet:
             time.sleep(0.3)
         raise OmniplusError(f"no batch on-chain after {timeout:.0f}s:\n{self.coordinator_log()[-4000:]}")
 
-    def run_coordinator(self, timeout: float = 600.0) -> dict[str, Any]:
+    def run_coordinator(self, timeout: float | None = None) -> dict[str, Any]:
         """Start the coordinator for one batch and wait for it (phase time: 'batch')."""
         self.start_coordinator(batches=1)
         batch = self._phase("batch", lambda: self.wait_batch(timeout))

@@ -115,7 +115,17 @@ class Daemon:
                 "market": cfg.task.market.lower(),
             },
         )
-        self.engine = engine if engine is not None else load_engine(cfg.prover.engine, cfg)
+        if engine is None:
+            # A paper-size zkey takes minutes to read on a loaded machine: say so before and after, so an
+            # operator (and the devnet's start-up wait) sees what the daemon is doing before it serves.
+            setup = cfg.prover.setup
+            size = max((f.stat().st_size for f in Path(setup).glob("*.zkey")), default=None) if setup else None
+            self.log("loading_engine", engine=cfg.prover.engine or None, setup=str(setup) if setup else None,
+                     zkey_bytes=size)
+            t0 = time.monotonic()
+            engine = load_engine(cfg.prover.engine, cfg)
+            self.log("engine_loaded", seconds=round(time.monotonic() - t0, 1))
+        self.engine = engine
         if registry is None:
             if cfg.task.registry == "dev-allowlist":
                 self.log(
