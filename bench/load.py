@@ -76,7 +76,7 @@ def measure(n_dos: int, n_servers: int, seed: int, root: Path) -> dict[str, Any]
             list(pool.map(lambda d: net.market.register(d.key), dos))
         task = TaskRef.parse(net.market.address, net.anvil.chain_id)
         servers = [f"127.0.0.1:{p[0]}" for p in net.ports]
-        ca = (net.certs / "ca.pem").read_bytes()
+        pins = net.pins
         log(f"[load] sharing and signing {n_dos} × {n_servers} requests (not timed)")
         reqs = []
         for d in dos:
@@ -92,7 +92,7 @@ def measure(n_dos: int, n_servers: int, seed: int, root: Path) -> dict[str, Any]
         def one(i: int) -> None:
             start.wait()
             t0 = time.monotonic()
-            outs = [send(servers[j], j + 1, r, ca, timeout=60) for j, r in enumerate(reqs[i])]
+            outs = [send(servers[j], j + 1, r, pins, timeout=60) for j, r in enumerate(reqs[i])]
             t1 = time.monotonic()
             lat[i], ok[i], spans[i] = t1 - t0, all(o.accepted for o in outs), (t0, t1)
 

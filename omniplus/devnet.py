@@ -32,6 +32,7 @@ from typing import Any
 
 from omniplus.core.errors import OmniplusError
 from omniplus.prover.samples import agreeing_row, agreement_base, invalid_row
+from omniplus.servers.channel import RECV_TIMEOUT
 
 Progress = Callable[[str], None]
 
@@ -52,12 +53,43 @@ class DevnetOptions:
     min_batch: int = 2  # N_min (the contract and every server refuse smaller batches)
     seed: int | None = None
     batch_wait: float = 1.0  # the DOs have all submitted when the coordinator starts
-    recv_timeout: float = 60.0
+    recv_timeout: float = RECV_TIMEOUT
     engines: dict[int, str] = field(default_factory=dict)  # server id -> engine spec (fault tests)
     point_shares: bool = True  # DOs also send their blocks' MSM contributions (prover/mpc/point_shares.py)
     bad_points: int = 0  # the first bad_points valid DOs send point shares of another block (fault tests)
     pythonpath: tuple[str, ...] = ()  # extra import paths for the server processes
     anvil_state: bool = False  # anvil keeps its state in ROOT/anvil-state.json (restartable: liveness tests)
+    # Multiplies the round/receive timeouts and the coordinator's server-down grace. 1.0 keeps the fixed
+    # values the fault tests rely on; None scales them with the circuit and the machine's load (see
+    # `timeout_scale`), as the market demo does; OMNIPLUS_TIMEOUT_SCALE overrides either.
+    timeout_scale: float | None = 1.0
+
+
+def load_factor() -> float:
+    """How oversubscribed the cores are (1-minute load / cores, at least 1): a shared machine's slowdown."""
+    try:
+        return max(1.0, os.getloadavg()[0] / (os.cpu_count() or 1))
+    except OSError:
+        return 1.0
+
+
+def size_factor(constraints: int) -> float:
+    """How much heavier the circuit is than 2^16 constraints, the size the fixed timeouts were set for."""
+    return max(1.0, constraints / 2**16)
+
+
+def env_scale() -> float | None:
+    """OMNIPLUS_TIMEOUT_SCALE, if set: the operator's own multiplier for every scaled timeout."""
+    raw = os.environ.get("OMNIPLUS_TIMEOUT_SCALE")
+    if not raw:
+        return None
+    try:
+        v = float(raw)
+    except ValueError:
+        raise OmniplusError(f"OMNIPLUS_TIMEOUT_SCALE={raw!r} is not a number") from None
+    if not v > 0:
+        raise OmniplusError(f"OMNIPLUS_TIMEOUT_SCALE={raw!r} must be positive")
+    return v
 
 
 @dataclass
@@ -132,6 +164,33 @@ class Devnet:
     def certs(self) -> Path:
         return self.root / "certs"
 
+    @property
+    def constraints(self) -> int:
+        """The setup's constraint count (before the setup exists: the statement's expected count)."""
+        n = self.setup.manifest.get("n_constraints") if self.setup is not None else None
+        return int(n) if n else self.params.expected_constraints()
+
+    def timeout_scale(self) -> float:
+        """The multiplier for round/receive timeouts and the server-down grace (DevnetOptions.timeout_scale)."""
+        env = env_scale()
+        if env is not None:
+            return env
+        if self.opts.timeout_scale is not None:
+            return self.opts.timeout_scale
+        return round(size_factor(self.constraints) * load_factor(), 2)
+
+    def start_timeout(self) -> float:
+        """How long a server may take to serve: 60 s at 2^16 on idle cores, scaled by the circuit (the
+        daemon reads the whole zkey first) and by the load (OMNIPLUS_SERVER_START_TIMEOUT overrides)."""
+        raw = os.environ.get("OMNIPLUS_SERVER_START_TIMEOUT")
+        if raw:
+            try:
+                return float(raw)
+            except ValueError:
+                raise OmniplusError(f"OMNIPLUS_SERVER_START_TIMEOUT={raw!r} is not a number") from None
+        scale = env_scale() or size_factor(self.constraints) * load_factor()
+        return 60.0 * max(1.0, scale)
+
     def _env(self) -> dict[str, str]:
         paths = list(self.opts.pythonpath)
         if os.environ.get("PYTHONPATH"):
@@ -161,7 +220,8 @@ class Devnet:
         self.say(f"anvil at {self.anvil.rpc_url} (chain {self.anvil.chain_id})")
 
     def _make_certs(self) -> None:
-        """TLS certificates and one Ethereum signing key per server (keys/server-j.key, 0600)."""
+        """One identity per operator (its own key and self-signed certificate, as `omniplus certs
+        --name` makes it; no CA) and one Ethereum signing key per server (keys/server-j.key, 0600)."""
         from omniplus.servers.certs import make_network
 
         if self.certs.exists():
@@ -173,7 +233,8 @@ class Devnet:
             p = keys / f"server-{j}.key"
             p.write_text("0x" + os.urandom(32).hex() + "\n")
             p.chmod(0o600)
-        self.say(f"development CA, {self.opts.servers} server certificates and signing keys in {self.root}")
+        self.say(f"{self.opts.servers} server identities (self-signed, pinned by fingerprint), a coordinator "
+                 f"identity and signing keys in {self.root}")
 
     def server_key(self, j: int) -> str:
         return (self.root / "keys" / f"server-{j}.key").read_text().strip()
@@ -191,6 +252,11 @@ class Devnet:
         return Committee(tuple(Account.from_key(self.server_key(j)).address for j in range(1, n + 1)),
                          tuple(cert_fingerprint((self.certs / f"server-{j}.pem").read_bytes())
                                for j in range(1, n + 1)), self.opts.threshold + 1)
+
+    @property
+    def pins(self) -> dict[int, bytes]:
+        """{server j: sha256 of its certificate}: what DOs and the coordinator pin (the task lists them)."""
+        return {j: fp for j, fp in enumerate(self.committee().fingerprints, start=1)}
 
     def _load_setup(self) -> None:
         from omniplus.prover.mpc.layout import load_layout
@@ -233,10 +299,15 @@ class Devnet:
         o = self.opts
         ports = self._ports()
         self.ports = ports
+        scale = self.timeout_scale()
+        if scale != 1.0:
+            self.say(f"timeouts ×{scale:g} (circuit {self.constraints:,} constraints, load "
+                     f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; OMNIPLUS_TIMEOUT_SCALE overrides)")
         committee = self.committee()
         peers = [
             {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}",
-             "signer": committee.members[j - 1], "fingerprint": "0x" + committee.fingerprints[j - 1].hex()}
+             "signer": committee.members[j - 1], "fingerprint": "0x" + committee.fingerprints[j - 1].hex(),
+             "cert": f"certs/{server_name(j)}.pem"}
             for j in range(1, o.servers + 1)
         ]
         self.server_configs = []
@@ -247,7 +318,7 @@ class Devnet:
                 "peer_listen": f"127.0.0.1:{ports[j - 1][1]}",
                 "storage": f"state/server-{j}",
                 "threshold": o.threshold,
-                "coordinators": ["coordinator"],
+                "coordinator_certs": ["certs/coordinator.pem"],
                 "signing_keyfile": f"keys/server-{j}.key",
                 "task": {
                     "market": self.market.address,
@@ -258,7 +329,6 @@ class Devnet:
                     "deploy_block": int(self.market.deploy_receipt["blockNumber"]),
                 },
                 "tls": {
-                    "ca": "certs/ca.pem",
                     "cert": f"certs/{server_name(j)}.pem",
                     "key": f"certs/{server_name(j)}.key",
                 },
@@ -267,7 +337,7 @@ class Devnet:
                     "setup": str(self.setup.path),
                     "engine": o.engines.get(j, "omniplus.servers.mpc_engine:make_engine"),
                 },
-                "limits": {"send_timeout": 10.0, "recv_timeout": o.recv_timeout},
+                "limits": {"send_timeout": 10.0 * scale, "recv_timeout": o.recv_timeout * scale},
                 "peers": peers,
             }
             self.server_configs.append(write_config(self.root / f"server-{j}.toml", data))
@@ -303,22 +373,31 @@ class Devnet:
         p = self.root / f"server-{j}.log"
         return p.read_text(errors="replace") if p.exists() else ""
 
-    def wait_serving(self, j: int, timeout: float = 60.0) -> None:
+    def wait_serving(self, j: int, timeout: float | None = None, report_every: float = 15.0) -> None:
+        """Until server j answers health SERVING; every `report_every` s say what it is doing (its last
+        log event: loading the engine, the zkey's size), so a long wait is visibly a wait for something."""
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         from omniplus.servers.client import public_channel
 
-        ca = (self.certs / "ca.pem").read_bytes()
+        pins = self.pins
         addr = f"127.0.0.1:{self.ports[j - 1][0]}"
-        deadline = time.monotonic() + timeout
+        timeout = self.start_timeout() if timeout is None else timeout
+        start = time.monotonic()
+        deadline = start + timeout
+        next_report = start + report_every
         while time.monotonic() < deadline:
+            if time.monotonic() >= next_report:
+                next_report += report_every
+                self.say(f"server {j} not serving yet after {time.monotonic() - start:.0f}s of at most "
+                         f"{timeout:.0f}s: {self._server_doing(j)}")
             proc = self.server_procs.get(j)
             if proc is not None and proc.poll() is not None:
                 raise OmniplusError(
                     f"server {j} exited with {proc.returncode}:\n{self.server_log(j)[-3000:]}"
                 )
             try:
-                with public_channel(addr, j, ca) as ch:
+                with public_channel(addr, j, pins) as ch:
                     rep = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=2)
                 if rep.status == health_pb2.HealthCheckResponse.SERVING:
                     return
@@ -326,6 +405,21 @@ class Devnet:
                 pass
             time.sleep(0.2)
         raise OmniplusError(f"server {j} not serving after {timeout:.0f}s:\n{self.server_log(j)[-3000:]}")
+
+    def _server_doing(self, j: int) -> str:
+        """Server j's last log event, in a few words (the daemon logs JSON lines)."""
+        lines = [ln for ln in self.server_log(j).splitlines() if ln.strip()]
+        if not lines:
+            return "no log line yet (starting Python, importing)"
+        try:
+            ev = json.loads(lines[-1])
+        except ValueError:
+            return lines[-1][-200:]
+        what = ev.get("event") or ev.get("msg") or "?"
+        if what == "loading_engine":
+            size = ev.get("zkey_bytes")
+            return "loading its prover engine" + (f" (zkey {size / 2**20:.0f} MiB)" if size else "")
+        return f"last logged {what!r}"
 
     def kill_server(self, j: int) -> None:
         """SIGKILL: the hardest stop (no graceful shutdown, state only from disk)."""
@@ -355,8 +449,7 @@ class Devnet:
         from omniplus.servers.data_owner import Destination, submit_update
 
         self.make_dos() if not self.dos else None
-        to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in self.ports],
-                         ca=(self.certs / "ca.pem").read_bytes(), threshold=self.opts.threshold)
+        to = Destination(servers=[f"127.0.0.1:{p[0]}" for p in self.ports], threshold=self.opts.threshold)
 
         from omniplus.servers.data_owner import point_sharer
 
@@ -389,13 +482,17 @@ class Devnet:
         import tomli_w
 
         committee = self.committee()
+        scale = self.timeout_scale()
+        scaled = {} if scale == 1.0 else {"round_timeout": 600.0 * scale, "server_down_grace": 1.0 * scale,
+                                          "recover_timeout": 300.0 * scale}
         data: dict[str, Any] = {
+            **scaled,
             "setup": str(self.setup.path),
             "state": "coordinator-state",
             "key": self.anvil.keys[self.opts.dos + 1],
             "threshold": self.opts.threshold,
             "batch_wait": self.opts.batch_wait,
-            "tls": {"ca": "certs/ca.pem", "cert": "certs/coordinator.pem", "key": "certs/coordinator.key"},
+            "tls": {"cert": "certs/coordinator.pem", "key": "certs/coordinator.key"},
             "task": {
                 "rpc_url": self.anvil.rpc_url,
                 "market": self.market.address,
@@ -436,8 +533,9 @@ class Devnet:
         p = self.root / "coordinator.log"
         return p.read_text(errors="replace") if p.exists() else ""
 
-    def wait_batch(self, timeout: float = 600.0) -> dict[str, Any]:
-        """Until the coordinator has a batch on-chain (or gives up); returns its record."""
+    def wait_batch(self, timeout: float | None = None) -> dict[str, Any]:
+        """Until the coordinator has a batch on-chain (or gives up; default 600 s × timeout_scale)."""
+        timeout = 600.0 * self.timeout_scale() if timeout is None else timeout
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             st = self.coordinator_state()
@@ -453,7 +551,7 @@ class Devnet:
             time.sleep(0.3)
         raise OmniplusError(f"no batch on-chain after {timeout:.0f}s:\n{self.coordinator_log()[-4000:]}")
 
-    def run_coordinator(self, timeout: float = 600.0) -> dict[str, Any]:
+    def run_coordinator(self, timeout: float | None = None) -> dict[str, Any]:
         """Start the coordinator for one batch and wait for it (phase time: 'batch')."""
         self.start_coordinator(batches=1)
         batch = self._phase("batch", lambda: self.wait_batch(timeout))

@@ -147,3 +147,58 @@ def admit(
         model_version=request.model_version,
         point_shares=bytes(request.point_shares),
     )
+
+
+class StatusNonces:
+    """Nonces of signed status requests seen within the replay window (in memory: a request is
+    valid for STATUS_WINDOW seconds either side of its timestamp, so after a restart at most one
+    window's requests could be replayed, and a replay only repeats the answer to the same DO).
+    Bounded: past `cap` live nonces new requests are refused as busy, never stored."""
+
+    def __init__(self, window: int = signing.STATUS_WINDOW, cap: int = 100_000) -> None:
+        import threading
+
+        self.window, self.cap = window, cap
+        self._seen: dict[tuple[bytes, bytes], float] = {}
+        self._lock = threading.Lock()
+
+    def use(self, do: bytes, nonce: bytes, now: float) -> None:
+        with self._lock:
+            if len(self._seen) >= self.cap // 2:
+                for k in [k for k, t in self._seen.items() if t < now - 2 * self.window]:
+                    del self._seen[k]
+            if (do, nonce) in self._seen:
+                raise Rejected("ALREADY_EXISTS", "replayed status request: this nonce was already used")
+            if len(self._seen) >= self.cap:
+                raise Rejected("RESOURCE_EXHAUSTED", "too many status requests in the replay window; retry later")
+            self._seen[(do, nonce)] = now
+
+
+def check_status_request(req: Any, cfg: ServerConfig, nonces: StatusNonces, now: float | None = None) -> bytes:
+    """The DO a signed StatusRequest may be answered about (the signer itself); Rejected otherwise:
+    unsigned, signed by another key than do_address's, for another server or task, outside the
+    window, high-s, or a replayed nonce."""
+    now = time.time() if now is None else now
+    bad = "INVALID_ARGUMENT"
+    if (req.chain_id, bytes(req.market)) != (cfg.task.chain_id, cfg.task.market_bytes):
+        raise Rejected(bad, "wrong task")
+    if len(req.do_address) != 20:
+        raise Rejected(bad, f"do_address must be 20 bytes, got {len(req.do_address)} bytes")
+    if not req.signature:
+        raise Rejected("UNAUTHENTICATED", "status requests must be signed by the DO (servers/signing.py status_digest)")
+    if req.server_index != cfg.id:
+        raise Rejected(bad, f"status request is for server {req.server_index}, this is server {cfg.id}")
+    if abs(now - req.timestamp) > signing.STATUS_WINDOW:
+        raise Rejected(bad, f"status request timestamp {req.timestamp} is more than {signing.STATUS_WINDOW}s "
+                            "from this server's clock")
+    try:
+        header = signing.StatusHeader(req.chain_id, bytes(req.market), bytes(req.do_address), req.server_index,
+                                      req.timestamp, bytes(req.nonce))
+        signer = signing.recover_signer(signing.status_digest(header), bytes(req.signature))
+    except InputError as exc:
+        raise Rejected("UNAUTHENTICATED", f"bad status signature: {exc}") from None
+    if signer != bytes(req.do_address):
+        raise Rejected("PERMISSION_DENIED", "a DO may ask only about itself: the request is signed by "
+                       f"{signing.checksum(signer)}, not {signing.checksum(bytes(req.do_address))}")
+    nonces.use(signer, bytes(req.nonce), now)
+    return signer

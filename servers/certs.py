@@ -1,11 +1,12 @@
-"""A development certificate authority for a local server network.
+"""Operator identities: one key pair and one self-signed TLS certificate per operator.
 
-Every server gets one certificate used both ways (serverAuth for its ports, clientAuth when it
-calls its peers), named `server-<i>`: the common name and a DNS SAN carry that name, so a peer
-is identified by its certificate and a client can pin the name it expects with
-`grpc.ssl_target_name_override`. Extra client-only certificates (e.g. `coordinator`) can call
-the Control service. Keys are P-256 and written mode 0600. Not for production: the CA key sits
-next to the certificates.
+Each server (and each coordinator) makes its own: `omniplus certs --name server-2` writes
+`server-2.key` (P-256, mode 0600) and `server-2.pem`, self-signed, usable both ways (serverAuth
+for its ports, clientAuth when it calls its peers). Nobody holds a CA key: the task lists each
+server's certificate fingerprint, sha256 of the DER (contracts/committee.cert_fingerprint), and
+every party pins exactly that certificate (servers/pinning.py). The common name and a DNS SAN
+carry the name, which clients use as the TLS target name; identity is the fingerprint, not the
+name (an impostor may copy a name, not a key).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,7 @@ from omniplus.core.errors import InputError
 from omniplus.servers.config import server_name
 
 VALID_DAYS = 365
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class CertPair:
 def _name(cn: str) -> x509.Name:
     return x509.Name(
         [
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "omniplus devnet"),
+            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "omniplus operator"),
             x509.NameAttribute(NameOID.COMMON_NAME, cn),
         ]
     )
@@ -46,24 +49,31 @@ def _write_key(path: Path, key: ec.EllipticCurvePrivateKey) -> None:
     data = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as fh:
         fh.write(data)
 
 
-def _load(out: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    cert = x509.load_pem_x509_certificate((out / "ca.pem").read_bytes())
-    key = serialization.load_pem_private_key((out / "ca.key").read_bytes(), password=None)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise InputError(f"{out / 'ca.key'} is not an EC key")
-    return cert, key
+def make_identity(out: str | Path, name: str, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")) -> CertPair:
+    """Write `<name>.key` and a self-signed `<name>.pem` (CN and SANs: name and `hosts`) into `out`.
 
-
-def make_ca(out: Path, name: str = "omniplus devnet CA") -> CertPair:
-    """Create ca.pem/ca.key in `out`."""
+    Refuses to overwrite an existing key: an operator's identity is what the task lists, and a
+    silently replaced key would lock the server out of its own committee."""
+    if not _NAME_RE.match(name):
+        raise InputError(f"--name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    key_path, cert_path = out / f"{name}.key", out / f"{name}.pem"
+    if key_path.exists() or cert_path.exists():
+        raise InputError(f"{out} already holds an identity named {name!r}; choose another name or folder")
     key = ec.generate_private_key(ec.SECP256R1())
     now = dt.datetime.now(dt.UTC)
+    sans: list[x509.GeneralName] = [x509.DNSName(name)]
+    for h in hosts:
+        try:
+            sans.append(x509.IPAddress(ipaddress.ip_address(h)))
+        except ValueError:
+            sans.append(x509.DNSName(h))
     cert = (
         x509.CertificateBuilder()
         .subject_name(_name(name))
@@ -72,81 +82,32 @@ def make_ca(out: Path, name: str = "omniplus devnet CA") -> CertPair:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - dt.timedelta(minutes=5))
         .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .sign(key, hashes.SHA256())
-    )
-    (out / "ca.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(out / "ca.key", key)
-    return CertPair(out / "ca.pem", out / "ca.key")
-
-
-def issue(
-    out: Path, cn: str, *, server: bool, hosts: tuple[str, ...] = ("localhost", "127.0.0.1")
-) -> CertPair:
-    """Issue `<cn>.pem`/`<cn>.key` signed by the CA in `out`; server certs also carry `hosts` as SANs."""
-    ca_cert, ca_key = _load(out)
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    sans: list[x509.GeneralName] = [x509.DNSName(cn)]
-    if server:
-        for h in hosts:
-            try:
-                sans.append(x509.IPAddress(ipaddress.ip_address(h)))
-            except ValueError:
-                sans.append(x509.DNSName(h))
-    usages = [ExtendedKeyUsageOID.CLIENT_AUTH] + ([ExtendedKeyUsageOID.SERVER_AUTH] if server else [])
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(cn))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=VALID_DAYS))
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.SubjectAlternativeName(sans), critical=False)
-        .add_extension(x509.ExtendedKeyUsage(usages), critical=False)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
         )
-        .sign(ca_key, hashes.SHA256())
+        .sign(key, hashes.SHA256())
     )
-    (out / f"{cn}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    _write_key(out / f"{cn}.key", key)
-    return CertPair(out / f"{cn}.pem", out / f"{cn}.key")
+    _write_key(key_path, key)
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return CertPair(cert_path, key_path)
 
 
 def make_network(
     out: str | Path, servers: int, clients: tuple[str, ...] = ("coordinator",)
 ) -> dict[str, CertPair]:
-    """CA + `server-1..N` + client certificates in `out`; returns name -> CertPair (the CA as 'ca')."""
+    """One identity per server (`server-1..N`) and per client name, in one folder (devnet and
+    tests: real operators each run `omniplus certs --name` on their own machine)."""
     if servers < 1:
         raise InputError("--servers must be at least 1")
-    out = Path(out)
-    if (out / "ca.key").exists():
-        raise InputError(f"{out} already holds a CA (ca.key); choose an empty directory")
-    result = {"ca": make_ca(out)}
+    result: dict[str, CertPair] = {}
     for i in range(1, servers + 1):
-        result[server_name(i)] = issue(out, server_name(i), server=True)
+        result[server_name(i)] = make_identity(out, server_name(i))
     for c in clients:
         if c in result:
             raise InputError(f"client name {c!r} clashes with a server name")
-        result[c] = issue(out, c, server=False)
+        result[c] = make_identity(out, c)
     return result
 
 

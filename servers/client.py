@@ -1,9 +1,10 @@
 """The DO side of submission: share a witness block, sign each share, send share j to server j only.
 
 Privacy rests on "share j reaches server j and nobody else", so each connection pins the
-certificate name of the server it is meant for (`server-<j>`, via ssl_target_name_override):
-a misconfigured list of addresses fails the TLS handshake instead of handing server 3 the share
-of server 2. Each share gets its own signature, nonce and expiry (the signature covers the
+certificate of the server it is meant for: its sha256 is entry j of the task's on-chain
+committee (servers/pinning.py). A misconfigured list of addresses, or an impostor with server
+2's name but another key, is refused before the share leaves the DO. Each share gets its own
+signature, nonce and expiry (the signature covers the
 server index, so a server cannot pass its share off as another's).
 """
 
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +25,12 @@ from omniplus.servers.config import server_name
 from omniplus.servers.transport import encode_field
 
 DEFAULT_EXPIRY_SECONDS = 3600
+Pins = Mapping[int, bytes]  # server index j -> sha256 of its certificate (DER), the task's committee entry
+
+
+def pins_of(fingerprints: Sequence[bytes]) -> dict[int, bytes]:
+    """{j: fingerprint} from the committee's list (server 1 first)."""
+    return {j: bytes(fp) for j, fp in enumerate(fingerprints, start=1)}
 RETRYABLE = (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.RESOURCE_EXHAUSTED)
 
 
@@ -132,38 +139,46 @@ def build_request(
 
 
 def public_channel(
-    address: str, server_index: int, ca: bytes, max_message_bytes: int = 64 << 20
+    address: str, server_index: int, pins: Pins, max_message_bytes: int = 64 << 20
 ) -> grpc.Channel:
-    """A TLS channel to server j's public port that only accepts server j's certificate."""
-    creds = grpc.ssl_channel_credentials(root_certificates=ca)
+    """A TLS channel to server j's public port that accepts only server j's pinned certificate.
+    Raises PinMismatch (another certificate) or PinUnreachable, both grpc.RpcError."""
+    from omniplus.servers.pinning import connect_pinned
+
+    if server_index not in pins:
+        raise InputError(f"no certificate fingerprint for server {server_index}")
     opts = [
-        ("grpc.ssl_target_name_override", server_name(server_index)),
         ("grpc.max_send_message_length", max_message_bytes),
         ("grpc.max_receive_message_length", max_message_bytes),
     ]
-    return grpc.secure_channel(address, creds, options=opts)
+    return connect_pinned(address, pins[server_index], options=opts)
 
 
 def send(
-    address: str, server_index: int, request: Any, ca: bytes, timeout: float = 30.0, retries: int = 6
+    address: str, server_index: int, request: Any, pins: Pins, timeout: float = 30.0, retries: int = 6
 ) -> Outcome:
     """Send one request to one server; the outcome carries the server's status and message.
 
-    UNAVAILABLE (server starting, registration not seen yet, or a TLS failure such as a certificate
-    that is not server j's) and RESOURCE_EXHAUSTED (server busy) are retried a few times with
-    jittered back-off, then reported with gRPC's reason. A resend is safe: the server answers an
-    identical resend "already stored"."""
+    UNAVAILABLE (server starting, registration not seen yet) and RESOURCE_EXHAUSTED (server busy)
+    are retried a few times with jittered back-off, then reported with gRPC's reason. A server
+    presenting another certificate than the pinned one is refused at once (UNAUTHENTICATED), the
+    share unsent. A resend is safe: the server answers an identical resend "already stored"."""
     _, pbg = _pb()
-    with public_channel(address, server_index, ca) as ch:
-        stub = pbg.SubmissionStub(ch)
+    ch: grpc.Channel | None = None
+    try:
         for attempt in range(retries + 1):
             try:
-                reply = stub.Submit(request, timeout=timeout)
+                if ch is None:
+                    ch = public_channel(address, server_index, pins)
+                reply = pbg.SubmissionStub(ch).Submit(request, timeout=timeout)
                 break
             except grpc.RpcError as exc:
                 if exc.code() not in RETRYABLE or attempt == retries:
                     return Outcome(server_index, address, False, exc.code().name, exc.details() or "")
                 time.sleep(min(4.0, 0.25 * 2**attempt) * random.uniform(0.5, 1.5))  # jitter: a crowd spreads out
+    finally:
+        if ch is not None:
+            ch.close()
     return Outcome(server_index, address, True, "OK", reply.state, reply.payload_hash.hex())
 
 
@@ -173,7 +188,7 @@ def submit_block(
     servers: Sequence[str],
     wires: Sequence[int],
     values: Sequence[int],
-    ca: bytes,
+    pins: Pins,
     *,
     t: int = 1,
     rng: Any = None,
@@ -197,7 +212,7 @@ def submit_block(
     for j, addr in enumerate(servers, start=1):
         req = build_request(key, task, j, n, t, wires, per[j], model_version=model_version,
                             point_shares=points.get(j, b""))
-        out = send(addr, j, req, ca, timeout)
+        out = send(addr, j, req, pins, timeout)
         say(
             f"[{j}/{n}] {server_name(j)} at {addr}: "
             + ("accepted" if out.accepted else f"rejected ({out.code}): {out.message}")
@@ -206,13 +221,27 @@ def submit_block(
     return outcomes
 
 
+def status_request(key: str, task: TaskRef, server_index: int, *, timestamp: int | None = None,
+                   nonce: bytes | None = None) -> Any:
+    """A StatusRequest signed by the DO's key: the server answers only this DO, only about itself."""
+    pb, _ = _pb()
+    header = signing.StatusHeader(
+        chain_id=task.chain_id, market=task.market, do_address=signing.address_of(key), server_index=server_index,
+        timestamp=int(time.time()) if timestamp is None else timestamp,
+        nonce=os.urandom(32) if nonce is None else nonce,
+    )
+    return pb.StatusRequest(
+        chain_id=header.chain_id, market=header.market, do_address=header.do_address,
+        server_index=header.server_index, timestamp=header.timestamp, nonce=header.nonce,
+        signature=signing.sign_digest(signing.status_digest(header), key),
+    )
+
+
 def status(
-    address: str, server_index: int, task: TaskRef, do_address: bytes, ca: bytes, timeout: float = 10.0
+    address: str, server_index: int, task: TaskRef, key: str, pins: Pins, timeout: float = 10.0
 ) -> Any:
-    """Submission.Status from one server (state, reason, batch_index, batch_tx)."""
-    pb, pbg = _pb()
-    with public_channel(address, server_index, ca) as ch:
-        return pbg.SubmissionStub(ch).Status(
-            pb.StatusRequest(chain_id=task.chain_id, market=task.market, do_address=do_address),
-            timeout=timeout,
-        )
+    """Submission.Status of this DO (the holder of `key`) from server j, over a pinned channel:
+    state, reason, batch_index, batch_tx, model_version. Raises grpc.RpcError."""
+    _, pbg = _pb()
+    with public_channel(address, server_index, pins) as ch:
+        return pbg.SubmissionStub(ch).Status(status_request(key, task, server_index), timeout=timeout)

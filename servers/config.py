@@ -7,7 +7,7 @@ Example (paths are relative to the config file)::
     peer_listen = "127.0.0.1:7101"  # peer port: Peer + Control, mutual TLS
     storage = "state/server-1"
     threshold = 1
-    coordinators = ["coordinator"]  # certificate names allowed to call Control
+    coordinator_certs = ["certs/coordinator.pem"]  # pinned certificates allowed to call Control
     signing_keyfile = "keys/server-1.key"  # this server's Ethereum key: it signs batch digests
 
     [task]
@@ -19,8 +19,7 @@ Example (paths are relative to the config file)::
     canonical = true                # at start: refuse a non-canonical market/verifier/parameters
     deploy_block = 12               # optional: first block the registry scans for Registered events
 
-    [tls]
-    ca = "certs/ca.pem"
+    [tls]                           # this operator's own identity (`omniplus certs --name server-1`)
     cert = "certs/server-1.pem"
     key = "certs/server-1.key"
 
@@ -37,8 +36,12 @@ Example (paths are relative to the config file)::
     id = 1
     address = "127.0.0.1:7101"      # its peer port
     public = "127.0.0.1:7001"       # its public port (for DO clients)
+    cert = "certs/server-1.pem"     # its self-signed certificate (public; exchanged by the operators)
     signer = "0x..."                # its batch-signing address, as listed in the task's committee
-    fingerprint = "0x..."           # sha256 of its TLS certificate (DER), as listed in the task
+    fingerprint = "0x..."           # optional: sha256 of that certificate (DER), as listed in the task
+
+Peers are identified by the sha256 of the certificate they present, checked against `cert`
+(whose sha256 must be the task's committee entry, checked at start); nobody holds a CA key.
 """
 
 from __future__ import annotations
@@ -64,6 +67,7 @@ class PeerConfig:
     address: str  # peer port (mTLS)
     public: str = ""  # public port, for DO clients
     name: str = ""  # certificate name; defaults to server-<id>
+    cert: Path | None = None  # its pinned self-signed certificate (PEM)
     signer: str = ""  # batch-signing address listed in the task's committee
     fingerprint: str = ""  # 0x sha256 of its TLS certificate (DER), listed in the task
 
@@ -91,7 +95,6 @@ class TaskConfig:
 
 @dataclass(frozen=True)
 class TlsConfig:
-    ca: Path
     cert: Path
     key: Path
 
@@ -113,7 +116,7 @@ class Limits:
     max_buffered_bytes: int = 512 * 1024 * 1024  # all pending inbound MPC messages together
     max_expiry_seconds: int = 7 * 24 * 3600  # furthest a DO may set its submission's expiry
     send_timeout: float = 10.0
-    recv_timeout: float = 120.0
+    recv_timeout: float = 20.0  # servers.channel.RECV_TIMEOUT
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ class ServerConfig:
     threshold: int = 1
     prover: ProverConfig = field(default_factory=ProverConfig)
     limits: Limits = field(default_factory=Limits)
-    coordinators: tuple[str, ...] = ("coordinator",)
+    coordinator_certs: tuple[Path, ...] = ()  # pinned certificates allowed to call Control
     name: str = ""
     log_level: str = "info"
     signing_key: str = ""  # hex; signs batch digests (contracts/committee.py)
@@ -217,8 +220,10 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
     if registry == "chain" and not task.rpc_url:
         raise InputError("[task]: registry = 'chain' needs rpc_url")
     tls_d = _req(data, "tls", dict, where)
+    if "ca" in tls_d:
+        raise InputError("[tls]: 'ca' is gone: servers pin each other's certificates; list each peer's "
+                         "`cert` under [[peers]] and the coordinator's under coordinator_certs")
     tls = TlsConfig(
-        ca=path(_req(tls_d, "ca", str, "[tls]")),
         cert=path(_req(tls_d, "cert", str, "[tls]")),
         key=path(_req(tls_d, "key", str, "[tls]")),
     )
@@ -254,6 +259,7 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
                 address=_address(_req(p, "address", str, w), w),
                 public=_address(p["public"], w) if "public" in p else "",
                 name=_typed(p.get("name", ""), "name", str, w),
+                cert=path(_req(p, "cert", str, w)),
                 signer=_eth_address(p["signer"], w) if "signer" in p else "",
                 fingerprint=_typed(p.get("fingerprint", ""), "fingerprint", str, w),
             )
@@ -278,7 +284,10 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
         threshold=t,
         prover=prover,
         limits=Limits(**lim),
-        coordinators=tuple(_typed(data.get("coordinators", ["coordinator"]), "coordinators", list, where)),
+        coordinator_certs=tuple(
+            path(_typed(c, "coordinator_certs", str, where))
+            for c in _typed(data.get("coordinator_certs", []), "coordinator_certs", list, where)
+        ),
         name=_typed(data.get("name", ""), "name", str, where),
         log_level=_typed(data.get("log_level", "info"), "log_level", str, where),
         signing_key=_signing_key(data, path),

@@ -4,7 +4,9 @@ client certificate and drives rounds; a DO holds a signing key and sends shares.
 
 One long-lived channel per server and port (a new TLS handshake per call was most of a
 discovery pass); `reset()` drops them after a server restarted so gRPC stops backing off.
-Every call pins the certificate name of the server it is meant for.
+Every channel pins the certificate of the server it is meant for: its sha256 is the task's
+committee entry (servers/pinning.py), read from the server's public port and then trusted alone.
+The coordinator has no Submission.Status of a DO: Status answers only the DO that signs it.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Any
 
 import grpc
 
-from omniplus.servers.config import server_name
-from omniplus.servers.wire import TlsFiles, peer_channel
+from omniplus.servers.pinning import pinned_certificate, pinned_channel
+from omniplus.servers.wire import RECONNECT_OPTIONS, TlsFiles, grpc_options, peer_channel
 
 
 @dataclass(frozen=True)
@@ -36,24 +38,32 @@ def _pb() -> tuple[Any, Any]:
 class ControlClient:
     """Control.* and health for a fixed list of servers (ids 1..n)."""
 
-    def __init__(self, servers: Sequence[ServerRef], tls: TlsFiles, max_message_bytes: int = 64 << 20) -> None:
+    def __init__(self, servers: Sequence[ServerRef], tls: TlsFiles, pins: Sequence[bytes],
+                 max_message_bytes: int = 64 << 20) -> None:
         self.servers = {s.id: s for s in servers}
+        if len(pins) != len(self.servers):
+            raise ValueError(f"{len(pins)} certificate pins for {len(self.servers)} servers")
+        self.pins = {j: bytes(p) for j, p in enumerate(pins, start=1)}
         self.tls, self.max_message_bytes = tls, max_message_bytes
         self._peer: dict[int, grpc.Channel] = {}
         self._public: dict[int, grpc.Channel] = {}
 
     # channels
+    def _pinned(self, j: int) -> bytes:
+        """Server j's certificate, read from its public port and checked against the pin
+        (PinMismatch / PinUnreachable are grpc.RpcErrors: callers treat them as a failed call)."""
+        return pinned_certificate(self.servers[j].public, self.pins[j])
+
     def _control(self, j: int) -> Any:
         _, pbg = _pb()
         if j not in self._peer:
-            self._peer[j] = peer_channel(self.servers[j].peer, server_name(j), self.tls, self.max_message_bytes)
+            self._peer[j] = peer_channel(self.servers[j].peer, self._pinned(j), self.tls, self.max_message_bytes)
         return pbg.ControlStub(self._peer[j])
 
     def _public_channel(self, j: int) -> grpc.Channel:
         if j not in self._public:
-            creds = grpc.ssl_channel_credentials(root_certificates=self.tls.ca)
-            opts = [("grpc.ssl_target_name_override", server_name(j))]
-            self._public[j] = grpc.secure_channel(self.servers[j].public, creds, options=opts)
+            self._public[j] = pinned_channel(self.servers[j].public, self._pinned(j),
+                                             options=grpc_options(self.max_message_bytes) + RECONNECT_OPTIONS)
         return self._public[j]
 
     def reset(self, j: int | None = None) -> None:
@@ -106,9 +116,3 @@ class ControlClient:
             self.reset(j)
             return False
         return reply.status == health_pb2.HealthCheckResponse.SERVING
-
-    def status(self, j: int, chain_id: int, market: bytes, do_address: bytes, timeout: float = 5) -> Any:
-        """Submission.Status of one DO on server j (raises grpc.RpcError)."""
-        pb, pbg = _pb()
-        req = pb.StatusRequest(chain_id=chain_id, market=market, do_address=do_address)
-        return pbg.SubmissionStub(self._public_channel(j)).Status(req, timeout=timeout)

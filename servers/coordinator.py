@@ -63,7 +63,6 @@ class RoundFailed(OmniplusError):
 @dataclass(frozen=True)
 class CoordinatorConfig:
     servers: tuple[ServerRef, ...]
-    ca: Path
     cert: Path
     key: Path
     rpc_url: str
@@ -135,7 +134,6 @@ def load_coordinator_config(path: str | Path) -> CoordinatorConfig:
                 opts[name] = typ(v)
         cfg = CoordinatorConfig(
             servers=servers,
-            ca=path_of(tls["ca"], "[tls] ca"),
             cert=path_of(tls["cert"], "[tls] cert"),
             key=path_of(tls["key"], "[tls] key"),
             rpc_url=str(task["rpc_url"]),
@@ -199,7 +197,7 @@ class Coordinator:
         self.log = log or JsonLines()
         self.setup = SetupDir.load(cfg.setup)
         self.vkey = json.loads(self.setup.vkey.read_text())
-        self.tls = TlsFiles.load(cfg.ca, cfg.cert, cfg.key)
+        self.tls = TlsFiles.load(cfg.cert, cfg.key)
         self.w3 = connect(cfg.rpc_url)
         if self.w3.eth.chain_id != cfg.chain_id:
             raise InputError(f"RPC {cfg.rpc_url} is chain {self.w3.eth.chain_id}, config says {cfg.chain_id}")
@@ -211,7 +209,8 @@ class Coordinator:
         self.state: dict[str, Any] = {"batches": [], "rejected": {}, "valid": [], "events": []}
         if self.state_path.exists():
             self.state = json.loads(self.state_path.read_text())
-        self.control = ControlClient(cfg.servers, self.tls)
+        # the servers' certificates are pinned to the task's on-chain committee, not to any CA
+        self.control = ControlClient(cfg.servers, self.tls, self.committee.fingerprints)
         self.discovery = Discovery(self.control, [s.id for s in cfg.servers], self.log)
         self.paid_batches = PaidBatches(self.facts.deploy_block)
         self._last_candidates: set[str] = set()
@@ -273,18 +272,6 @@ class Coordinator:
 
     def registered(self) -> list[str]:
         return [a.lower() for a in self.market.registered_dos(self.facts.deploy_block)]
-
-    def server_states(self, dos: Sequence[str]) -> dict[str, dict[int, Any]]:
-        """{DO: {server: StatusReply}} from every server's public port (unreachable: missing)."""
-        market = bytes.fromhex(self.cfg.market[2:])
-        out: dict[str, dict[int, Any]] = {do: {} for do in dos}
-        for ref in self.cfg.servers:
-            for do in dos:
-                try:
-                    out[do][ref.id] = self.control.status(ref.id, self.cfg.chain_id, market, bytes.fromhex(do[2:]))
-                except grpc.RpcError:
-                    pass
-        return out
 
     def classify(self) -> tuple[list[str], list[str], dict[str, str]]:
         """(to validate, valid and unpaid, rejected with reasons) over DOs every server holds;

@@ -2,8 +2,9 @@
 
 Two gRPC ports, both TLS and bound to the configured addresses:
 * public (server-side TLS): Submission.Submit / Submission.Status for DOs, and health;
-* peer (mutual TLS, CA of the network): Peer.Exchange from the other servers, Control from
-  the coordinator (certificate names in `coordinators`), and health.
+* peer (mutual TLS, pinned certificates only, no CA): Peer.Exchange from the other servers
+  (identified by the sha256 of the certificate they present, as listed for them in [[peers]]),
+  Control from the coordinator (certificates in `coordinator_certs`), and health.
 
 This module is the lifecycle (ports, storage, rounds, shutdown); what a DO's share must pass
 is servers/admission.py, the gRPC handlers are servers/services.py.
@@ -25,11 +26,12 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from omniplus.core.errors import OmniplusError
+from omniplus.core.errors import InputError, OmniplusError
 from omniplus.core.log import EventLog
 from omniplus.servers.admission import PROTOCOL_VERSION, check_submission  # noqa: F401 - re-exported
 from omniplus.servers.channel import Mailbox, TransportError, TransportLimits
 from omniplus.servers.config import ServerConfig, load_config
+from omniplus.servers.pinning import fingerprint_of, load_pinned, parse_fingerprint, trust_bundle
 from omniplus.servers.registry import Registry, make_registry
 from omniplus.servers.rounds import BatchRequest, RoundContext, RoundEngine, load_engine
 from omniplus.servers.services import ControlService, SubmissionService, _pb
@@ -55,6 +57,32 @@ def JsonLog(server: int, stream: Any = None, level: str = "info") -> EventLog:  
     return EventLog("server", stream, level, server=server)
 
 
+def load_identities(cfg: ServerConfig) -> tuple[dict[int, bytes], list[bytes]]:
+    """({server j: its pinned certificate PEM}, [each coordinator's pinned certificate PEM]).
+
+    Every [[peers]] entry names its certificate file; a `fingerprint` given next to it must match,
+    and our own entry must be our own certificate (else a peer would pin another key for us).
+    InputError naming the file on any mismatch: a daemon never starts half-pinned."""
+    own = fingerprint_of(cfg.tls.cert.read_bytes()) if cfg.tls.cert.exists() else None
+    if own is None:
+        raise InputError(f"[tls] cert {cfg.tls.cert} does not exist (make one: omniplus certs --name {cfg.cert_name})")
+    certs: dict[int, bytes] = {}
+    for p in cfg.peers:
+        if p.cert is None:
+            raise InputError(f"[[peers]] {p.id}: no cert")
+        pin = parse_fingerprint(p.fingerprint, f"[[peers]] {p.id} fingerprint") if p.fingerprint else None
+        certs[p.id] = load_pinned(p.cert, pin, f"[[peers]] {p.id} cert")
+    if fingerprint_of(certs[cfg.id]) != own:
+        raise InputError(f"[[peers]] {cfg.id} cert {cfg.peer(cfg.id).cert} is not this server's own [tls] cert")
+    fps = [fingerprint_of(pem) for pem in certs.values()]
+    if len(set(fps)) != len(fps):
+        raise InputError("[[peers]]: two servers list the same certificate")
+    coord = [load_pinned(c, None, "coordinator_certs") for c in cfg.coordinator_certs]
+    if {fingerprint_of(c) for c in coord} & set(fps):
+        raise InputError("coordinator_certs: a coordinator may not use a server's certificate")
+    return certs, coord
+
+
 # ---------------------------------------------------------------- the daemon
 
 
@@ -71,7 +99,10 @@ class Daemon:
     ) -> None:
         self.cfg = cfg
         self.log = log or JsonLog(cfg.id, level=cfg.log_level)
-        self.tls = TlsFiles.load(cfg.tls.ca, cfg.tls.cert, cfg.tls.key)
+        self.peer_certs, coordinators = load_identities(cfg)
+        self.coordinator_fps = frozenset(fingerprint_of(c) for c in coordinators)
+        self.tls = TlsFiles.load(cfg.tls.cert, cfg.tls.key, roots=trust_bundle(
+            [pem for j, pem in self.peer_certs.items() if j != cfg.id] + coordinators))
         lim = cfg.limits
         self.limits = TransportLimits(
             lim.max_peer_bytes, lim.max_buffered_bytes, lim.send_timeout, lim.recv_timeout
@@ -84,7 +115,17 @@ class Daemon:
                 "market": cfg.task.market.lower(),
             },
         )
-        self.engine = engine if engine is not None else load_engine(cfg.prover.engine, cfg)
+        if engine is None:
+            # A paper-size zkey takes minutes to read on a loaded machine: say so before and after, so an
+            # operator (and the devnet's start-up wait) sees what the daemon is doing before it serves.
+            setup = cfg.prover.setup
+            size = max((f.stat().st_size for f in Path(setup).glob("*.zkey")), default=None) if setup else None
+            self.log("loading_engine", engine=cfg.prover.engine or None, setup=str(setup) if setup else None,
+                     zkey_bytes=size)
+            t0 = time.monotonic()
+            engine = load_engine(cfg.prover.engine, cfg)
+            self.log("engine_loaded", seconds=round(time.monotonic() - t0, 1))
+        self.engine = engine
         if registry is None:
             if cfg.task.registry == "dev-allowlist":
                 self.log(
@@ -103,7 +144,7 @@ class Daemon:
             )
         self.registry = registry
         self.mailbox = Mailbox(self.limits)
-        peers = {p.id: (p.address, p.cert_name) for p in cfg.peers}
+        peers = {p.id: (p.address, self.peer_certs[p.id]) for p in cfg.peers}
         self.network = GrpcNetwork(cfg.id, peers, self.tls, self.mailbox, self.limits)
         self.health = health.HealthServicer()
         self._rounds: dict[str, tuple[threading.Thread, threading.Event, Any]] = {}
@@ -141,8 +182,8 @@ class Daemon:
             futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="peer"),
             options=grpc_options(self.limits.max_message_bytes),
         )
-        names = {p.cert_name: p.id for p in self.cfg.peers}
-        add_peer_service(peer, PeerServicer(self.mailbox, names, self.limits, self.network.learn_peer))
+        by_fp = {fingerprint_of(pem): j for j, pem in self.peer_certs.items() if j != self.cfg.id}
+        add_peer_service(peer, PeerServicer(self.mailbox, by_fp, self.limits, self.network.learn_peer))
         ctl = ControlService(self)
         add_service(
             peer,

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from omniplus.core.errors import ChainError, OmniplusError
-from omniplus.servers.client import Outcome, TaskRef, status, submit_block
+from omniplus.servers.client import Outcome, TaskRef, pins_of, status, submit_block
 
 
 class NotRegistered(ChainError):
@@ -69,10 +69,12 @@ def require_registered(market: Any, address: str) -> None:
 
 @dataclass(frozen=True)
 class Destination:
-    """Where a DO's shares go: the servers' public addresses (server 1 first) and the TLS root."""
+    """Where a DO's shares go: the servers' public addresses (server 1 first). `fingerprints`:
+    each server's certificate sha256, pinned; empty = the task's on-chain committee (submit_update
+    always checks them against it; server_status without a chain needs them given)."""
 
     servers: Sequence[str]
-    ca: bytes
+    fingerprints: Sequence[bytes] = ()
     threshold: int = 1
     timeout: float = 30.0
 
@@ -92,13 +94,17 @@ def submit_update(*, key: str, market: Any, setup: Any, layout: Any, row: Sequen
     from omniplus.servers.client import check_task_before_sharing
     from omniplus.servers.signing import address_of, checksum
 
-    check_task_before_sharing(market.w3, market.address, setup, len(to.servers), to.threshold)
+    facts = check_task_before_sharing(market.w3, market.address, setup, len(to.servers), to.threshold)
+    pinned = tuple(bytes(f) for f in facts.committee.fingerprints)
+    if to.fingerprints and tuple(bytes(f) for f in to.fingerprints) != pinned:
+        raise SubmissionRefused(f"task {market.address}: the given certificate fingerprints are not the task's "
+                                "committee; nothing shared")
     address = checksum(address_of(key))
     require_registered(market, address)
     version = market.batches_submitted() if model_version is None else model_version
     wires, values = update_block(setup, layout, row, check=check)
     task = TaskRef.parse(market.address, market.chain_id)
-    outcomes = submit_block(key, task, list(to.servers), wires, values, to.ca, t=to.threshold,
+    outcomes = submit_block(key, task, list(to.servers), wires, values, pins_of(pinned), t=to.threshold,
                             timeout=to.timeout, progress=progress, model_version=version,
                             point_shares=(points if callable(points) else
                                           point_sharer(setup, layout, values) if points else None))
@@ -108,14 +114,23 @@ def submit_update(*, key: str, market: Any, setup: Any, layout: Any, row: Sequen
     return outcomes
 
 
-def server_status(*, key: str, market_address: str, chain_id: int, to: Destination) -> list[dict]:
-    """Each server's verdict on this DO's submission."""
-    from omniplus.servers.signing import address_of
+def server_status(*, key: str, market_address: str, chain_id: int, to: Destination,
+                  market: Any = None) -> list[dict]:
+    """Each server's verdict on this DO's own submission (signed requests; a server answers
+    nobody else about it). Pins: `to.fingerprints`, else the committee read from `market`."""
+    from omniplus.core.errors import InputError
 
+    fps = list(to.fingerprints)
+    if not fps:
+        if market is None:
+            raise InputError("no certificate fingerprints to pin: give --rpc (the task's committee) or --fingerprints")
+        fps = list(market.committee().fingerprints)
+    if len(fps) != len(to.servers):
+        raise InputError(f"{len(fps)} certificate fingerprints for {len(to.servers)} servers")
     task = TaskRef.parse(market_address, chain_id)
     rows = []
     for j, addr in enumerate(to.servers, start=1):
-        st = status(addr, j, task, address_of(key), to.ca, timeout=to.timeout)
+        st = status(addr, j, task, key, pins_of(fps), timeout=to.timeout)
         rows.append({"server": j, "state": st.state, "reason": st.reason, "batch_index": st.batch_index})
     return rows
 

@@ -210,6 +210,10 @@ def check_own_task(config: ServerConfig, setup: Any) -> Any:
     if facts.committee.fingerprints[me] != fp:
         raise NonCanonicalTask(f"market {config.task.market}: committee entry {config.id} lists another TLS "
                                f"certificate than this server's {config.tls.cert.name}")
+    for p in config.peers:  # the certificates we pin for our peers are the ones the task lists
+        if p.cert is not None and facts.committee.fingerprints[p.id - 1] != cert_fingerprint(p.cert.read_bytes()):
+            raise NonCanonicalTask(f"market {config.task.market}: committee entry {p.id} lists another TLS "
+                                   f"certificate than [[peers]] {p.id} cert {p.cert.name}")
     return facts
 
 

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 
 from omniplus.servers import batch_policy
-from omniplus.servers.admission import admit
+from omniplus.servers.admission import StatusNonces, admit, check_status_request
 from omniplus.servers.rounds import BatchRequest, RoundEngine
 from omniplus.servers.storage import AlreadyStored, Rejected, dumps
 from omniplus.servers.wire import peer_common_name, status_code
@@ -32,6 +32,7 @@ class SubmissionService:
     def __init__(self, daemon: Daemon, gate: Gate | None = None) -> None:
         self.d = daemon
         self.gate = gate or Gate(8, 8)
+        self.status_nonces = StatusNonces()
 
     def Submit(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
         try:
@@ -64,11 +65,10 @@ class SubmissionService:
             context.abort(status_code(exc.code), str(exc))
 
     def _status(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """Answer only the DO that signed the request, only about itself (never another DO's verdict)."""
         pb, _ = _pb()
-        task = self.d.cfg.task
-        if (request.chain_id, request.market) != (task.chain_id, task.market_bytes):
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, "wrong task")
-        sub = self.d.storage.submission(bytes(request.do_address))
+        do = check_status_request(request, self.d.cfg, self.status_nonces)
+        sub = self.d.storage.submission(do)
         if sub is None:
             return pb.StatusReply(state="unknown", batch_index=-1)
         return pb.StatusReply(
@@ -84,12 +84,16 @@ class ControlService:
         self.d = daemon
 
     def _caller(self, context: grpc.ServicerContext) -> str:
-        cn = peer_common_name(context)
-        if cn is None or cn not in self.d.cfg.coordinators:
+        from omniplus.servers.pinning import caller_fingerprint
+
+        fp = caller_fingerprint(context)
+        if fp is None or fp not in self.d.coordinator_fps:
             context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, f"certificate {cn!r} may not control this server"
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"certificate sha256 0x{(fp or b'').hex()} ({peer_common_name(context)!r}) may not control "
+                "this server (not in coordinator_certs)",
             )
-        return cn or ""
+        return "0x" + (fp or b"").hex()
 
     def _need_engine(self, context: grpc.ServicerContext) -> RoundEngine:
         if self.d.engine is None:

@@ -120,3 +120,37 @@ def checksum(address: bytes) -> str:
     from eth_utils import to_checksum_address
 
     return to_checksum_address(address)
+
+
+STATUS_DOMAIN = b"omniplus.v2.status\x00"
+STATUS_WINDOW = 60  # seconds a signed status request stays valid on either side of its timestamp
+
+
+@dataclass(frozen=True)
+class StatusHeader:
+    """A DO's request to learn its own submission's state from one server (PROTOCOL.md: Status
+    answers a DO only about itself). The server index and the task are signed, so a request
+    cannot be replayed to another server or task; the nonce and the timestamp bound replays."""
+
+    chain_id: int
+    market: bytes  # 20
+    do_address: bytes  # 20
+    server_index: int
+    timestamp: int  # unix seconds
+    nonce: bytes  # 32
+
+    def check(self) -> None:
+        if len(self.market) != 20 or len(self.do_address) != 20:
+            raise InputError("market and DO address must be 20 bytes")
+        if len(self.nonce) != 32:
+            raise InputError("nonce must be 32 bytes")
+        for name in ("chain_id", "server_index", "timestamp"):
+            if not 0 <= getattr(self, name) < 2**64:
+                raise InputError(f"{name} out of range")
+
+
+def status_digest(header: StatusHeader) -> bytes:
+    """The 32-byte digest a DO signs to ask for its status (domain-separated from submissions)."""
+    header.check()
+    return keccak(STATUS_DOMAIN + _u256(header.chain_id) + header.market + header.do_address
+                  + _u256(header.server_index) + _u256(header.timestamp) + header.nonce)

@@ -1,7 +1,8 @@
 """The wire under the Channels: TLS credentials, gRPC options, the Peer service, GrpcNetwork.
 
 `GrpcNetwork` delivers servers.channel Messages over Peer.Exchange with mutual TLS; the sender of
-a message is the party named by the certificate it presented, never a field of the message.
+a message is the party whose pinned certificate it presented (identified by the certificate's
+sha256, servers/pinning.py), never a field of the message nor a certificate name.
 `add_service` registers unary handlers that parse requests themselves, so malformed bytes get a
 clear INVALID_ARGUMENT instead of gRPC's opaque INTERNAL.
 """
@@ -21,15 +22,16 @@ from omniplus.servers.channel import Mailbox, Message, Network, TransportError, 
 
 @dataclass(frozen=True)
 class TlsFiles:
-    """PEM bytes of the network CA and of this party's certificate and key."""
+    """This party's certificate and key (PEM) and, for a mutual-TLS port, `roots`: the pinned
+    certificates of the parties it accepts calls from (its peers and coordinators), no CA."""
 
-    ca: bytes
     cert: bytes
     key: bytes
+    roots: bytes = b""
 
     @classmethod
-    def load(cls, ca: str | Path, cert: str | Path, key: str | Path) -> TlsFiles:
-        return cls(Path(ca).read_bytes(), Path(cert).read_bytes(), Path(key).read_bytes())
+    def load(cls, cert: str | Path, key: str | Path, roots: bytes = b"") -> TlsFiles:
+        return cls(Path(cert).read_bytes(), Path(key).read_bytes(), roots)
 
 
 
@@ -52,10 +54,22 @@ def grpc_options(max_message_bytes: int) -> list[tuple[str, Any]]:
     ]
 
 
+# gRPC's reconnect back-off grows to 120 s by default: after a peer restarted, a channel could sit
+# in back-off longer than send_timeout and every send to the restarted peer failed although it was
+# up again. Capped at 1 s, a reconnect is tried at least once per second.
+RECONNECT_OPTIONS: list[tuple[str, Any]] = [
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+
+
 def mutual_server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
-    """The peer port: clients must present a certificate signed by the network CA."""
+    """The peer port: clients must present one of the pinned certificates in `tls.roots`."""
+    if not tls.roots:
+        raise TransportError("a mutual-TLS port needs the pinned certificates it accepts (roots)", "INVALID_ARGUMENT")
     return grpc.ssl_server_credentials(
-        [(tls.key, tls.cert)], root_certificates=tls.ca, require_client_auth=True
+        [(tls.key, tls.cert)], root_certificates=tls.roots, require_client_auth=True
     )
 
 
@@ -64,14 +78,14 @@ def public_server_credentials(tls: TlsFiles) -> grpc.ServerCredentials:
     return grpc.ssl_server_credentials([(tls.key, tls.cert)])
 
 
-def peer_channel(address: str, expected_name: str, tls: TlsFiles, max_message_bytes: int) -> grpc.Channel:
-    """A client channel to a peer port, presenting our certificate and requiring the peer's
-    certificate to carry `expected_name` (so server-2's address cannot be answered by server-3)."""
-    creds = grpc.ssl_channel_credentials(
-        root_certificates=tls.ca, private_key=tls.key, certificate_chain=tls.cert
-    )
-    opts = grpc_options(max_message_bytes) + [("grpc.ssl_target_name_override", expected_name)]
-    return grpc.secure_channel(address, creds, options=opts)
+def peer_channel(address: str, pinned: bytes, tls: TlsFiles, max_message_bytes: int) -> grpc.Channel:
+    """A client channel to a peer port, presenting our certificate and trusting only the peer's
+    pinned certificate `pinned` (PEM): server-2's address cannot be answered by server-3, nor by
+    anyone with server-2's name but another key."""
+    from omniplus.servers.pinning import pinned_channel
+
+    return pinned_channel(address, pinned, client=(tls.key, tls.cert),
+                          options=grpc_options(max_message_bytes) + RECONNECT_OPTIONS)
 
 
 def peer_common_name(context: grpc.ServicerContext) -> str | None:
@@ -92,18 +106,22 @@ class PeerServicer:
     """Peer.Exchange: authenticate the sender by certificate, check the message, buffer it."""
 
     def __init__(
-        self, mailbox: Mailbox, names: Mapping[str, int], limits: TransportLimits, on_peer_cert: Any = None
+        self, mailbox: Mailbox, peers: Mapping[bytes, int], limits: TransportLimits, on_peer_cert: Any = None
     ) -> None:
-        self.mailbox, self.names, self.limits = mailbox, dict(names), limits
+        self.mailbox, self.peers, self.limits = mailbox, dict(peers), limits  # certificate sha256 -> party
         self.on_peer_cert = on_peer_cert  # (party, PEM) of every verified peer certificate
 
     def Exchange(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
         pb, _ = _pb()
-        cn = peer_common_name(context)
-        sender = self.names.get(cn or "")
+        from omniplus.servers.pinning import caller_fingerprint
+
+        fp = caller_fingerprint(context)
+        sender = self.peers.get(fp) if fp is not None else None
         if sender is None:
             context.abort(
-                grpc.StatusCode.PERMISSION_DENIED, f"certificate {cn!r} is not a server of this network"
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"certificate sha256 0x{(fp or b'').hex()} ({peer_common_name(context)!r}) "
+                "is not a server of this network",
             )
         if self.on_peer_cert is not None:
             pem = (context.auth_context().get("x509_pem_cert") or [b""])[0]
@@ -168,7 +186,7 @@ class GrpcNetwork(Network):
     def __init__(
         self,
         party: int,
-        peers: Mapping[int, tuple[str, str]],  # party -> (peer address, certificate name)
+        peers: Mapping[int, tuple[str, bytes]],  # party -> (peer address, its pinned certificate PEM)
         tls: TlsFiles,
         mailbox: Mailbox,
         limits: TransportLimits | None = None,
@@ -181,8 +199,8 @@ class GrpcNetwork(Network):
         self.mailbox = mailbox
         self._pb, pbg = _pb()
         self._channels = {
-            j: peer_channel(addr, name, tls, self.limits.max_message_bytes)
-            for j, (addr, name) in peers.items()
+            j: peer_channel(addr, pem, tls, self.limits.max_message_bytes)
+            for j, (addr, pem) in peers.items()
             if j != party
         }
         self._stubs = {j: pbg.PeerStub(ch) for j, ch in self._channels.items()}

@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from omniplus.core.resources import ROOT
 from omniplus.servers.certs import make_network
 from omniplus.servers.config import load_config, server_name, write_config
+from omniplus.servers.pinning import connect_pinned, fingerprint_of, pinned_certificate, pinned_channel
 from omniplus.servers.signing import address_of
 
 MARKET = "0x" + "ab" * 20
@@ -53,11 +54,12 @@ class LocalNet:
         return load_config(self.configs[j - 1])
 
     @property
-    def ca(self) -> bytes:
-        return (self.certs / "ca.pem").read_bytes()
+    def pins(self) -> dict[int, bytes]:
+        """{server j: sha256 of its certificate}: what clients pin (a task's committee would list them)."""
+        return {j: fingerprint_of((self.certs / f"{server_name(j)}.pem").read_bytes()) for j in range(1, self.n + 1)}
 
-    def client_tls(self, name: str = "coordinator") -> tuple[bytes, bytes, bytes]:
-        return self.ca, (self.certs / f"{name}.pem").read_bytes(), (self.certs / f"{name}.key").read_bytes()
+    def client_tls(self, name: str = "coordinator") -> tuple[dict[int, bytes], bytes, bytes]:
+        return self.pins, (self.certs / f"{name}.pem").read_bytes(), (self.certs / f"{name}.key").read_bytes()
 
     def public(self, j: int) -> str:
         return self.cfg(j).listen
@@ -88,7 +90,7 @@ class LocalNet:
             if proc is not None and proc.poll() is not None:
                 raise RuntimeError(f"server {j} exited with {proc.returncode}:\n{self.log(j)}")
             try:
-                if health_status(self.public(j), j, self.ca) == "SERVING":
+                if health_status(self.public(j), j, self.pins) == "SERVING":
                     return
             except grpc.RpcError as exc:
                 last = exc
@@ -128,7 +130,8 @@ def make_local_net(
     make_network(certs, n, clients=("coordinator", "outsider"))
     ports = [(free_port(), free_port()) for _ in range(n)]
     peers = [
-        {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}"}
+        {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}",
+         "cert": f"certs/{server_name(j)}.pem"}
         for j in range(1, n + 1)
     ]
     configs = []
@@ -139,7 +142,7 @@ def make_local_net(
             "peer_listen": f"127.0.0.1:{ports[j - 1][1]}",
             "storage": f"state/server-{j}",
             "threshold": t,
-            "coordinators": ["coordinator"],
+            "coordinator_certs": ["certs/coordinator.pem"],
             "task": {
                 "market": MARKET,
                 "chain_id": CHAIN_ID,
@@ -147,7 +150,6 @@ def make_local_net(
                 "allowlist": allow if allow is not None else [do_addr(i) for i in range(1, 6)],
             },
             "tls": {
-                "ca": "certs/ca.pem",
                 "cert": f"certs/{server_name(j)}.pem",
                 "key": f"certs/{server_name(j)}.key",
             },
@@ -156,22 +158,16 @@ def make_local_net(
             "peers": peers,
         }
         configs.append(write_config(root / f"server-{j}.toml", data))
+    for j in range(1, n + 1):
+        remember_pem((certs / f"{server_name(j)}.pem").read_bytes())
     return LocalNet(root, certs, configs, n, t)
 
 
 def health_status(
-    address: str, j: int, ca: bytes, service: str = "", client: tuple[bytes, bytes] | None = None
+    address: str, j: int, pins: dict[int, bytes], service: str = "", client: tuple[bytes, bytes] | None = None
 ) -> str:
-    """grpc.health.v1 Check against server j (its certificate name pinned)."""
-    if client is None:
-        creds = grpc.ssl_channel_credentials(root_certificates=ca)
-    else:
-        creds = grpc.ssl_channel_credentials(
-            root_certificates=ca, certificate_chain=client[0], private_key=client[1]
-        )
-    with grpc.secure_channel(
-        address, creds, options=[("grpc.ssl_target_name_override", server_name(j))]
-    ) as ch:
+    """grpc.health.v1 Check against server j (its certificate pinned; client = (cert, key))."""
+    with connect_pinned(address, pins[j], client=(client[1], client[0]) if client else None) as ch:
         reply = health_pb2_grpc.HealthStub(ch).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=5
         )
@@ -179,13 +175,26 @@ def health_status(
 
 
 def control_stub(
-    address: str, j: int, ca: bytes, cert: bytes | None, key: bytes | None
+    address: str, j: int, pins: dict[int, bytes], cert: bytes | None, key: bytes | None
 ) -> tuple[grpc.Channel, Any]:
+    """A Control stub on server j's peer port, trusting only its pinned certificate (read from the
+    certificate file: a peer port serves no caller without a client certificate)."""
     from omniplus.proto.gen import omniplus_pb2_grpc
 
-    if cert is None:
-        creds = grpc.ssl_channel_credentials(root_certificates=ca)
-    else:
-        creds = grpc.ssl_channel_credentials(root_certificates=ca, certificate_chain=cert, private_key=key)
-    ch = grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", server_name(j))])
+    pem = server_pem(address, j, pins)
+    ch = pinned_channel(address, pem, client=(key, cert) if cert is not None and key is not None else None)
     return ch, omniplus_pb2_grpc.ControlStub(ch)
+
+
+_PEMS: dict[bytes, bytes] = {}
+
+
+def remember_pem(pem: bytes) -> None:
+    _PEMS[fingerprint_of(pem)] = pem
+
+
+def server_pem(address: str, j: int, pins: dict[int, bytes]) -> bytes:
+    """Server j's pinned certificate: known from the certificate folder, else read from `address`."""
+    if pins[j] in _PEMS:
+        return _PEMS[pins[j]]
+    return pinned_certificate(address, pins[j])

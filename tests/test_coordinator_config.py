@@ -17,7 +17,7 @@ from omniplus.servers.coordinator import load_coordinator_config
 BASE = {
     "setup": "setup",
     "key": "0x" + "11" * 32,
-    "tls": {"ca": "certs/ca.pem", "cert": "certs/coordinator.pem", "key": "certs/coordinator.key"},
+    "tls": {"cert": "certs/coordinator.pem", "key": "certs/coordinator.key"},
     "task": {"rpc_url": "http://127.0.0.1:8545", "market": "0x" + "ab" * 20},
     "servers": [
         {"id": j, "peer": f"127.0.0.1:{7100 + j}", "public": f"127.0.0.1:{7000 + j}"} for j in (1, 2, 3)
@@ -34,7 +34,7 @@ def write(tmp_path: Path, data: dict) -> Path:
 def test_paths_are_relative_to_the_file_and_defaults_apply(tmp_path: Path) -> None:
     cfg = load_coordinator_config(write(tmp_path, {**BASE, "max_attempts": 5}))
     assert cfg.n == 3 and cfg.threshold == 1 and cfg.max_attempts == 5 and cfg.chain_id == 31337
-    assert cfg.ca == tmp_path / "certs/ca.pem" and cfg.setup == tmp_path / "setup"
+    assert cfg.cert == tmp_path / "certs/coordinator.pem" and cfg.setup == tmp_path / "setup"
     assert cfg.state == tmp_path / "coordinator-state"
     (tmp_path / "k").write_text("0x" + "22" * 32 + "\n")
     no_key = {k: v for k, v in BASE.items() if k != "key"}

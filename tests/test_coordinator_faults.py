@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from omniplus.devnet import Devnet, DevnetOptions
+from omniplus.servers.channel import RECV_TIMEOUT
 from omniplus.servers.mpc_engine import MpcEngine
 from omniplus.servers.rounds import BatchRequest, RoundContext
 from omniplus.servers.storage import StoredSubmission
@@ -77,7 +78,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         dos=4,
         invalid=1,
         seed=7,
-        recv_timeout=30.0,
+        recv_timeout=RECV_TIMEOUT,
         engines={3: "test_coordinator_faults:make_faulty_engine"},
         pythonpath=(str(TESTS),),
     )

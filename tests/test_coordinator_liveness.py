@@ -24,13 +24,14 @@ from typing import Any
 import pytest
 
 from omniplus.devnet import Devnet, DevnetOptions
+from omniplus.servers.channel import RECV_TIMEOUT
 
 HEALTH_BOUND = 1.0
 
 
 @pytest.fixture(scope="module")
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
-    opts = DevnetOptions(servers=3, dos=4, invalid=1, seed=11, recv_timeout=30.0, anvil_state=True)
+    opts = DevnetOptions(servers=3, dos=4, invalid=1, seed=11, recv_timeout=RECV_TIMEOUT, anvil_state=True)
     net = Devnet(tmp_path_factory.mktemp("liveness"), opts, progress=lambda m: print(m, file=sys.stderr))
     try:
         net.start()
@@ -72,9 +73,8 @@ def health_latency(net: Devnet, j: int) -> float:
 
     from omniplus.servers.client import public_channel
 
-    ca = (net.certs / "ca.pem").read_bytes()
     t = time.monotonic()
-    with public_channel(f"127.0.0.1:{net.ports[j - 1][0]}", j, ca) as ch:
+    with public_channel(f"127.0.0.1:{net.ports[j - 1][0]}", j, net.pins) as ch:
         rep = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=5)
     assert rep.status == health_pb2.HealthCheckResponse.SERVING
     return time.monotonic() - t

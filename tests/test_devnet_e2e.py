@@ -84,10 +84,9 @@ def test_servers_told_the_dos_their_outcome(devnet: tuple[Devnet, dict[str, Any]
 
     net, s = devnet
     task = TaskRef.parse(net.market.address, net.anvil.chain_id)
-    ca = (net.certs / "ca.pem").read_bytes()
     for j, (public, _) in enumerate(net.ports, start=1):
         for do in net.dos:
-            st = status(f"127.0.0.1:{public}", j, task, bytes.fromhex(do.address[2:]), ca)
+            st = status(f"127.0.0.1:{public}", j, task, do.key, net.pins)
             if do.valid:
                 assert (st.state, st.batch_index) == ("batched", s["batch_index"])
             else:
@@ -109,7 +108,6 @@ def test_submit_status_shows_the_outcome_from_servers_and_chain(devnet, capsys) 
     servers = ",".join(f"127.0.0.1:{public}" for public, _ in net.ports)
     for do in net.dos:
         code = main(["do", "submit", "--status", "--json", "--servers", servers, "--market", net.market.address,
-                     "--ca", str(net.certs / "ca.pem"),
                      "--key", do.key, "--rpc", net.anvil.rpc_url])
         out = json.loads(capsys.readouterr().out)
         assert code == 0
@@ -176,7 +174,7 @@ def test_stale_update_is_refused(devnet: tuple[Devnet, dict[str, Any]]) -> None:
     net.market.register(late.key)
     outs = submit_block(late.key, TaskRef.parse(net.market.address, net.anvil.chain_id),
                         [f"127.0.0.1:{p[0]}" for p in net.ports], list(net.layout.slot_wires[0]),
-                        update_block(net.setup, net.layout, net.dos[0].row)[1], (net.certs / "ca.pem").read_bytes(),
+                        update_block(net.setup, net.layout, net.dos[0].row)[1], net.pins,
                         t=1, model_version=0)
     assert [o.accepted for o in outs] == [False] * 3
     assert all(o.code == "FAILED_PRECONDITION" and "stale update" in o.message for o in outs)

@@ -62,10 +62,10 @@ def test_unregistered_do_refused(tmp_path) -> None:
             require_registered(net.market, do.address)
         with pytest.raises(NotRegistered):  # nothing is shared or sent (no servers are even running)
             submit_update(key=do.key, market=net.market, setup=net.setup, layout=net.layout, row=[0] * 32,
-                          to=Destination(servers=["127.0.0.1:1"] * 3, ca=b""))
+                          to=Destination(servers=["127.0.0.1:1"] * 3))
         with pytest.raises(NonCanonicalTask, match="committee has 3 servers"):  # a DO sharing to 1 server
             submit_update(key=do.key, market=net.market, setup=net.setup, layout=net.layout, row=[0] * 32,
-                          to=Destination(servers=["127.0.0.1:1"], ca=b""))
+                          to=Destination(servers=["127.0.0.1:1"]))
         net.market.register(do.key)
         require_registered(net.market, do.address)
         spec = cfg.spec(30)

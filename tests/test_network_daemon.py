@@ -17,7 +17,6 @@ from network_fixtures import (
     MARKET,
     LocalNet,
     control_stub,
-    do_addr,
     do_key,
     health_status,
     make_local_net,
@@ -28,8 +27,9 @@ from omniplus.proto.gen import omniplus_pb2 as pb  # noqa: E402
 from omniplus.proto.gen import omniplus_pb2_grpc as pbg  # noqa: E402
 from omniplus.prover.field import R
 from omniplus.servers import signing
-from omniplus.servers.certs import make_network
+from omniplus.servers.certs import make_identity
 from omniplus.servers.client import TaskRef, build_request, public_channel, send, status
+from omniplus.servers.pinning import pinned_channel
 
 TASK = TaskRef.parse(MARKET, CHAIN_ID)
 WIRES = [3, 4, 5, 9]
@@ -62,32 +62,32 @@ def nonces(net: LocalNet, j: int = 1) -> int:
 
 
 def test_health_serving_on_both_ports(net: LocalNet) -> None:
-    assert health_status(net.public(1), 1, net.ca) == "SERVING"
-    assert health_status(net.public(1), 1, net.ca, service="omniplus.v1.Submission") == "SERVING"
+    assert health_status(net.public(1), 1, net.pins) == "SERVING"
+    assert health_status(net.public(1), 1, net.pins, service="omniplus.v1.Submission") == "SERVING"
     _, cert, key = net.client_tls("coordinator")
-    assert health_status(net.peer(1), 1, net.ca, service="omniplus.v1.Peer", client=(cert, key)) == "SERVING"
+    assert health_status(net.peer(1), 1, net.pins, service="omniplus.v1.Peer", client=(cert, key)) == "SERVING"
 
 
 def test_submission_survives_kill_and_restart(net: LocalNet) -> None:
     req = build_request(do_key(1), TASK, 1, 3, 1, WIRES, SHARES)
-    out = send(net.public(1), 1, req, net.ca)
+    out = send(net.public(1), 1, req, net.pins)
     assert out.accepted, out
-    assert status(net.public(1), 1, TASK, req.do_address, net.ca).state == "accepted"
+    assert status(net.public(1), 1, TASK, do_key(1), net.pins).state == "accepted"
     net.kill(1)  # SIGKILL: no chance to flush anything that was not already on disk
     net.start(1)
-    st = status(net.public(1), 1, TASK, req.do_address, net.ca)
+    st = status(net.public(1), 1, TASK, do_key(1), net.pins)
     assert st.state == "accepted" and st.batch_index == -1
     rows = [r for r in stored(net) if bytes(r[0]) == req.do_address]
     assert len(rows) == 1 and bytes(rows[0][2]) == req.shares
     # after the restart an identical resend (the DO lost the reply) is answered as stored; the
     # same nonce with anything else is a replay; and the DO cannot submit a second update
-    again = send(net.public(1), 1, req, net.ca)
+    again = send(net.public(1), 1, req, net.pins)
     assert again.accepted and again.message == "already stored", again
     assert len([r for r in stored(net) if bytes(r[0]) == req.do_address]) == 1
     nonce_reuse = send(net.public(1), 1, build_request(do_key(1), TASK, 1, 3, 1, WIRES, [1, 2, 3, 4],
-                                                     nonce=bytes(req.nonce)), net.ca)
+                                                     nonce=bytes(req.nonce)), net.pins)
     assert nonce_reuse.code == "ALREADY_EXISTS" and "nonce" in nonce_reuse.message
-    other = send(net.public(1), 1, build_request(do_key(1), TASK, 1, 3, 1, WIRES, [1, 2, 3, 4]), net.ca)
+    other = send(net.public(1), 1, build_request(do_key(1), TASK, 1, 3, 1, WIRES, [1, 2, 3, 4]), net.pins)
     assert other.code == "ALREADY_EXISTS" and "duplicate submission" in other.message
 
 
@@ -199,15 +199,15 @@ def test_bad_submission_is_refused_and_nothing_stored(
 ) -> None:
     before, before_nonces = stored(net), nonces(net)
     req = mutate(build_request(do_key(2), TASK, 1, 3, 1, WIRES, SHARES))
-    out = send(net.public(1), 1, req, net.ca)
+    out = send(net.public(1), 1, req, net.pins)
     assert (out.code, text in out.message) == (code, True), out
     assert stored(net) == before and nonces(net) == before_nonces
-    assert status(net.public(1), 1, TASK, bytes.fromhex(do_addr(2)[2:]), net.ca).state == "unknown"
+    assert status(net.public(1), 1, TASK, do_key(2), net.pins).state == "unknown"
 
 
 def test_unregistered_do_is_refused(net: LocalNet) -> None:
     before = stored(net)
-    out = send(net.public(1), 1, build_request(do_key(9), TASK, 1, 3, 1, WIRES, SHARES), net.ca)
+    out = send(net.public(1), 1, build_request(do_key(9), TASK, 1, 3, 1, WIRES, SHARES), net.pins)
     assert out.code == "PERMISSION_DENIED" and "not registered" in out.message
     assert stored(net) == before
 
@@ -215,14 +215,14 @@ def test_unregistered_do_is_refused(net: LocalNet) -> None:
 def test_oversized_message_is_refused(net: LocalNet) -> None:
     before = stored(net)
     m = 3000  # 96 kB of shares against the configured 64 KiB limit
-    out = send(net.public(1), 1, build_request(do_key(2), TASK, 1, 3, 1, range(1, m + 1), [7] * m), net.ca)
+    out = send(net.public(1), 1, build_request(do_key(2), TASK, 1, 3, 1, range(1, m + 1), [7] * m), net.pins)
     assert out.code == "RESOURCE_EXHAUSTED", out
     assert stored(net) == before
 
 
 def test_malformed_bytes_are_refused(net: LocalNet) -> None:
     before = stored(net)
-    with public_channel(net.public(1), 1, net.ca) as ch:
+    with public_channel(net.public(1), 1, net.pins) as ch:
         raw = ch.unary_unary("/omniplus.v1.Submission/Submit")
         with pytest.raises(grpc.RpcError) as err:
             raw(b"\x52\x05ab", timeout=10)  # field 10 claims 5 bytes, has 2
@@ -234,30 +234,20 @@ def test_malformed_bytes_are_refused(net: LocalNet) -> None:
 def test_wrong_task_in_status(net: LocalNet) -> None:
     other = TaskRef.parse("0x" + "cd" * 20, CHAIN_ID)
     with pytest.raises(grpc.RpcError) as err:
-        status(net.public(1), 1, other, bytes.fromhex(do_addr(1)[2:]), net.ca)
+        status(net.public(1), 1, other, do_key(1), net.pins)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
 
 
 def test_share_cannot_go_to_the_wrong_server(net: LocalNet) -> None:
-    """The client pins server-j's certificate name: server 1's address cannot receive share 2."""
-    out = send(net.public(1), 2, build_request(do_key(2), TASK, 2, 3, 1, WIRES, SHARES), net.ca)
-    assert out.code == "UNAVAILABLE"
-    assert status(net.public(1), 1, TASK, bytes.fromhex(do_addr(2)[2:]), net.ca).state == "unknown"
+    """The client pins server j's certificate: server 1's address cannot receive share 2."""
+    out = send(net.public(1), 2, build_request(do_key(2), TASK, 2, 3, 1, WIRES, SHARES), net.pins)
+    assert out.code == "UNAUTHENTICATED" and "not the pinned" in out.message, out
+    assert status(net.public(1), 1, TASK, do_key(2), net.pins).state == "unknown"
 
 
-def _peer_call(
-    net: LocalNet, cert: bytes | None, key: bytes | None, ca: bytes | None = None
-) -> grpc.RpcError:
-    creds = (
-        grpc.ssl_channel_credentials(root_certificates=ca or net.ca)
-        if cert is None
-        else grpc.ssl_channel_credentials(
-            root_certificates=ca or net.ca, certificate_chain=cert, private_key=key
-        )
-    )
-    with grpc.secure_channel(
-        net.peer(1), creds, options=[("grpc.ssl_target_name_override", "server-1")]
-    ) as ch:
+def _peer_call(net: LocalNet, cert: bytes | None, key: bytes | None) -> grpc.RpcError:
+    pem = (net.certs / "server-1.pem").read_bytes()
+    with pinned_channel(net.peer(1), pem, client=(key, cert) if cert is not None and key is not None else None) as ch:
         stub = pbg.PeerStub(ch)
         msg = pb.PeerMessage(session="s", round=0, tag="x", kind=pb.PAYLOAD_KIND_BYTES, data=b"hi")
         with pytest.raises(grpc.RpcError) as err:
@@ -268,30 +258,36 @@ def _peer_call(
 def test_peer_service_needs_a_server_certificate(net: LocalNet, tmp_path: Path) -> None:
     # no client certificate: the mutual-TLS handshake fails
     assert _peer_call(net, None, None).code() == grpc.StatusCode.UNAVAILABLE
-    # a certificate from another CA (with a server's name): refused at the handshake too
-    rogue = tmp_path / "rogue"
-    make_network(rogue, 2)
-    err = _peer_call(net, (rogue / "server-2.pem").read_bytes(), (rogue / "server-2.key").read_bytes())
+    # a self-signed certificate with a server's name and another key: refused at the handshake
+    rogue = make_identity(tmp_path / "rogue", "server-2")
+    err = _peer_call(net, rogue.cert.read_bytes(), rogue.key.read_bytes())
     assert err.code() == grpc.StatusCode.UNAVAILABLE
-    # a certificate from the right CA that names no server (the coordinator's, an outsider's)
-    for name in ("coordinator", "outsider"):
-        _, cert, key = net.client_tls(name)
-        err = _peer_call(net, cert, key)
-        assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "not a server" in err.details()
+    # an outsider's certificate is not pinned by anyone: refused at the handshake
+    _, cert, key = net.client_tls("outsider")
+    assert _peer_call(net, cert, key).code() == grpc.StatusCode.UNAVAILABLE
+    # the coordinator's is pinned, but for Control only: Peer refuses it by fingerprint
+    _, cert, key = net.client_tls("coordinator")
+    err = _peer_call(net, cert, key)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "not a server" in err.details()
 
 
 def test_control_needs_a_coordinator_certificate(net: LocalNet) -> None:
-    _, cert, key = net.client_tls("outsider")
-    ch, stub = control_stub(net.peer(1), 1, net.ca, cert, key)
+    _, cert, key = net.client_tls("outsider")  # pinned by nobody: the handshake fails
+    ch, stub = control_stub(net.peer(1), 1, net.pins, cert, key)
     with ch, pytest.raises(grpc.RpcError) as err:
         stub.RoundStatus(pb.RoundStatusRequest(session="x"), timeout=5)
-    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
-    ch, stub = control_stub(net.peer(1), 1, net.ca, None, None)
+    assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+    _, cert, key = net.client_tls("server-2")  # a pinned peer, but not in coordinator_certs
+    ch, stub = control_stub(net.peer(1), 1, net.pins, cert, key)
+    with ch, pytest.raises(grpc.RpcError) as err:
+        stub.RoundStatus(pb.RoundStatusRequest(session="x"), timeout=5)
+    assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED and "coordinator_certs" in err.value.details()
+    ch, stub = control_stub(net.peer(1), 1, net.pins, None, None)
     with ch, pytest.raises(grpc.RpcError) as err:
         stub.RoundStatus(pb.RoundStatusRequest(session="x"), timeout=5)
     assert err.value.code() == grpc.StatusCode.UNAVAILABLE
     _, cert, key = net.client_tls("coordinator")
-    ch, stub = control_stub(net.peer(1), 1, net.ca, cert, key)
+    ch, stub = control_stub(net.peer(1), 1, net.pins, cert, key)
     with ch:
         assert stub.RoundStatus(pb.RoundStatusRequest(session="x"), timeout=5).state == "unknown"
         with pytest.raises(grpc.RpcError) as err:  # this network has no round engine configured
@@ -308,3 +304,68 @@ def test_sigterm_shuts_down_cleanly(tmp_path: Path) -> None:
         assert '"event":"signal"' in log and '"event":"stopped"' in log
     finally:
         n.stop_all()
+
+
+def test_status_answers_only_the_signing_do_about_itself(net: LocalNet) -> None:
+    """Status: unsigned, signed by another DO, replayed, stale, for another server: all refused."""
+    from omniplus.servers.client import status_request
+
+    assert send(net.public(1), 1, build_request(do_key(3), TASK, 1, 3, 1, WIRES, SHARES), net.pins).accepted
+    assert status(net.public(1), 1, TASK, do_key(3), net.pins).state == "accepted"
+    _, pbg_ = pb, pbg
+
+    def ask(req: Any) -> grpc.RpcError:
+        with public_channel(net.public(1), 1, net.pins) as ch, pytest.raises(grpc.RpcError) as err:
+            pbg_.SubmissionStub(ch).Status(req, timeout=5)
+        return err.value
+
+    do3 = signing.address_of(do_key(3))
+    unsigned = pb.StatusRequest(chain_id=CHAIN_ID, market=TASK.market, do_address=do3)
+    assert ask(unsigned).code() == grpc.StatusCode.UNAUTHENTICATED
+    # DO 4 signs a request about DO 3: refused, nothing about DO 3 is told
+    other = status_request(do_key(4), TASK, 1)
+    other.do_address = do3
+    err = ask(other)
+    assert err.code() == grpc.StatusCode.PERMISSION_DENIED and "only about itself" in err.details()
+    # a replay of a valid request
+    req = status_request(do_key(3), TASK, 1)
+    with public_channel(net.public(1), 1, net.pins) as ch:
+        assert pbg.SubmissionStub(ch).Status(req, timeout=5).state == "accepted"
+    err = ask(req)
+    assert err.code() == grpc.StatusCode.ALREADY_EXISTS and "replayed" in err.details()
+    # stale, and for another server
+    assert ask(status_request(do_key(3), TASK, 1, timestamp=int(time.time()) - 3600)).code() == \
+        grpc.StatusCode.INVALID_ARGUMENT
+    assert "for server 2" in ask(status_request(do_key(3), TASK, 2)).details()
+    # a high-s twin of a valid signature is refused
+    req = status_request(do_key(3), TASK, 1)
+    sig = bytes(req.signature)
+    s = int.from_bytes(sig[32:64], "big")
+    req.signature = sig[:32] + (signing.SECP256K1_N - s).to_bytes(32, "big") + bytes([55 - sig[64]])
+    err = ask(req)
+    assert err.code() == grpc.StatusCode.UNAUTHENTICATED and "high-s" in err.details()
+
+
+def test_a_do_refuses_an_impostor_with_the_right_name_and_another_key(net: LocalNet, tmp_path: Path) -> None:
+    """A TLS server presenting a self-signed `server-1` certificate with another key gets no share:
+    the DO reads its certificate, sees another fingerprint than the pinned one, and sends nothing."""
+    from concurrent import futures
+
+    from omniplus.servers.wire import TlsFiles, public_server_credentials
+
+    fake = make_identity(tmp_path / "imp", "server-1")
+    calls: list[bytes] = []
+    srv = grpc.server(futures.ThreadPoolExecutor(2))
+    srv.add_generic_rpc_handlers((grpc.method_handlers_generic_handler("omniplus.v1.Submission", {
+        "Submit": grpc.unary_unary_rpc_method_handler(lambda raw, ctx: calls.append(raw) or b"",
+                                                      request_deserializer=None, response_serializer=None)}),))
+    port = srv.add_secure_port("127.0.0.1:0", public_server_credentials(TlsFiles.load(fake.cert, fake.key)))
+    srv.start()
+    try:
+        out = send(f"127.0.0.1:{port}", 1, build_request(do_key(5), TASK, 1, 3, 1, WIRES, SHARES), net.pins)
+        assert out.code == "UNAUTHENTICATED" and "not the pinned" in out.message, out
+        assert calls == []
+    finally:
+        srv.stop(0)
+    # the real server 1 with the pinned certificate takes the same DO's share
+    assert send(net.public(1), 1, build_request(do_key(5), TASK, 1, 3, 1, WIRES, SHARES), net.pins).accepted

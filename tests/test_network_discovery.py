@@ -46,8 +46,8 @@ def daemons(tmp_path: Path) -> Iterator[tuple[LocalNet, list[Daemon]]]:
 
 def client(ln: LocalNet) -> ControlClient:
     refs = [ServerRef(j, ln.peer(j), ln.public(j)) for j in (1, 2, 3)]
-    ca, cert, key = ln.client_tls()
-    return ControlClient(refs, TlsFiles(ca, cert, key))
+    pins, cert, key = ln.client_tls()
+    return ControlClient(refs, TlsFiles(cert, key), [pins[j] for j in (1, 2, 3)])
 
 
 def test_silent_dos_cost_nothing_per_pass(daemons: tuple[LocalNet, list[Daemon]]) -> None:

@@ -26,6 +26,7 @@ from omniplus.proto.gen import omniplus_pb2 as pb
 from omniplus.servers.client import TaskRef, build_request, public_channel
 from omniplus.servers.config import load_config, server_name, write_config
 from omniplus.servers.daemon import Daemon, JsonLog
+from omniplus.servers.pinning import pinned_channel
 
 COUNT = int(os.environ.get("OMNIPLUS_FUZZ_MESSAGES", "10000"))
 ENGINE = "omniplus.servers.mpc_engine:make_engine"
@@ -98,15 +99,15 @@ def test_fuzz_every_rpc(daemons: tuple[LocalNet, list[Daemon], Any]) -> None:
         "RoundStatus": pb.RoundStatusRequest(session="validate-0-aa"),
         "Submissions": pb.SubmissionsRequest(since=0, limit=10),
     }
-    ca, coord_cert, coord_key = ln.client_tls()
+    pins, coord_cert, coord_key = ln.client_tls()
     s2_cert = (ln.certs / f"{server_name(2)}.pem").read_bytes()
     s2_key = (ln.certs / f"{server_name(2)}.key").read_bytes()
 
     def mtls(j: int, cert: bytes, key: bytes) -> grpc.Channel:
-        creds = grpc.ssl_channel_credentials(root_certificates=ca, certificate_chain=cert, private_key=key)
-        return grpc.secure_channel(ln.peer(j), creds, options=[("grpc.ssl_target_name_override", server_name(j))])
+        pem = (ln.certs / f"{server_name(j)}.pem").read_bytes()
+        return pinned_channel(ln.peer(j), pem, client=(key, cert))
 
-    chans = {("pub", j): public_channel(ln.public(j), j, ca) for j in (1, 2, 3)}
+    chans = {("pub", j): public_channel(ln.public(j), j, pins) for j in (1, 2, 3)}
     chans |= {("peer", j): mtls(j, s2_cert, s2_key) for j in (1, 3)}
     chans |= {("ctl", j): mtls(j, coord_cert, coord_key) for j in (1, 2, 3)}
 
@@ -180,7 +181,7 @@ def test_fuzz_every_rpc(daemons: tuple[LocalNet, list[Daemon], Any]) -> None:
     assert sum(codes.values()) == COUNT
     assert not bad, bad[:10]
     for j, d in enumerate(ds, start=1):
-        assert health_status(ln.public(j), j, ca) == "SERVING"
+        assert health_status(ln.public(j), j, pins) == "SERVING"
         assert d.storage.count_submissions() == 0 and d.storage.rounds() == []
         assert d.mailbox.buffered_bytes <= d.limits.max_buffered_bytes
     # Peer messages for sessions no round opened are dropped after their TTL; nothing else stays

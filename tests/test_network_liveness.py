@@ -61,12 +61,12 @@ def chain_net(tmp_path: Path) -> Iterator[dict[str, Any]]:
 
 def submit(net: dict[str, Any], key: str) -> Any:
     req = build_request(key, net["task"], 1, 3, 1, [1, 2], [3, 4])
-    return send(net["ln"].public(1), 1, req, net["ln"].ca, timeout=10, retries=0)
+    return send(net["ln"].public(1), 1, req, net["ln"].pins, timeout=10, retries=0)
 
 
 def health_latency(net: dict[str, Any]) -> float:
     t = time.monotonic()
-    assert health_status(net["ln"].public(1), 1, net["ln"].ca) == "SERVING"
+    assert health_status(net["ln"].public(1), 1, net["ln"].pins) == "SERVING"
     return time.monotonic() - t
 
 
@@ -113,7 +113,7 @@ def test_stalled_rpc_costs_requests_nothing(chain_net: dict[str, Any]) -> None:
         th = threading.Thread(target=prober)
         th.start()
         with ThreadPoolExecutor(32) as pool:
-            outs = list(pool.map(lambda r: send(net["ln"].public(1), 1, r, net["ln"].ca, timeout=10, retries=0),
+            outs = list(pool.map(lambda r: send(net["ln"].public(1), 1, r, net["ln"].pins, timeout=10, retries=0),
                                  reqs))
         stop.set()
         th.join()
@@ -153,7 +153,7 @@ def test_chain_killed_and_restarted_with_state(chain_net: dict[str, Any]) -> Non
     assert m2.batches_submitted() == 0
     m2.register(keys[4])  # a registration after the restart is seen by the same daemon
     wait_known(net, keys[4])
-    out = send(net["ln"].public(1), 1, build_request(keys[4], net["task"], 1, 3, 1, [1, 2], [3, 4]), net["ln"].ca)
+    out = send(net["ln"].public(1), 1, build_request(keys[4], net["task"], 1, 3, 1, [1, 2], [3, 4]), net["ln"].pins)
     assert out.accepted, out
     assert "registry_rpc_failing" in net["log"].read_text() and "registry_recovered" in net["log"].read_text()
     assert d.storage.count_submissions() == 2

@@ -2,8 +2,9 @@
 mutual TLS, the coordinator process, real proofs.
 
 Server 3 runs `MaliciousEngine`: the real engine plus faults chosen by the file `malice` in the
-devnet directory, each injected once (the file is rewritten to "none" after it fires, so the
-coordinator's retry under fresh masks meets an honest server again):
+devnet directory, each injected once: the file is rewritten to "none" when the deviation is
+actually made (not when a round starts: a round that fails before the faulty step would use the
+fault up without deviating), so the coordinator's retry under fresh masks meets an honest server:
 
 * `rush`: in the validation opening it reveals a different value than it committed to (what a
   rushing server does to adapt its point to the others' and flip a verdict);
@@ -29,6 +30,7 @@ import pytest
 
 from omniplus.core.resources import ROOT
 from omniplus.devnet import Devnet, DevnetOptions
+from omniplus.servers.channel import RECV_TIMEOUT
 from omniplus.servers.mpc_engine import MpcEngine
 from omniplus.servers.rounds import BatchRequest, RoundContext, Verdict
 from omniplus.servers.storage import StoredSubmission
@@ -37,14 +39,16 @@ TESTS = Path(__file__).resolve().parent
 MALICE = "malice"  # relative to the server's working directory (the devnet root)
 
 
-def take_mode(wanted: Sequence[str]) -> str:
-    """The fault to inject now, if it is one of `wanted`; it fires once."""
+def armed(wanted: Sequence[str]) -> str:
+    """The armed fault, if it is one of `wanted` ("none" otherwise); `disarm` once it is made."""
     p = Path(MALICE)
     mode = p.read_text().strip() if p.exists() else "none"
-    if mode in wanted:
-        p.write_text("none")
-        return mode
-    return "none"
+    return mode if mode in wanted else "none"
+
+
+def disarm() -> None:
+    """The deviation was made: the next round is honest."""
+    Path(MALICE).write_text("none")
 
 
 class MaliciousNet:
@@ -59,10 +63,12 @@ class MaliciousNet:
             if self.mode == "withhold":
                 import time
 
+                disarm()
                 time.sleep(3600)  # never sends; the round is aborted around us
             if self.mode == "rush":
                 from omniplus.prover.mpc.audit import _pack, _unpack
 
+                disarm()
                 body, sig = _unpack(payload, 2, tag, self.party)
                 payload = _pack(body[:32] + bytes([body[32] ^ 1]) + body[33:], sig)
         return self.inner.broadcast(tag, payload)
@@ -76,7 +82,7 @@ class MaliciousNet:
 
 class MaliciousEngine(MpcEngine):
     def validate(self, ctx: RoundContext, submissions: Sequence[StoredSubmission]) -> dict[bytes, Verdict]:
-        mode = take_mode(("rush", "withhold"))
+        mode = armed(("rush", "withhold"))
         if mode != "none":
             ctx.log("test_malice", mode=mode, session=ctx.session)
             ctx = dataclasses.replace(ctx, channel=MaliciousNet(ctx.channel, mode))
@@ -85,7 +91,7 @@ class MaliciousEngine(MpcEngine):
     def prove_batch(
         self, ctx: RoundContext, batch: BatchRequest, submissions: Sequence[StoredSubmission]
     ) -> dict[str, Any]:
-        if take_mode(("b1",)) == "b1":
+        if armed(("b1",)) == "b1":
             ctx.log("test_malice", mode="b1", session=ctx.session)
             from omniplus.prover.curve import g1_add
             from omniplus.prover.mpc import groth16
@@ -94,6 +100,7 @@ class MaliciousEngine(MpcEngine):
 
             def bad(*args: Any, **kwargs: Any) -> Any:
                 A, B1, B2, LH = honest(*args, **kwargs)
+                disarm()
                 return A, g1_add(B1, B1), B2, LH  # a B1 point that is not our share
 
             groth16.local_commitments = bad
@@ -115,7 +122,7 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
         dos=4,
         invalid=1,
         seed=11,
-        recv_timeout=6.0,
+        recv_timeout=RECV_TIMEOUT,
         engines={3: "test_network_malicious:make_malicious_engine"},
         pythonpath=(str(TESTS),),
     )

@@ -72,12 +72,12 @@ def test_daemon_checks_registration_on_chain(market: tuple[Any, Any], tmp_path: 
     d.start()
     try:
         task = TaskRef.parse(m.address, node.chain_id)
-        out = send(ln.public(1), 1, build_request(node.keys[2], task, 1, 3, 1, [1, 2], [3, 4]), ln.ca)
+        out = send(ln.public(1), 1, build_request(node.keys[2], task, 1, 3, 1, [1, 2], [3, 4]), ln.pins)
         assert out.code == "PERMISSION_DENIED" and "not registered" in out.message
         assert d.storage.count_submissions() == 0
         m.register(node.keys[2])
         time.sleep(NEGATIVE_TTL + 0.1)  # the refusal is cached briefly (servers/registry.py)
-        out = send(ln.public(1), 1, build_request(node.keys[2], task, 1, 3, 1, [1, 2], [3, 4]), ln.ca)
+        out = send(ln.public(1), 1, build_request(node.keys[2], task, 1, 3, 1, [1, 2], [3, 4]), ln.pins)
         assert out.accepted, out
         sub = d.storage.submission(address_of(node.keys[2]))
         assert sub is not None and sub.payee == address_of(node.keys[2])
@@ -99,7 +99,7 @@ def test_unreachable_chain_is_unavailable_not_unregistered(tmp_path: Path) -> No
     try:
         task = TaskRef.parse(market, 31337)
         key = "0x" + "11" * 32
-        out = send(ln.public(1), 1, build_request(key, task, 1, 3, 1, [1, 2], [3, 4]), ln.ca)
+        out = send(ln.public(1), 1, build_request(key, task, 1, 3, 1, [1, 2], [3, 4]), ln.pins)
         assert out.code == "UNAVAILABLE" and "registration" in out.message
         assert d.storage.count_submissions() == 0
     finally:

@@ -32,7 +32,7 @@ def daemon(tmp_path) -> Iterator[tuple[LocalNet, Daemon]]:  # type: ignore[no-un
 
 
 def submit(ln: LocalNet, i: int, shares: list[int]) -> object:
-    return send(ln.public(1), 1, build_request(do_key(i), TASK, 1, 3, 1, [1, 2], shares), ln.ca, retries=0)
+    return send(ln.public(1), 1, build_request(do_key(i), TASK, 1, 3, 1, [1, 2], shares), ln.pins, retries=0)
 
 
 def addr(i: int) -> bytes:
@@ -43,7 +43,7 @@ def addr(i: int) -> bytes:
 def test_possibly_a_servers_fault_may_resubmit(daemon: tuple[LocalNet, Daemon], reason: str) -> None:
     ln, d = daemon
     first = build_request(do_key(1), TASK, 1, 3, 1, [1, 2], [3, 4])
-    assert send(ln.public(1), 1, first, ln.ca).accepted
+    assert send(ln.public(1), 1, first, ln.pins).accepted
     assert not submit(ln, 1, [5, 6]).accepted  # before any verdict: a duplicate
     d.storage.set_verdicts({addr(1): (False, reason)})
     before = d.storage.changes(0, 100)[1]
@@ -55,7 +55,7 @@ def test_possibly_a_servers_fault_may_resubmit(daemon: tuple[LocalNet, Daemon], 
     assert d.storage.changes(before, 100)[0][0]["state"] == "accepted"  # the coordinator sees it again
     # the first request's nonce stays used: replaying it is refused, not a second replacement
     d.storage.set_verdicts({addr(1): (False, reason)})
-    replay = send(ln.public(1), 1, first, ln.ca, retries=0)
+    replay = send(ln.public(1), 1, first, ln.pins, retries=0)
     assert not replay.accepted and "replayed" in replay.message
     # bounded: after MAX_RESUBMISSIONS replacements the rejection is final
     for k in range(2, MAX_RESUBMISSIONS + 1):

@@ -83,13 +83,13 @@ def submit(ln: LocalNet, i: int, first: int) -> None:
     sharings = [share(v, 1, 3) for v in values]
     per = {j: [s[j - 1] for s in sharings] for j in range(1, 4)}
     for j in range(1, 4):
-        out = send(ln.public(j), j, build_request(do_key(i), TASK, j, 3, 1, WIRES, per[j]), ln.ca)
+        out = send(ln.public(j), j, build_request(do_key(i), TASK, j, 3, 1, WIRES, per[j]), ln.pins)
         assert out.accepted, out
 
 
 def ctl(ln: LocalNet, j: int) -> tuple[grpc.Channel, Any]:
     _, cert, key = ln.client_tls("coordinator")
-    return control_stub(ln.peer(j), j, ln.ca, cert, key)
+    return control_stub(ln.peer(j), j, ln.pins, cert, key)
 
 
 def wait_state(ln: LocalNet, session: str, want: str, timeout: float = 30) -> list[Any]:
@@ -111,7 +111,7 @@ def test_validation_round_over_grpc(net: tuple[LocalNet, dict[int, Daemon]]) -> 
     submit(ln, 2, 500)
     submit(ln, 4, 7)
     # the engine's expected wire list is enforced at Submit
-    bad = send(ln.public(1), 1, build_request(do_key(3), TASK, 1, 3, 1, [7, 8], [1, 2]), ln.ca)
+    bad = send(ln.public(1), 1, build_request(do_key(3), TASK, 1, 3, 1, [7, 8], [1, 2]), ln.pins)
     assert bad.code == "INVALID_ARGUMENT" and "wrong block length" in bad.message
     for j in range(1, 4):
         ch, stub = ctl(ln, j)
@@ -121,8 +121,8 @@ def test_validation_round_over_grpc(net: tuple[LocalNet, dict[int, Daemon]]) -> 
     assert [r.state for r in replies] == ["done"] * 3, [r.error for r in replies]
     assert replies[0].result == replies[1].result == replies[2].result
     for j in range(1, 4):
-        st1 = status(ln.public(j), j, TASK, bytes.fromhex(do_addr(1)[2:]), ln.ca)
-        st2 = status(ln.public(j), j, TASK, bytes.fromhex(do_addr(2)[2:]), ln.ca)
+        st1 = status(ln.public(j), j, TASK, do_key(1), ln.pins)
+        st2 = status(ln.public(j), j, TASK, do_key(2), ln.pins)
         assert (st1.state, st2.state) == ("valid", "invalid")
         assert "500" in st2.reason
         assert sorted(json.loads(daemons[j].storage.get_data("v1", "opened"))) == [7, 42, 500]
@@ -160,7 +160,7 @@ def test_validation_round_over_grpc(net: tuple[LocalNet, dict[int, Daemon]]) -> 
             stub.StartBatch(pb.StartBatchRequest(session=f"again-{index}-{dos}", batch_index=index,
                                                  do_addresses=addrs), timeout=5)
         assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
-    assert status(ln.public(2), 2, TASK, bytes.fromhex(do_addr(1)[2:]), ln.ca).state == "batched"
+    assert status(ln.public(2), 2, TASK, do_key(1), ln.pins).state == "batched"
 
 
 def test_abort_and_restart(net: tuple[LocalNet, dict[int, Daemon]]) -> None:
@@ -183,7 +183,7 @@ def test_abort_and_restart(net: tuple[LocalNet, dict[int, Daemon]]) -> None:
     d2.start()
     daemons[2] = d2
     assert d2.storage.round("hold-1").state == "interrupted"
-    assert status(ln.public(2), 2, TASK, bytes.fromhex(do_addr(1)[2:]), ln.ca).state == "accepted"
+    assert status(ln.public(2), 2, TASK, do_key(1), ln.pins).state == "accepted"
     # the coordinator retries with a new session and everyone completes it
     daemons[3].abort_round("hold-1", "retrying")
     for j in range(1, 4):

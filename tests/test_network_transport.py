@@ -18,6 +18,7 @@ from omniplus.prover.mpc.opening import open_scalars
 from omniplus.prover.shamir import share
 from omniplus.servers.certs import make_network
 from omniplus.servers.config import server_name
+from omniplus.servers.pinning import fingerprint_of, pinned_channel, trust_bundle
 from omniplus.servers.transport import (
     KIND_BYTES,
     KIND_FIELD,
@@ -46,7 +47,13 @@ SHARES = {j: [sh[j - 1] for sh in _SHARINGS] for j in range(1, N + 1)}
 
 
 def tls_of(certs: Path, name: str) -> TlsFiles:
-    return TlsFiles.load(certs / "ca.pem", certs / f"{name}.pem", certs / f"{name}.key")
+    """Party `name`'s identity; its mutual-TLS port accepts exactly the other servers' certificates."""
+    others = [(certs / f"{server_name(j)}.pem").read_bytes() for j in range(1, N + 1) if server_name(j) != name]
+    return TlsFiles.load(certs / f"{name}.pem", certs / f"{name}.key", roots=trust_bundle(others))
+
+
+def pem_of(certs: Path, j: int) -> bytes:
+    return (certs / f"{server_name(j)}.pem").read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +62,7 @@ def grpc_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
     certs = tmp_path_factory.mktemp("certs")
     make_network(certs, N, clients=("coordinator",))
     mailboxes = {j: Mailbox(LIMITS) for j in range(1, N + 1)}
-    names = {server_name(j): j for j in range(1, N + 1)}
+    names = {fingerprint_of(pem_of(certs, j)): j for j in range(1, N + 1)}
     servers, ports = {}, {}
     nets: dict[int, Any] = {}
     for j in range(1, N + 1):
@@ -63,7 +70,7 @@ def grpc_net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any
         # public keys check the signed statements of prover/mpc/audit.py)
         servicer = PeerServicer(mailboxes[j], names, LIMITS, lambda p, pem, j=j: nets[j].learn_peer(p, pem))
         servers[j], ports[j] = serve_peer_port("127.0.0.1:0", tls_of(certs, server_name(j)), servicer)
-    peers = {j: (f"127.0.0.1:{ports[j]}", server_name(j)) for j in range(1, N + 1)}
+    peers = {j: (f"127.0.0.1:{ports[j]}", pem_of(certs, j)) for j in range(1, N + 1)}
     nets |= {
         j: GrpcNetwork(j, peers, tls_of(certs, server_name(j)), mailboxes[j], LIMITS) for j in range(1, N + 1)
     }
@@ -206,10 +213,7 @@ def test_server_side_checks_on_raw_messages(grpc_net: dict[str, Any]) -> None:
 
     certs, port = grpc_net["certs"], grpc_net["ports"][1]
     tls = tls_of(certs, server_name(2))
-    creds = grpc.ssl_channel_credentials(tls.ca, tls.key, tls.cert)
-    with grpc.secure_channel(
-        f"127.0.0.1:{port}", creds, options=[("grpc.ssl_target_name_override", server_name(1))]
-    ) as chan:
+    with pinned_channel(f"127.0.0.1:{port}", pem_of(certs, 1), client=(tls.key, tls.cert)) as chan:
         stub = pbg.PeerStub(chan)
         for msg, code in [
             (
@@ -245,8 +249,8 @@ def test_server_side_checks_on_raw_messages(grpc_net: dict[str, Any]) -> None:
 def test_peer_identity_is_pinned(grpc_net: dict[str, Any]) -> None:
     """If party 2's address actually answers with server-3's certificate, nothing is delivered."""
     peers = dict(grpc_net["peers"])
-    peers[2] = (peers[3][0], server_name(2))
     certs = grpc_net["certs"]
+    peers[2] = (peers[3][0], pem_of(certs, 2))
     mb = Mailbox(LIMITS)
     lim = TransportLimits(LIMITS.max_message_bytes, LIMITS.max_buffered_bytes, send_timeout=1.0)
     nt = GrpcNetwork(1, peers, tls_of(certs, server_name(1)), mb, lim)
@@ -258,6 +262,46 @@ def test_peer_identity_is_pinned(grpc_net: dict[str, Any]) -> None:
         nt.close()
     with pytest.raises(TransportError):
         grpc_net["nets"][3].channel("pin").recv(1, 0, "x", timeout=0.2)
+
+
+def test_an_impostor_with_the_right_name_and_another_key_is_refused_both_ways(
+    grpc_net: dict[str, Any], tmp_path: Path
+) -> None:
+    """A self-signed `server-2` certificate with another key (what anyone can make without a CA):
+    party 1 does not deliver to it, and party 1's peer port does not accept its messages."""
+    from omniplus.proto.gen import omniplus_pb2 as pb
+    from omniplus.proto.gen import omniplus_pb2_grpc as pbg
+    from omniplus.servers.certs import make_identity
+
+    certs = grpc_net["certs"]
+    fake = make_identity(tmp_path / "rogue", server_name(2))
+    assert fingerprint_of(fake.cert.read_bytes()) != fingerprint_of(pem_of(certs, 2))
+    # the impostor serves a Peer port with the right name; party 1 pins the real server-2
+    rogue_mb = Mailbox(LIMITS)
+    rogue_tls = TlsFiles.load(fake.cert, fake.key, roots=trust_bundle([pem_of(certs, 1)]))
+    rogue_srv, rogue_port = serve_peer_port(
+        "127.0.0.1:0", rogue_tls, PeerServicer(rogue_mb, {fingerprint_of(pem_of(certs, 1)): 1}, LIMITS))
+    peers = dict(grpc_net["peers"])
+    peers[2] = (f"127.0.0.1:{rogue_port}", pem_of(certs, 2))
+    lim = TransportLimits(LIMITS.max_message_bytes, LIMITS.max_buffered_bytes, send_timeout=1.0)
+    nt = GrpcNetwork(1, peers, tls_of(certs, server_name(1)), Mailbox(LIMITS), lim)
+    try:
+        with pytest.raises(TransportError) as err:
+            nt.channel("imp").send(2, 0, "x", b"secret share")
+        assert err.value.code in ("UNAVAILABLE", "DEADLINE_EXCEEDED")
+        assert rogue_mb.buffered_bytes == 0  # nothing reached the impostor
+    finally:
+        nt.close()
+        rogue_srv.stop(0)
+    # the impostor calls party 1's real peer port presenting its server-2 certificate
+    with pinned_channel(f"127.0.0.1:{grpc_net['ports'][1]}", pem_of(certs, 1),
+                        client=(fake.key.read_bytes(), fake.cert.read_bytes())) as chan:
+        with pytest.raises(grpc.RpcError) as rpc:
+            pbg.PeerStub(chan).Exchange(pb.PeerMessage(session="imp", tag="y", kind=pb.PAYLOAD_KIND_BYTES,
+                                                       data=b"forged"), timeout=5)
+        assert rpc.value.code() == grpc.StatusCode.UNAVAILABLE  # the TLS handshake fails
+    with pytest.raises(TransportError):
+        grpc_net["nets"][1].channel("imp").recv(2, 0, "y", timeout=0.2)
 
 
 def test_field_codec_roundtrip() -> None:
@@ -302,3 +346,35 @@ def test_a_flooding_peer_exhausts_only_its_own_quota() -> None:
     ch1.close()
     with pytest.raises(TransportError):
         ch2.send(1, 0, "z", b"late")  # a closed round refuses late messages
+
+
+def test_a_send_reaches_a_peer_that_came_back_after_a_long_outage(grpc_net: dict[str, Any]) -> None:
+    """gRPC's default reconnect back-off (1 s × 1.6^k, up to 120 s) left a channel waiting ~6.6 s
+    after 9 s of outage, longer than a 2 s send_timeout; capped at 1 s the send goes through."""
+    import socket
+
+    from omniplus.servers.wire import RECONNECT_OPTIONS
+
+    assert ("grpc.max_reconnect_backoff_ms", 1000) in RECONNECT_OPTIONS
+    certs = grpc_net["certs"]
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    peers = dict(grpc_net["peers"])
+    peers[2] = (f"127.0.0.1:{port}", pem_of(certs, 2))  # party 2 "restarts" on this port later
+    lim = TransportLimits(LIMITS.max_message_bytes, LIMITS.max_buffered_bytes, send_timeout=2.0)
+    nt = GrpcNetwork(1, peers, tls_of(certs, server_name(1)), Mailbox(LIMITS), lim)
+    mb = Mailbox(LIMITS)
+    try:
+        with pytest.raises(TransportError):  # down: the channel starts backing off
+            nt.channel("back").send(2, 0, "early", b"x")
+        time.sleep(7.0)
+        servicer = PeerServicer(mb, {fingerprint_of(pem_of(certs, 1)): 1}, LIMITS)
+        srv, _ = serve_peer_port(f"127.0.0.1:{port}", tls_of(certs, server_name(2)), servicer)
+        try:
+            nt.channel("back").send(2, 0, "late", b"hello")  # within send_timeout of the restart
+            assert mb.take("back", 0, "late", 1, timeout=5).data == b"hello"
+        finally:
+            srv.stop(0)
+    finally:
+        nt.close()

@@ -11,6 +11,7 @@ from cryptography import x509
 from network_fixtures import CHAIN_ID, MARKET, do_addr, do_key, make_local_net
 
 from omniplus.cli import main
+from omniplus.contracts.committee import cert_fingerprint
 from omniplus.core.errors import InputError
 from omniplus.servers import signing
 from omniplus.servers.certs import common_name
@@ -26,8 +27,8 @@ def _cfg(**over: object) -> dict:
         "peer_listen": "127.0.0.1:2",
         "storage": "s",
         "task": {"market": MARKET, "registry": "dev-allowlist"},
-        "tls": {"ca": "a", "cert": "b", "key": "c"},
-        "peers": [{"id": j, "address": f"127.0.0.1:{10 + j}"} for j in (1, 2, 3)],
+        "tls": {"cert": "b", "key": "c"},
+        "peers": [{"id": j, "address": f"127.0.0.1:{10 + j}", "cert": f"p{j}.pem"} for j in (1, 2, 3)],
     }
     base.update(over)
     return base
@@ -44,7 +45,10 @@ def _cfg(**over: object) -> dict:
         ({"task": {"market": MARKET, "registry": "magic"}}, "registry must be"),
         ({"limits": {"max_peer_bytes": -1}}, "positive"),
         ({"limits": {"nope": 1}}, "unknown key"),
-        ({"peers": [{"id": 1, "address": "127.0.0.1:1"}, {"id": 3, "address": "127.0.0.1:3"}]}, "1..n"),
+        ({"peers": [{"id": 1, "address": "127.0.0.1:1", "cert": "a"},
+                    {"id": 3, "address": "127.0.0.1:3", "cert": "b"}]}, "1..n"),
+        ({"peers": [{"id": j, "address": f"127.0.0.1:{j}"} for j in (1, 2, 3)]}, "'cert'"),
+        ({"tls": {"ca": "a", "cert": "b", "key": "c"}}, "'ca' is gone"),
     ],
 )
 def test_config_errors_name_the_problem(over: dict, text: str, tmp_path: Path) -> None:
@@ -56,7 +60,8 @@ def test_config_errors_name_the_problem(over: dict, text: str, tmp_path: Path) -
 def test_config_resolves_paths_and_defaults(tmp_path: Path) -> None:
     cfg = parse_config(_cfg(limits={"recv_timeout": 5}), tmp_path)
     assert cfg.n == 3 and cfg.threshold == 1 and cfg.cert_name == "server-1"
-    assert cfg.tls.ca == (tmp_path / "a").resolve() and cfg.limits.recv_timeout == 5.0
+    assert cfg.tls.cert == (tmp_path / "b").resolve() and cfg.limits.recv_timeout == 5.0
+    assert cfg.peers[1].cert == (tmp_path / "p2.pem").resolve() and cfg.coordinator_certs == ()
     with pytest.raises(InputError, match="does not exist"):
         load_config(tmp_path / "missing.toml")
 
@@ -65,13 +70,21 @@ def test_certs_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "c"
     assert main(["certs", "--out", str(out), "--servers", "2", "--json"]) == 0
     files = json.loads(capsys.readouterr().out)
-    assert set(files) == {"ca", "server-1", "server-2", "coordinator"}
+    assert set(files) == {"server-1", "server-2", "coordinator"}
+    assert files["server-2"]["fingerprint"] == "0x" + cert_fingerprint((out / "server-2.pem").read_bytes()).hex()
     cert = x509.load_pem_x509_certificate((out / "server-2.pem").read_bytes())
     sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert "server-2" in sans.get_values_for_type(x509.DNSName)
     assert common_name((out / "coordinator.pem").read_bytes()) == "coordinator"
     assert (out / "server-1.key").stat().st_mode & 0o077 == 0
-    assert main(["certs", "--out", str(out), "--servers", "2"]) == 1  # never overwrites a CA
+    cert1 = x509.load_pem_x509_certificate((out / "server-1.pem").read_bytes())
+    assert cert1.issuer == cert1.subject and not (out / "ca.key").exists()  # self-signed: no CA anywhere
+    assert main(["certs", "--out", str(out), "--servers", "2"]) == 1  # never overwrites an identity
+    assert main(["certs", "--out", str(out), "--name", "server-3", "--json"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert list(one) == ["server-3"] and (out / "server-3.key").stat().st_mode & 0o077 == 0
+    assert main(["certs", "--out", str(out), "--name", "server-3"]) == 1  # an operator's key is never replaced
+    assert main(["certs", "--out", str(out), "--name", "../x"]) == 1
 
 
 def test_digest_covers_every_field() -> None:
@@ -114,7 +127,7 @@ def test_submit_status_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     d.start()
     try:
         servers = ",".join(ln.public(j) for j in (1,))
-        args = ["do", "submit", "--servers", servers, "--market", MARKET, "--ca", str(ln.certs / "ca.pem"),
+        args = ["do", "submit", "--servers", servers, "--market", MARKET, "--fingerprints", "0x" + ln.pins[1].hex(),
                 "--key", do_key(1), "--status", "--json"]  # fmt: skip
         assert main(args) == 0
         out = json.loads(capsys.readouterr().out)

@@ -24,7 +24,7 @@ VERBS: dict[str, str] = {
     "verify": "verify a proof three ways",
     "chain": "run a local development chain",
     "deploy": "deploy RollupMarket or PlainMarket",
-    "certs": "make a development CA and server certificates",
+    "certs": "make an operator's key pair and self-signed certificate",
     "server": "run a prover-network server daemon",
     "coordinator": "drive validation and batch proofs of the prover network",
     "devnet": "the whole prover network on loopback",

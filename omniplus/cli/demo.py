@@ -51,7 +51,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
     p.add_argument("--preset", choices=("default", "paper"), default="default",
                    help="market: default (MLP 64→12→10, N=3, R=4) or paper (the CNN, 5,571 traded parameters, "
-                        "N=4, R=8, ≈252k constraints)")
+                        "N=4, R=8, k=9, ≈229k constraints: 2^18 with room for the contribution scores)")
     enc = p.add_mutually_exclusive_group()
     enc.add_argument("--plain-model", action="store_true",
                      help="market: publish the true model (no encryption), the same training rule")

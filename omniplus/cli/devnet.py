@@ -9,8 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
-HELP = """Start anvil, make a development CA and certificates, take a (cached) trusted setup, deploy
-the Groth16 verifier and RollupMarket, start --servers server processes and the coordinator, have
+HELP = """Start anvil, make one self-signed identity per server and for the coordinator (pinned by
+fingerprint, no CA), take a (cached) trusted setup, deploy the Groth16 verifier and RollupMarket,
+start --servers server processes and the coordinator, have
 --dos DOs register and submit random updates (the last --invalid of them above the norm bound:
 their shares must be rejected by the servers' validation), wait for the batch proof to be verified
 on-chain, print a summary and stop everything (unless --keep). Progress goes to stderr."""

@@ -6,15 +6,18 @@ omniplus.servers.data_owner).
       already on-chain, train E epochs on this DO's partition of digits (own local private layers),
       clip and quantise with stochastic rounding; writes the k-bit update
   omniplus do register --market ADDR --rpc URL --key HEX      once per task
-  omniplus do submit --market ADDR --rpc URL --key HEX --setup DIR --servers H:P,H:P,H:P --ca FILE
+  omniplus do submit --market ADDR --rpc URL --key HEX --setup DIR --servers H:P,H:P,H:P
                      (--update UPDATE | --gradients FILE [--row I])
       compute the witness block in the clear, Shamir-share every wire (degree t among the n listed
       servers, n >= 2t+1) and send share j to server j only, signed with the DO's key (refused
       if not registered for the task). --update takes `do train`'s k-bit update; --gradients a
-      floats file as for `omniplus prove` (quantised with its scale_bits)
-  omniplus do submit --status --market ADDR --key HEX --servers ... --ca FILE [--rpc URL]
-      only ask each server what it knows about this DO's submission (and, with --rpc, which batch
-      included it and its credit on-chain)
+      floats file as for `omniplus prove` (quantised with its scale_bits). Server j must present
+      the certificate whose sha256 the task's on-chain committee lists for it (pinned; no CA):
+      an impostor is refused before any share leaves
+  omniplus do submit --status --market ADDR --key HEX --servers ... (--rpc URL | --fingerprints FP,...)
+      only ask each server what it knows about this DO's own submission, in a request signed by
+      the DO's key (a server answers nobody else about it); with --rpc also which batch included
+      it and its credit on-chain
 """
 
 from __future__ import annotations
@@ -59,7 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     key.add_argument("--key", help="the DO's private key (hex)")
     key.add_argument("--keyfile", type=Path, help="file holding the DO's private key")
     s.add_argument("--servers", required=True, help="HOST:PORT,... public addresses, server 1 first")
-    s.add_argument("--ca", type=Path, required=True, help="the network's CA certificate (ca.pem)")
+    s.add_argument("--fingerprints", default=None,
+                   help="0x sha256 of each server's certificate, server 1 first (default: the task's committee)")
     s.add_argument("--setup", type=Path, help="setup directory (circuit layout and parameters)")
     src = s.add_mutually_exclusive_group()
     src.add_argument("--update", type=Path, help="a k-bit update written by `omniplus do train`")
@@ -112,10 +116,14 @@ def run_submit(args: argparse.Namespace) -> int:
         raise InputError("--servers is empty")
     key = load_key(args.key, args.keyfile)
     me = checksum(address_of(key))
-    to = Destination(servers=servers, ca=_read(args.ca), threshold=args.threshold, timeout=args.timeout)
+    from omniplus.servers.pinning import parse_fingerprint
+
+    fps = [parse_fingerprint(f.strip(), "--fingerprints") for f in (args.fingerprints or "").split(",") if f.strip()]
+    to = Destination(servers=servers, fingerprints=fps, threshold=args.threshold, timeout=args.timeout)
     if args.status:
-        chain_id = _market(args.rpc, args.market).chain_id if args.rpc else args.chain_id
-        rows = server_status(key=key, market_address=args.market, chain_id=chain_id, to=to)
+        market = _market(args.rpc, args.market) if args.rpc else None
+        chain_id = market.chain_id if market is not None else args.chain_id
+        rows = server_status(key=key, market_address=args.market, chain_id=chain_id, to=to, market=market)
         out: dict = {"do": me, "servers": rows}
         lines = [f"server-{r['server']}: {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
                  + (f", batch {r['batch_index']}" if r["batch_index"] >= 0 else "") for r in rows]
