@@ -116,7 +116,8 @@ def server_status(*, key: str, market_address: str, chain_id: int, to: Destinati
     rows = []
     for j, addr in enumerate(to.servers, start=1):
         st = status(addr, j, task, address_of(key), to.ca, timeout=to.timeout)
-        rows.append({"server": j, "state": st.state, "reason": st.reason, "batch_index": st.batch_index})
+        rows.append({"server": j, "state": st.state, "reason": st.reason, "batch_index": st.batch_index,
+                     "score": int(st.score) if st.score else None})  # contribution screening score
     return rows
 
 

@@ -118,7 +118,10 @@ def run_submit(args: argparse.Namespace) -> int:
         rows = server_status(key=key, market_address=args.market, chain_id=chain_id, to=to)
         out: dict = {"do": me, "servers": rows}
         lines = [f"server-{r['server']}: {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
-                 + (f", batch {r['batch_index']}" if r["batch_index"] >= 0 else "") for r in rows]
+                 + (f", batch {r['batch_index']}" if r["batch_index"] >= 0 else "")
+                 + (f", score {r['score']}" if r.get("score") is not None else "") for r in rows]
+        scores = {r["score"] for r in rows if r.get("score") is not None}
+        out["score"] = scores.pop() if len(scores) == 1 else None  # the servers agree (one screening)
         if args.rpc:
             out["chain"] = chain_outcome(_market(args.rpc, args.market), me)
             lines.append(_chain_line(out["chain"]))
