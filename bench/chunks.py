@@ -125,15 +125,18 @@ def measure(args: argparse.Namespace) -> list[Row]:
             for dk in dos:
                 m.register(dk)
             payees = [Account.from_key(dk).address for dk in dos]
-            rows_q = [per_chunk_clipped(p, d, seed=rng.randrange(1 << 30)) for _ in dos]
+            # one update for every DO: they agree, so every payee's score is positive (LowScore otherwise)
+            seed = rng.randrange(1 << 30)
+            rows_q = [per_chunk_clipped(p, d, seed=seed) for _ in dos]
             log(f"[chunks] d={d}: proving K={k} chunks of {p.dims} ({args.backend}, jobs={args.jobs})")
             t0 = time.perf_counter()
             out = prove_chunks(setup.path, split_rows(rows_q, p.dims), m.binding_context(payees), args.backend,
                                jobs=args.jobs)
             prove_s = time.perf_counter() - t0
             proofs, words = [c.proof for c in out], [c.words for c in out]
-            digest = m.chunked_digest(proofs, words, payees)
-            rec = m.submit_chunked_batch(node.keys[-1], proofs, words, payees,
+            parts = [c.scores for c in out]
+            digest = m.chunked_digest(proofs, words, payees, parts)
+            rec = m.submit_chunked_batch(node.keys[-1], proofs, words, payees, parts,
                                          [sign_batch(digest, sk) for sk in SERVER_KEYS[:2]])
             gas = int(rec["gasUsed"])
         plain = intercept + slope * d

@@ -242,10 +242,10 @@ def gradient_setup(power: int) -> tuple[Any, float, bool]:
 
 
 def gradient_statement(setup: Any, seed: int = 1) -> tuple[list[list[int]], list[int]]:
-    """Seeded in-bound updates for every slot and their public inputs [ctx, W…] (default context)."""
+    """Seeded in-bound updates for every slot and their public inputs [ctx, W…, S…] (default context)."""
     import random
 
-    from omniplus.prover.binding import BindingContext, pack_aggregate, public_signals
+    from omniplus.prover.binding import BindingContext, public_inputs
 
     p = setup.params
     rng = random.Random(seed)
@@ -253,5 +253,4 @@ def gradient_statement(setup: Any, seed: int = 1) -> tuple[list[list[int]], list
     rows = [[rng.randrange(-lim, lim) for _ in range(p.dims)] for _ in range(p.batch)]
     for r in rows:
         assert sum(x * x for x in r) <= p.norm_bound
-    words = pack_aggregate(p, [sum(c) for c in zip(*rows, strict=True)])
-    return rows, public_signals(BindingContext(), words)
+    return rows, public_inputs(p, BindingContext(), rows)[1]

@@ -112,8 +112,8 @@ def plain_row(node: Anvil, N: int, d: int, R: int = ROUNDS, mu: tuple[int, int] 
 
 # ------------------------------------------------------------------------------ RollupMarket
 def estimate_constraints(params: CircuitParams) -> int:
-    """Rough size of the batch circuit: per DO d·(k+2) + norm bits, plus one per packed word."""
-    return params.batch * (params.dims * (params.bits + 2) + params.norm_bits) + params.n_words
+    """Rough size of the batch circuit: per DO d·(k+3) + norm bits, plus one per packed word."""
+    return params.batch * (params.dims * (params.bits + 3) + params.norm_bits) + params.n_words + params.n_score_words
 
 
 def bench_params(N: int, d: int, bits: int = BITS) -> CircuitParams:
@@ -151,7 +151,7 @@ class _Prover:
                        input_json=circuit_inputs(setup.params, rows, signals), workdir=work)
         proof, public = self.backend.prove(job)
         if [int(x) for x in public] != signals:
-            raise RuntimeError("the proof's public signals are not [ctx, W_0..W_(M-1)]")
+            raise RuntimeError("the proof's public signals are not [ctx, W_0..W_(M-1), S_0..S_(K-1)]")
         return proof, words
 
 
@@ -216,15 +216,20 @@ def rollup_row(node: Anvil, N: int, d: int, R: int = ROUNDS, *, per_do: bool = F
     proved = n_batches if not per_do else min(n_batches, per_do_sample)
     for b in range(proved):
         members = dos[b * circuit_n:(b + 1) * circuit_n]
-        rows = [[rng.randrange(-half, half) for _ in range(d)] for _ in members]
+        # DOs whose updates agree (a common direction plus noise): positive scores, all paid
+        base = [rng.randrange(-half // 2, half // 2) for _ in range(d)]
+        rows = [[min(half - 1, max(-half, x + rng.randrange(-half // 4, half // 4 + 1))) for x in base]
+                for _ in members]
         payees = [a.address for a in members]
         proof, words = prover.prove(setup, m, payees, rows, work)
         from omniplus.contracts.committee import sign_batch
+        from omniplus.prover.contribution import scores
 
-        digest = m.digest(proof, words, payees)
+        sc = scores(rows)
+        digest = m.digest(proof, words, payees, sc)
         sigs = [sign_batch(digest, k) for k in BENCH_COMMITTEE_KEYS[:BENCH_THRESHOLD]]
-        rc = m.submit_batch(mo, proof, words, payees, sigs)  # any relayer would do
-        data = m.submit_call(proof, words, payees, sigs)._encode_transaction_data()
+        rc = m.submit_batch(mo, proof, words, payees, sc, sigs)  # any relayer would do
+        data = m.submit_call(proof, words, payees, sc, sigs)._encode_transaction_data()
         tx_calldata = _tx_calldata_gas(bytes.fromhex(str(data).removeprefix("0x")))
         measured.append(_gas(rc))
     extrapolated = n_batches - proved

@@ -18,17 +18,26 @@ pragma circom 2.1.0;
 // wires (tests/test_circuit_build.py checks the .r1cs header and the .sym).
 //
 // All parameters, including the derived ones, come from circuits/params.py (CircuitParams),
-// which also proves the field cannot wrap. Public inputs, in wire order: ctx, W[0..M-1].
+// which also proves the field cannot wrap. Public inputs, in wire order: ctx, W[0..M-1], S[0..K-1].
+//
+// Contribution scores (prover/contribution.py): t[i][j] = g[i][j]·a_j with a_j = sum_i g[i][j]
+// (one constraint per coordinate per DO; t belongs to no DO block, the servers compute its shares
+// from the opened aggregate), s_i = sum_j t[i][j] - sum_j sq[i][j] = <g_i, a - g_i> (linear).
+// Each s_i + sOff (sOff = (N-1)·B bounds |s_i|) takes sw bits; cs of them per public word S[m],
+// slot 0 in the low bits, bound like W (a square, for --O2's sake).
 
-template GradientValidity(N, d, k, B, normBits, w, c, M, offset) {
+template GradientValidity(N, d, k, B, normBits, w, c, M, offset, sOff, sw, cs, K) {
     signal input ctx;
     signal input W[M];
+    signal input S[K];
     signal input g[N][d];
 
     signal rbits[N][d][k];
     signal sq[N][d];
     signal nbits[N][normBits];
+    signal t[N][d];
 
+    var sumsqs[N];
     for (var i = 0; i < N; i++) {
         var sumsq = 0;
         for (var j = 0; j < d; j++) {
@@ -49,6 +58,23 @@ template GradientValidity(N, d, k, B, normBits, w, c, M, offset) {
             slack += nbits[i][b] * (1 << b);
         }
         slack === B - sumsq;
+        sumsqs[i] = sumsq;
+    }
+
+    // Scores: t[i][j] = g[i][j] * a_j, s_i = sum_j t[i][j] - ||g_i||^2.
+    var score[N];
+    for (var i = 0; i < N; i++) {
+        score[i] = -sumsqs[i];
+    }
+    for (var j = 0; j < d; j++) {
+        var col = 0;
+        for (var i = 0; i < N; i++) {
+            col += g[i][j];
+        }
+        for (var i = 0; i < N; i++) {
+            t[i][j] <== g[i][j] * col;
+            score[i] += t[i][j];
+        }
     }
 
     // Packed aggregate words, as linear combinations of the g's.
@@ -73,5 +99,17 @@ template GradientValidity(N, d, k, B, normBits, w, c, M, offset) {
     // constraints and breaking the per-DO blocks the servers validate on shares.
     for (var m = 0; m < M; m++) {
         (P[m] - W[m]) * (P[m] - W[m]) === 0;
+    }
+
+    // Packed score words, bound the same way.
+    for (var m = 0; m < K; m++) {
+        var Q = 0;
+        for (var l = 0; l < cs; l++) {
+            var i = m * cs + l;
+            if (i < N) {
+                Q += (score[i] + sOff) * (1 << (sw * l));
+            }
+        }
+        (Q - S[m]) * (Q - S[m]) === 0;
     }
 }

@@ -94,6 +94,31 @@ class CircuitParams:
         return -(-self.dims // self.per_word)
 
     @property
+    def score_offset(self) -> int:
+        """S_OFF = (N−1)·B': |s_i| ≤ S_OFF for rows with Σg² ≤ B' (prover/contribution.score_bound)."""
+        return (self.batch - 1) * self.effective_norm_bound
+
+    @property
+    def score_bits(self) -> int:
+        """sw = bitlen(2·S_OFF) + 1: a score plus S_OFF lies in [0, 2·S_OFF] and fits in sw bits."""
+        return (2 * self.score_offset).bit_length() + 1
+
+    @property
+    def scores_per_word(self) -> int:
+        """cs = ⌊253 / sw⌋ scores per packed public word."""
+        return WORD_CAPACITY_BITS // self.score_bits
+
+    @property
+    def n_score_words(self) -> int:
+        """K = ⌈N / cs⌉ packed score words (public inputs after the M aggregate words)."""
+        return -(-self.batch // self.scores_per_word)
+
+    @property
+    def n_public(self) -> int:
+        """Public inputs: ctx, M aggregate words, K score words."""
+        return 1 + self.n_words + self.n_score_words
+
+    @property
     def max_sq_norm(self) -> int:
         """Largest Σg² any in-range row can reach: d·2^(2k−2)."""
         return self.dims << (2 * self.bits - 2)
@@ -136,6 +161,12 @@ class CircuitParams:
             raise ParamsError("squared norms or the norm slack would wrap the field: reduce dims (d) or bits (k)")
         if (self.offset << 1) > (1 << self.word_bits):
             raise ParamsError("aggregate plus offset does not fit in a word slot")
+        # scores: s + S_OFF in [0, 2·S_OFF] < 2^sw, cs·sw ≤ 253 < log2 r, and s itself is far
+        # below r/2 (S_OFF < 2^sw ≤ 2^253), so the packed score words are injective in the field
+        if (2 * self.score_offset) >> self.score_bits or self.score_bits > WORD_CAPACITY_BITS \
+                or self.scores_per_word * self.score_bits > WORD_CAPACITY_BITS:
+            raise ParamsError(f"score width {self.score_bits} bits (from batch and norm_bound) exceeds "
+                              f"{WORD_CAPACITY_BITS}")
         return self
 
     # --- (de)serialisation ---------------------------------------------------------------
@@ -146,6 +177,10 @@ class CircuitParams:
             "word_bits": self.word_bits,
             "per_word": self.per_word,
             "n_words": self.n_words,
+            "score_offset": self.score_offset,
+            "score_bits": self.score_bits,
+            "scores_per_word": self.scores_per_word,
+            "n_score_words": self.n_score_words,
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -186,16 +221,17 @@ class CircuitParams:
     def describe(self) -> str:
         return (
             f"N={self.batch} d={self.dims} k={self.bits} B={self.norm_bound} "
-            f"(norm_bits={self.norm_bits}, w={self.word_bits}, c={self.per_word}, M={self.n_words})"
+            f"(norm_bits={self.norm_bits}, w={self.word_bits}, c={self.per_word}, M={self.n_words}, "
+            f"sw={self.score_bits}, K={self.n_score_words})"
         )
 
     def constraint_budget(self) -> int:
-        """The agreed budget: d·(k+3) per DO slot plus 3 per packed word."""
-        return self.batch * self.dims * (self.bits + 3) + 3 * self.n_words
+        """The agreed budget: d·(k+3) per DO slot plus 3 per packed word (aggregate and scores)."""
+        return self.batch * self.dims * (self.bits + 3) + 3 * (self.n_words + self.n_score_words)
 
     def expected_constraints(self, optimize: int = 2) -> int:
         """What the generated circuit has: with --O2 the linear sums are substituted away."""
-        per_do = self.dims * (self.bits + 1) + self.norm_bits
+        per_do = self.dims * (self.bits + 2) + self.norm_bits  # k bits, the square, the score product t
         if optimize < 2:
             per_do += self.dims + 1
-        return self.batch * per_do + self.n_words
+        return self.batch * per_do + self.n_words + self.n_score_words

@@ -49,6 +49,7 @@ contract RollupMarket {
         uint256 wordBits; // w
         uint256 perWord; // c
         uint256 chunks; // K: circuits per batch (1 = submitBatch; K > 1 = submitChunkedBatch, d = K chunks of dims)
+        int256 minScore; // a payee's contribution score must exceed it (>= 0; 0 = any positive agreement)
     }
 
     // ---- immutable task description ----
@@ -69,6 +70,13 @@ contract RollupMarket {
     uint256 public immutable perWord;
     uint256 public immutable chunks; // K (chunked tasks: every chunk is the same (N, dims, k, B) circuit)
     uint256 public immutable wordLimit; // 2^(w*c): every packed word must be below it
+    // contribution scores (prover/contribution.py, circuits/params.py): s_i + scoreOffset in
+    // scoreBits bits, scoresPerWord per public word, nScoreWords words after the M aggregate words
+    int256 public immutable minScore;
+    uint256 public immutable scoreOffset; // (N-1)·min(B, d·2^(2k-2))
+    uint256 public immutable scoreBits; // bitlen(2·scoreOffset) + 1
+    uint256 public immutable scoresPerWord; // floor(253 / scoreBits)
+    uint256 public immutable nScoreWords; // ceil(N / scoresPerWord)
     bytes32 public immutable modelHash;
     uint256 public immutable deposit;
     bool public immutable whitelistOnly;
@@ -107,7 +115,7 @@ contract RollupMarket {
     /// The words are in the log: readers use events only, never calldata (a batch relayed through
     /// another contract has no top-level calldata to read).
     event BatchSubmitted(uint256 indexed batchIndex, bytes32 aggregateCommitment, uint256[] words,
-        address[] payees, address submitter);
+        address[] payees, int256[] scores, uint256[] amounts, address submitter);
     event Withdrawn(address indexed payee, uint256 amount);
     event Finished(uint256 refund, uint256 totalCredited);
 
@@ -137,6 +145,9 @@ contract RollupMarket {
     error WrongChunkCount(uint256 got, uint256 expected);
     error ChunkedTask(uint256 chunks);
     error NotFinishable(uint256 batchesDone, uint256 deadline);
+    error WrongScoreCount(uint256 got, uint256 expected);
+    error ScoreOutOfRange(uint256 index, int256 score);
+    error LowScore(uint256 index, int256 score);
 
     modifier nonReentrant() {
         if (locked != 1) revert Reentrancy();
@@ -169,9 +180,19 @@ contract RollupMarket {
             revert BadParams("M must be ceil(d/c)");
         }
         if (t.chunks == 0 || t.chunks > 4096) revert BadParams("K must be in [1, 4096]");
+        if (t.minScore < 0) revert BadParams("minScore must be >= 0");
         if (t.deadline <= block.timestamp) revert BadParams("deadline in the past");
         if (t.batches >= type(uint64).max || t.reward >= type(uint128).max / (t.batchSize * t.batches)) {
             revert BadParams("R or reward too large");
+        }
+        uint256 sOff;
+        uint256 sBits;
+        {
+            uint256 maxSq = t.dims << (2 * t.bits - 2);
+            sOff = (t.batchSize - 1) * (t.normBound < maxSq ? t.normBound : maxSq);
+            for (uint256 x = 2 * sOff; x != 0; x >>= 1) sBits++;
+            sBits += 1;
+            if (sBits > 253) revert BadParams("score width exceeds 253 bits");
         }
         uint256 n = committee_.length;
         if (n == 0 || n > 256 || fingerprints_.length != n) revert BadParams("committee: 1..256 members, one fingerprint each");
@@ -188,8 +209,14 @@ contract RollupMarket {
         }
 
         verifier = verifier_;
+        minScore = t.minScore;
+        scoreOffset = sOff;
+        scoreBits = sBits;
+        scoresPerWord = 253 / sBits;
+        nScoreWords = (t.batchSize + 253 / sBits - 1) / (253 / sBits);
         verifySelector = bytes4(keccak256(abi.encodePacked(
-            "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[", _decimal(t.nWords + 1), "])")));
+            "verifyProof(uint256[2],uint256[2][2],uint256[2],uint256[",
+            _decimal(t.nWords + 1 + (t.batchSize + 253 / sBits - 1) / (253 / sBits)), "])")));
         modelOwner = msg.sender;
         batchSize = t.batchSize;
         minBatch = t.minBatch;
@@ -279,9 +306,33 @@ contract RollupMarket {
         uint256[2][2] calldata b,
         uint256[2] calldata c,
         uint256[] calldata words,
-        address[] calldata payees
+        address[] calldata payees,
+        int256[] calldata scores
     ) external view returns (bytes32) {
-        return _digest(batchCount, a, b, c, words, payees);
+        return _digest(batchCount, keccak256(abi.encode(a, b, c)), keccak256(abi.encodePacked(words)),
+            keccak256(abi.encodePacked(payees)), keccak256(abi.encodePacked(scores)));
+    }
+
+    /// The packed score words S_0..S_{K-1} for these payee scores (empty slots score 0).
+    function packScores(int256[] calldata scores) external view returns (uint256[] memory) {
+        return _packScores(scores);
+    }
+
+    function _packScores(int256[] calldata scores) internal view returns (uint256[] memory out) {
+        uint256 n = batchSize;
+        uint256 cs = scoresPerWord;
+        uint256 sw = scoreBits;
+        uint256 off = scoreOffset;
+        out = new uint256[](nScoreWords);
+        for (uint256 i = 0; i < n; i++) {
+            uint256 v = off;
+            if (i < scores.length) {
+                int256 s = scores[i];
+                if (s > int256(off) || s < -int256(off)) revert ScoreOutOfRange(i, s);
+                v = uint256(s + int256(off));
+            }
+            out[i / cs] |= v << (sw * (i % cs));
+        }
     }
 
     function _ctx(uint256 batchIndex, address[] calldata payees) internal view returns (uint256) {
@@ -289,17 +340,11 @@ contract RollupMarket {
             keccak256(abi.encodePacked(payees))))) % R_FIELD;
     }
 
-    function _digest(
-        uint256 batchIndex,
-        uint256[2] calldata a,
-        uint256[2][2] calldata b,
-        uint256[2] calldata c,
-        uint256[] calldata words,
-        address[] calldata payees
-    ) internal view returns (bytes32) {
-        bytes32 proofHash = keccak256(abi.encode(a, b, c)); // the 8 words a0 a1 b00 b01 b10 b11 c0 c1
-        return keccak256(abi.encode(block.chainid, address(this), batchIndex, keccak256(abi.encodePacked(payees)),
-            keccak256(abi.encodePacked(words)), proofHash));
+    /// proofHash = keccak256(abi.encode(a, b, c)): the 8 words a0 a1 b00 b01 b10 b11 c0 c1.
+    function _digest(uint256 batchIndex, bytes32 proofHash, bytes32 wordsHash, bytes32 payeesHash,
+        bytes32 scoresHash) internal view returns (bytes32) {
+        return keccak256(abi.encode(block.chainid, address(this), batchIndex, payeesHash, wordsHash, proofHash,
+            scoresHash));
     }
 
     /// Require >= threshold distinct committee signatures over the EIP-191 form of `digest`.
@@ -326,22 +371,23 @@ contract RollupMarket {
         if (count < threshold) revert NotEnoughSignatures(count, threshold);
     }
 
-    /// The proof against [ctx, W_0..W_{M-1}], ABI-encoded as the verifier's static uint256[M+1].
+    /// The proof against [ctx, W_0..W_{M-1}, S_0..S_{K-1}], ABI-encoded as the verifier's static
+    /// uint256[M+K+1]; S packed here from the posted scores.
     /// The verifier returns false (not revert) when given too little gas for the pairing:
     /// requiring true turns that into a revert, so gas estimation cannot settle on a failing call.
     function _verify(
-        uint256 batchIndex,
         uint256[2] calldata a,
         uint256[2][2] calldata b,
         uint256[2] calldata c,
+        uint256 ctx,
         uint256[] calldata words,
-        address[] calldata payees
+        int256[] calldata scores
     ) internal view returns (bool) {
         uint256 limit = wordLimit;
         for (uint256 j = 0; j < words.length; j++) {
             if (words[j] >= limit) revert WordTooLarge(j);
         }
-        bytes memory input = abi.encodePacked(verifySelector, abi.encode(a, b, c), _ctx(batchIndex, payees), words);
+        bytes memory input = abi.encodePacked(verifySelector, abi.encode(a, b, c), ctx, words, _packScores(scores));
         (bool ok, bytes memory ret) = verifier.staticcall(input);
         return ok && ret.length == 32 && abi.decode(ret, (uint256)) == 1;
     }
@@ -349,6 +395,7 @@ contract RollupMarket {
     /// Verify one batch (t+1 committee signatures, then the proof), record its aggregate, credit payees.
     /// @param words the packed aggregate (M words, each < 2^(w*c))
     /// @param payees the DOs whose valid updates are in the aggregate (N_min..N, registered, unpaid)
+    /// @param scores each payee's contribution score, slot order (proven: packed into public inputs)
     /// @param signatures 65-byte (r, s, v) signatures of committee members over the batch digest
     function submitBatch(
         uint256[2] calldata a,
@@ -356,6 +403,7 @@ contract RollupMarket {
         uint256[2] calldata c,
         uint256[] calldata words,
         address[] calldata payees,
+        int256[] calldata scores,
         bytes[] calldata signatures
     ) external {
         // No reentrancy lock: the only external call is a STATICCALL to the verifier.
@@ -364,23 +412,30 @@ contract RollupMarket {
         if (chunks != 1) revert ChunkedTask(chunks); // a chunked task pays only for every chunk at once
         uint256 batchIndex = batchCount;
         if (batchIndex >= batches) revert AllBatchesDone(batches);
-        uint256 m = words.length;
-        if (m != nWords) revert WrongWordCount(m, nWords);
-        uint256 n = payees.length;
-        if (n < minBatch || n > batchSize) revert BadPayeeCount(n, minBatch, batchSize);
-
-        _checkSignatures(_digest(batchIndex, a, b, c, words, payees), signatures);
-
-        // Effects on payees first (the proof check below reverts everything if it fails).
-        _credit(payees, batchIndex);
-
-        if (!_verify(batchIndex, a, b, c, words, payees)) revert InvalidProof();
+        if (words.length != nWords) revert WrongWordCount(words.length, nWords);
+        if (payees.length < minBatch || payees.length > batchSize) {
+            revert BadPayeeCount(payees.length, minBatch, batchSize);
+        }
+        if (scores.length != payees.length) revert WrongScoreCount(scores.length, payees.length);
 
         bytes32 commitment = keccak256(abi.encodePacked(words));
+        _checkSignatures(_digest(batchIndex, keccak256(abi.encode(a, b, c)), commitment,
+            keccak256(abi.encodePacked(payees)), keccak256(abi.encodePacked(scores))), signatures);
+
+        // Effects on payees first (payee checks, credits, record, event); the proof check below
+        // reverts all of it if it fails.
+        _settle(batchIndex, commitment, words, payees, scores);
+        if (!_verify(a, b, c, _ctx(batchIndex, payees), words, scores)) revert InvalidProof();
+    }
+
+    /// Credit the payees by score, record the aggregate, emit the event (both submit paths).
+    function _settle(uint256 batchIndex, bytes32 commitment, uint256[] memory words, address[] calldata payees,
+        int256[] memory total) internal {
+        (uint256[] memory amounts, uint256 paid) = _credit(payees, batchIndex, total);
         aggregateCommitments[batchIndex] = commitment;
         batchCount = uint64(batchIndex + 1);
-        totalCredited += uint128(n) * uint128(reward);
-        emit BatchSubmitted(batchIndex, commitment, words, payees, msg.sender);
+        totalCredited += uint128(paid);
+        emit BatchSubmitted(batchIndex, commitment, words, payees, total, amounts, msg.sender);
     }
 
     // ---------------------------------------------------------------- chunked batches (K > 1)
@@ -405,8 +460,8 @@ contract RollupMarket {
 
     /// The digest committee members sign for the next chunked batch.
     function chunkedBatchDigest(uint256[8][] calldata proofs, uint256[][] calldata words,
-        address[] calldata payees) external view returns (bytes32) {
-        return _chunkedDigest(batchCount, proofs, words, keccak256(abi.encodePacked(payees)));
+        address[] calldata payees, int256[][] calldata scores) external view returns (bytes32) {
+        return _chunkedDigest(batchCount, proofs, words, keccak256(abi.encodePacked(payees)), scores);
     }
 
     function _chunkCtx(uint256 batchIndex, bytes32 payeesHash, uint256 index) internal view returns (uint256) {
@@ -415,32 +470,45 @@ contract RollupMarket {
     }
 
     function _chunkedDigest(uint256 batchIndex, uint256[8][] calldata proofs, uint256[][] calldata words,
-        bytes32 payeesHash) internal view returns (bytes32) {
+        bytes32 payeesHash, int256[][] calldata scores) internal view returns (bytes32) {
         bytes32 acc;
         for (uint256 i = 0; i < proofs.length; i++) {
-            acc = keccak256(abi.encode(acc, keccak256(abi.encodePacked(words[i])), keccak256(abi.encode(proofs[i]))));
+            acc = keccak256(abi.encode(acc, keccak256(abi.encodePacked(words[i])), keccak256(abi.encode(proofs[i])),
+                keccak256(abi.encodePacked(scores[i]))));
         }
         return keccak256(abi.encode(CHUNK_TAG, block.chainid, address(this), batchIndex, payeesHash, chunks, acc));
     }
 
-    function _verifyChunk(uint256[8] calldata proof, uint256[] calldata words, uint256 ctx)
+    function _verifyChunk(uint256[8] calldata proof, uint256[] calldata words, int256[] calldata scores, uint256 ctx)
         internal view returns (bool)
     {
         uint256 limit = wordLimit;
         for (uint256 j = 0; j < words.length; j++) {
             if (words[j] >= limit) revert WordTooLarge(j);
         }
-        bytes memory input = abi.encodePacked(verifySelector, abi.encode(proof), ctx, words);
+        bytes memory input = abi.encodePacked(verifySelector, abi.encode(proof), ctx, words, _packScores(scores));
         (bool ok, bytes memory ret) = verifier.staticcall(input);
         return ok && ret.length == 32 && abi.decode(ret, (uint256)) == 1;
     }
 
     /// Effects on payees first (a failing proof afterwards reverts everything): registered, not yet
-    /// paid, no duplicate; each is credited the reward. Used by submitBatch and submitChunkedBatch.
-    function _credit(address[] calldata payees, uint256 batchIndex) internal {
+    /// paid, no duplicate, score above minScore; the batch budget reward·n is split by score,
+    /// floor(budget·s_i / sum s) each (prover/contribution.split_budget); the dust stays in the task
+    /// and goes back to the MO at finish(). Returns (amounts, their sum).
+    function _credit(address[] calldata payees, uint256 batchIndex, int256[] memory total)
+        internal returns (uint256[] memory amounts, uint256 paid)
+    {
         uint64 tag = uint64(batchIndex + 1);
-        uint128 rw = uint128(reward);
-        for (uint256 i = 0; i < payees.length; i++) {
+        uint256 n = payees.length;
+        int256 floorScore = minScore;
+        uint256 sum;
+        for (uint256 i = 0; i < n; i++) {
+            if (total[i] <= floorScore) revert LowScore(i, total[i]);
+            sum += uint256(total[i]);
+        }
+        uint256 budget = reward * n;
+        amounts = new uint256[](n);
+        for (uint256 i = 0; i < n; i++) {
             address p = payees[i];
             Member storage mem = members[p];
             if (!mem.registered) revert UnregisteredPayee(p);
@@ -448,18 +516,56 @@ contract RollupMarket {
             if (prev == tag) revert DuplicatePayee(p);
             if (prev != 0) revert AlreadyPaid(p, prev - 1);
             mem.paidTag = tag;
-            mem.credit += rw;
+            uint256 amount = _mulDiv(budget, uint256(total[i]), sum);
+            amounts[i] = amount;
+            paid += amount;
+            mem.credit += uint128(amount);
+        }
+    }
+
+    /// floor(x·y / d) with a 512-bit product (scores may reach 2^253, budgets 2^128); requires
+    /// x·y / d < 2^256, which holds here since y <= d.
+    function _mulDiv(uint256 x, uint256 y, uint256 d) internal pure returns (uint256 result) {
+        unchecked {
+            uint256 p0 = x * y;
+            uint256 mm = mulmod(x, y, type(uint256).max);
+            uint256 p1 = mm - p0 - (mm < p0 ? 1 : 0);
+            if (p1 == 0) return p0 / d;
+            require(p1 < d, "mulDiv overflow");
+            uint256 rem = mulmod(x, y, d);
+            p1 -= rem > p0 ? 1 : 0;
+            p0 -= rem;
+            uint256 twos = d & (~d + 1);
+            d /= twos;
+            p0 /= twos;
+            twos = (0 - twos) / twos + 1;
+            p0 |= p1 * twos;
+            uint256 inv = (3 * d) ^ 2;
+            inv *= 2 - d * inv;
+            inv *= 2 - d * inv;
+            inv *= 2 - d * inv;
+            inv *= 2 - d * inv;
+            inv *= 2 - d * inv;
+            inv *= 2 - d * inv;
+            result = p0 * inv;
         }
     }
 
     /// Every chunk's proof against [ctx_i, words_i]; returns all words, chunk 0 first (for the event).
     function _verifyChunks(uint256 batchIndex, uint256[8][] calldata proofs, uint256[][] calldata words,
-        bytes32 payeesHash) internal view returns (uint256[] memory all)
+        int256[][] calldata scores, bytes32 payeesHash) internal view
     {
-        uint256 m = nWords;
-        all = new uint256[](proofs.length * m);
         for (uint256 i = 0; i < proofs.length; i++) {
-            if (!_verifyChunk(proofs[i], words[i], _chunkCtx(batchIndex, payeesHash, i))) revert InvalidProof();
+            uint256 ctx = _chunkCtx(batchIndex, payeesHash, i);
+            if (!_verifyChunk(proofs[i], words[i], scores[i], ctx)) revert InvalidProof();
+        }
+    }
+
+    /// All chunks' words, chunk 0 first (for the commitment and the event).
+    function _chunkWords(uint256[][] calldata words) internal view returns (uint256[] memory all) {
+        uint256 m = nWords;
+        all = new uint256[](words.length * m);
+        for (uint256 i = 0; i < words.length; i++) {
             for (uint256 j = 0; j < m; j++) all[i * m + j] = words[i][j];
         }
     }
@@ -468,36 +574,46 @@ contract RollupMarket {
     /// record its aggregate (all chunks' words, chunk 0 first), credit the payees once.
     /// @param proofs one proof per chunk, chunk order
     /// @param words M words per chunk, chunk order
+    /// @param scores per chunk, each payee's partial score (slot order); a payee is paid by the sum
     function submitChunkedBatch(
         uint256[8][] calldata proofs,
         uint256[][] calldata words,
         address[] calldata payees,
+        int256[][] calldata scores,
         bytes[] calldata signatures
     ) external {
         if (finished) revert TaskFinished();
         if (block.timestamp > deadline) revert DeadlinePassed(block.timestamp, deadline);
-        uint256 k = chunks;
-        if (k == 1) revert ChunkedTask(1); // unchunked tasks settle through submitBatch
+        if (chunks == 1) revert ChunkedTask(1); // unchunked tasks settle through submitBatch
         uint256 batchIndex = batchCount;
         if (batchIndex >= batches) revert AllBatchesDone(batches);
-        if (proofs.length != k || words.length != k) revert WrongChunkCount(proofs.length, k);
+        int256[] memory total = _chunkedShapes(proofs.length, words, payees.length, scores);
+        bytes32 payeesHash = keccak256(abi.encodePacked(payees));
+
+        _checkSignatures(_chunkedDigest(batchIndex, proofs, words, payeesHash, scores), signatures);
+        uint256[] memory all = _chunkWords(words);
+        _settle(batchIndex, keccak256(abi.encodePacked(all)), all, payees, total);
+        _verifyChunks(batchIndex, proofs, words, scores, payeesHash);
+    }
+
+    /// Shape checks of a chunked batch (K proofs, K×M words, N_min..N payees, K×n scores); returns
+    /// each payee's total score (the sum of its proven per-chunk partial scores).
+    function _chunkedShapes(uint256 nProofs, uint256[][] calldata words, uint256 n, int256[][] calldata scores)
+        internal view returns (int256[] memory total)
+    {
+        uint256 k = chunks;
+        if (nProofs != k || words.length != k) revert WrongChunkCount(nProofs == k ? words.length : nProofs, k);
         uint256 m = nWords;
         for (uint256 i = 0; i < k; i++) {
             if (words[i].length != m) revert WrongWordCount(words[i].length, m);
         }
-        uint256 n = payees.length;
         if (n < minBatch || n > batchSize) revert BadPayeeCount(n, minBatch, batchSize);
-        bytes32 payeesHash = keccak256(abi.encodePacked(payees));
-
-        _checkSignatures(_chunkedDigest(batchIndex, proofs, words, payeesHash), signatures);
-        _credit(payees, batchIndex);
-        uint256[] memory all = _verifyChunks(batchIndex, proofs, words, payeesHash);
-
-        bytes32 commitment = keccak256(abi.encodePacked(all));
-        aggregateCommitments[batchIndex] = commitment;
-        batchCount = uint64(batchIndex + 1);
-        totalCredited += uint128(n) * uint128(reward);
-        emit BatchSubmitted(batchIndex, commitment, all, payees, msg.sender);
+        if (scores.length != k) revert WrongChunkCount(scores.length, k);
+        total = new int256[](n);
+        for (uint256 i = 0; i < k; i++) {
+            if (scores[i].length != n) revert WrongScoreCount(scores[i].length, n);
+            for (uint256 j = 0; j < n; j++) total[j] += scores[i][j];
+        }
     }
 
     /// Pull payment of everything credited to the caller.

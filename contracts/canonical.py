@@ -35,6 +35,7 @@ class TaskFacts:
     min_batch: int
     verifier: str
     chunks: int = 1  # K
+    min_score: int = 0  # a payee's contribution score must exceed it
 
 
 def _code(w3: Any, address: str) -> bytes:
@@ -74,7 +75,10 @@ def check_task(w3: Any, market_address: str, setup: Any, *, min_batch: int | Non
     p = setup.params
     expect = {"batchSize (N)": (f.batchSize, p.batch), "dims (d)": (f.dims, p.dims), "bits (k)": (f.bits, p.bits),
               "normBound (B)": (f.normBound, p.norm_bound), "nWords (M)": (f.nWords, p.n_words),
-              "wordBits (w)": (f.wordBits, p.word_bits), "perWord (c)": (f.perWord, p.per_word)}
+              "wordBits (w)": (f.wordBits, p.word_bits), "perWord (c)": (f.perWord, p.per_word),
+              "scoreOffset (S_OFF)": (f.scoreOffset, p.score_offset), "scoreBits (sw)": (f.scoreBits, p.score_bits),
+              "scoresPerWord (cs)": (f.scoresPerWord, p.scores_per_word),
+              "nScoreWords (K)": (f.nScoreWords, p.n_score_words)}
     if min_batch is not None:
         expect["minBatch (N_min)"] = (f.minBatch, min_batch)
     if chunks is not None:
@@ -95,4 +99,5 @@ def check_task(w3: Any, market_address: str, setup: Any, *, min_batch: int | Non
     if threshold is not None and chain_committee.threshold != threshold:
         raise NonCanonicalTask(f"{where}: committee threshold {chain_committee.threshold}, expected {threshold}")
     return TaskFacts(task_id=m.task_id, deploy_block=m.deploy_block(), committee=chain_committee,
-                     min_batch=int(f.minBatch().call()), verifier=verifier, chunks=int(f.chunks().call()))
+                     min_batch=int(f.minBatch().call()), verifier=verifier, chunks=int(f.chunks().call()),
+                     min_score=int(f.minScore().call()))

@@ -6,7 +6,8 @@ Each committee member signs, with EIP-191 `personal_sign` (eth_account's `encode
     digest = keccak256(abi.encode(uint256 chainid, address market, uint256 batchIndex,
                                   keccak256(abi.encodePacked(address[] payees)),
                                   keccak256(abi.encodePacked(uint256[] words)),
-                                  keccak256(abi.encode(a, b, c))))
+                                  keccak256(abi.encode(a, b, c)),
+                                  keccak256(abi.encodePacked(int256[] scores))))
 
 where (a, b, c) is the proof exactly as submitBatch receives it (b with c1 before c0, see
 contracts.verifier.proof_calldata). Signatures are 65 bytes r || s || v with v in {27, 28} and
@@ -52,28 +53,40 @@ def proof_hash(proof: Any) -> bytes:
     return keccak(b"".join(_u256(x) for x in (*a, *b[0], *b[1], *c)))
 
 
+def scores_hash(scores: Sequence[int]) -> bytes:
+    """keccak256(abi.encodePacked(int256[] scores)): two's complement, 32 bytes each."""
+    out = b""
+    for s in scores:
+        s = int(s)
+        if not -(1 << 255) <= s < 1 << 255:
+            raise InputError(f"score {s} does not fit in int256")
+        out += (s % (1 << 256)).to_bytes(32, "big")
+    return keccak(out)
+
+
 def batch_digest(chain_id: int, market: str | bytes, batch_index: int, payees: Sequence[str | bytes],
-                 words: Sequence[int], proof: Any) -> bytes:
+                 words: Sequence[int], proof: Any, scores: Sequence[int]) -> bytes:
     """The 32-byte digest each committee member signs (layout in the module docstring)."""
     payees_h = keccak(b"".join(b"\0" * 12 + _address(p) for p in payees))
     words_h = keccak(b"".join(_u256(w) for w in words))
     return keccak(_u256(chain_id) + b"\0" * 12 + _address(market) + _u256(batch_index) + payees_h + words_h
-                  + proof_hash(proof))
+                  + proof_hash(proof) + scores_hash(scores))
 
 
 CHUNK_TAG = keccak(b"omniplus.RollupMarket.chunked.v1")
 
 
 def chunked_batch_digest(chain_id: int, market: str | bytes, batch_index: int, payees: Sequence[str | bytes],
-                         chunk_words: Sequence[Sequence[int]], proofs: Sequence[Any]) -> bytes:
+                         chunk_words: Sequence[Sequence[int]], proofs: Sequence[Any],
+                         chunk_scores: Sequence[Sequence[int]]) -> bytes:
     """The digest of a chunked batch (RollupMarket.submitChunkedBatch): every chunk's words and proof
-    folded in chunk order, acc_(i+1) = keccak(acc_i, keccak(words_i), keccak(proof_i)), then
+    folded in chunk order, acc_(i+1) = keccak(acc_i, keccak(words_i), keccak(proof_i), keccak(scores_i)), then
     keccak256(abi.encode(CHUNK_TAG, chainid, market, batchIndex, keccak(payees), K, acc_K))."""
-    if len(chunk_words) != len(proofs) or not proofs:
-        raise InputError(f"{len(proofs)} proofs for {len(chunk_words)} chunks of words")
+    if len(chunk_words) != len(proofs) or len(chunk_scores) != len(proofs) or not proofs:
+        raise InputError(f"{len(proofs)} proofs for {len(chunk_words)} chunks of words, {len(chunk_scores)} of scores")
     acc = b"\0" * 32
-    for words, proof in zip(chunk_words, proofs, strict=True):
-        acc = keccak(acc + keccak(b"".join(_u256(w) for w in words)) + proof_hash(proof))
+    for words, proof, part in zip(chunk_words, proofs, chunk_scores, strict=True):
+        acc = keccak(acc + keccak(b"".join(_u256(w) for w in words)) + proof_hash(proof) + scores_hash(part))
     payees_h = keccak(b"".join(b"\0" * 12 + _address(p) for p in payees))
     return keccak(CHUNK_TAG + _u256(chain_id) + b"\0" * 12 + _address(market) + _u256(batch_index) + payees_h
                   + _u256(len(proofs)) + acc)

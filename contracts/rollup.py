@@ -10,7 +10,7 @@ under-estimates the pairing precompile).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from web3 import Web3
@@ -73,10 +73,11 @@ class TaskParams:
     word_bits: int  # w
     per_word: int  # c
     chunks: int = 1  # K: circuits per batch (the model is K chunks of d = dims coordinates)
+    min_score: int = 0  # a payee's contribution score must exceed it
 
     @classmethod
     def from_circuit(cls, params: CircuitParams, *, reward: int, batches: int, deadline: int,
-                     min_batch: int = 2, chunks: int = 1) -> TaskParams:
+                     min_batch: int = 2, chunks: int = 1, min_score: int = 0) -> TaskParams:
         return cls(
             params.batch,
             min_batch,
@@ -90,6 +91,7 @@ class TaskParams:
             params.word_bits,
             params.per_word,
             chunks,
+            min_score,
         )
 
     def as_tuple(self) -> tuple[int, ...]:
@@ -106,6 +108,7 @@ class TaskParams:
             self.word_bits,
             self.per_word,
             self.chunks,
+            self.min_score,
         )
 
     @property
@@ -159,6 +162,8 @@ class BatchEvent:
     submitter: str
     tx_hash: str
     block: int
+    scores: list[int] = field(default_factory=list)  # each payee's proven contribution score
+    amounts: list[int] = field(default_factory=list)  # wei credited to each payee
 
 
 class RollupMarket:
@@ -243,9 +248,14 @@ class RollupMarket:
         """The ctx public input the contract will use for the next batch with these payees."""
         return int(self._get("bindingContext", [Web3.to_checksum_address(p) for p in payees]))
 
-    def public_inputs(self, words: Sequence[int], payees: Sequence[str]) -> list[int]:
-        """[ctx, W_0..W_{M-1}] the contract will pass its verifier for the next batch."""
-        return [self.onchain_ctx(payees), *(int(w) for w in words)]
+    def public_inputs(self, words: Sequence[int], payees: Sequence[str], scores: Sequence[int]) -> list[int]:
+        """[ctx, W_0..W_{M-1}, S_0..S_{K-1}] the contract will pass its verifier for the next batch
+        (S packed by the contract itself from the scores)."""
+        packed = [int(x) for x in self._get("packScores", [int(x) for x in scores])]
+        return [self.onchain_ctx(payees), *(int(w) for w in words), *packed]
+
+    def min_score(self) -> int:
+        return int(self._get("minScore"))
 
     def committee(self) -> Committee:
         members, fps = self._get("committeeMembers")
@@ -262,78 +272,82 @@ class RollupMarket:
         return BindingContext.for_batch(chain_id=self.chain_id, market=self.address, task_id=self.task_id,
                                         batch_index=idx, payees=payees)
 
-    def digest(self, proof: Any, words: Sequence[int], payees: Sequence[str], batch_index: int | None = None
-               ) -> bytes:
+    def digest(self, proof: Any, words: Sequence[int], payees: Sequence[str], scores: Sequence[int],
+               batch_index: int | None = None) -> bytes:
         """The batch digest committee members sign (contracts.committee.batch_digest)."""
         from omniplus.contracts.committee import batch_digest
 
         idx = self.batches_submitted() if batch_index is None else batch_index
-        return batch_digest(self.chain_id, self.address, idx, payees, words, proof)
+        return batch_digest(self.chain_id, self.address, idx, payees, words, proof, scores)
 
     def chunks(self) -> int:
         return int(self._get("chunks"))
 
-    def chunk_signals(self, words: Sequence[int], payees: Sequence[str], index: int,
+    def chunk_signals(self, words: Sequence[int], payees: Sequence[str], index: int, scores: Sequence[int],
                       batch_index: int | None = None) -> list[int]:
-        """[ctx_i, W…] of chunk `index` (prover.binding.chunk_public_signals with this market's K)."""
+        """[ctx_i, W…, S…] of chunk `index` (prover.binding.chunk_public_signals with this market's K;
+        S packed by the contract from the chunk's partial scores)."""
         from omniplus.prover.binding import chunk_public_signals
 
-        return chunk_public_signals(self.binding_context(payees, batch_index), index, self.chunks(), words)
+        packed = [int(x) for x in self._get("packScores", [int(x) for x in scores])]
+        return chunk_public_signals(self.binding_context(payees, batch_index), index, self.chunks(), words, packed)
 
     def chunked_digest(self, proofs: Sequence[Any], chunk_words: Sequence[Sequence[int]], payees: Sequence[str],
-                       batch_index: int | None = None) -> bytes:
+                       chunk_scores: Sequence[Sequence[int]], batch_index: int | None = None) -> bytes:
         """The digest committee members sign for a chunked batch (contracts.committee.chunked_batch_digest)."""
         from omniplus.contracts.committee import chunked_batch_digest
 
         idx = self.batches_submitted() if batch_index is None else batch_index
-        return chunked_batch_digest(self.chain_id, self.address, idx, payees, chunk_words, proofs)
+        return chunked_batch_digest(self.chain_id, self.address, idx, payees, chunk_words, proofs, chunk_scores)
 
     # ---- writes
     def register(self, key: str) -> dict:
         return transact(self.w3, key, self.contract.functions.register())
 
-    def submit_call(self, proof: Any, words: Sequence[int], payees: Sequence[str], signatures: Sequence[bytes]
-                    ) -> Any:
+    def submit_call(self, proof: Any, words: Sequence[int], payees: Sequence[str], scores: Sequence[int],
+                    signatures: Sequence[bytes]) -> Any:
         a, b, c = proof_calldata(proof)
         return self.contract.functions.submitBatch(
             a, b, c, [int(w) for w in words], [Web3.to_checksum_address(p) for p in payees],
-            [bytes(s) for s in signatures],
+            [int(x) for x in scores], [bytes(s) for s in signatures],
         )
 
     def submit_batch(
-        self, key: str, proof: Any, words: Sequence[int], payees: Sequence[str], signatures: Sequence[bytes] = (),
-        *, gas: int | None = None, simulate_first: bool = True,
+        self, key: str, proof: Any, words: Sequence[int], payees: Sequence[str], scores: Sequence[int],
+        signatures: Sequence[bytes] = (), *, gas: int | None = None, simulate_first: bool = True,
     ) -> dict:
         """Relay a batch. With simulate_first (the default, and what every relayer must do) the call
         is eth_call'ed first and nothing is broadcast if it would revert: a reverted submitBatch
         would publish the words in calldata without paying anyone."""
         from omniplus.contracts.chain import address_of
 
-        fn = self.submit_call(proof, words, payees, signatures)
+        fn = self.submit_call(proof, words, payees, scores, signatures)
         limit = gas or submit_gas(len(payees), len(words), len(signatures))
         if simulate_first:
             simulate(self.w3, fn, sender=address_of(key), gas=limit)
         return transact(self.w3, key, fn, gas=limit)
 
     def submit_chunked_call(self, proofs: Sequence[Any], chunk_words: Sequence[Sequence[int]],
-                            payees: Sequence[str], signatures: Sequence[bytes]) -> Any:
+                            payees: Sequence[str], chunk_scores: Sequence[Sequence[int]],
+                            signatures: Sequence[bytes]) -> Any:
         flat = []
         for p in proofs:
             a, b, c = proof_calldata(p)
             flat.append([*a, *b[0], *b[1], *c])
         return self.contract.functions.submitChunkedBatch(
             flat, [[int(w) for w in ws] for ws in chunk_words], [Web3.to_checksum_address(p) for p in payees],
-            [bytes(s) for s in signatures],
+            [[int(x) for x in part] for part in chunk_scores], [bytes(s) for s in signatures],
         )
 
     def submit_chunked_batch(self, key: str, proofs: Sequence[Any], chunk_words: Sequence[Sequence[int]],
-                             payees: Sequence[str], signatures: Sequence[bytes] = (), *, gas: int | None = None,
+                             payees: Sequence[str], chunk_scores: Sequence[Sequence[int]],
+                             signatures: Sequence[bytes] = (), *, gas: int | None = None,
                              simulate_first: bool = True) -> dict:
         """Relay a chunked batch (K proofs, K word lists, one payee list, t+1 signatures); simulated
         first like submit_batch, so a call that would revert publishes nothing."""
         from omniplus.contracts.chain import address_of
 
-        fn = self.submit_chunked_call(proofs, chunk_words, payees, signatures)
+        fn = self.submit_chunked_call(proofs, chunk_words, payees, chunk_scores, signatures)
         words = max((len(w) for w in chunk_words), default=0)
         limit = gas or submit_chunked_gas(len(payees), words, len(proofs), len(signatures))
         if simulate_first:
@@ -396,5 +410,7 @@ class RollupMarket:
                 continue
             out.append(BatchEvent(index=idx, commitment=commitment, words=words,
                                   payees=list(e["args"]["payees"]), submitter=e["args"]["submitter"],
-                                  tx_hash="0x" + bytes(e["transactionHash"]).hex(), block=e["blockNumber"]))
+                                  tx_hash="0x" + bytes(e["transactionHash"]).hex(), block=e["blockNumber"],
+                                  scores=[int(x) for x in e["args"]["scores"]],
+                                  amounts=[int(x) for x in e["args"]["amounts"]]))
         return out

@@ -14,7 +14,7 @@ from omniplus.core.errors import InputError
 if TYPE_CHECKING:  # torch loads with the first attack, not with the list of names
     import torch
 
-ATTACKS = ("random", "scale", "signflip")
+ATTACKS = ("random", "scale", "signflip", "zero")
 
 
 RANDOM_SPREAD = 10.0  # per coordinate: a random "model" far outside what honest training moves
@@ -44,4 +44,6 @@ def apply_attack(name: str, update: torch.Tensor, seed: int) -> torch.Tensor:
         return scaled(update)
     if name == "signflip":
         return sign_flipped(update)
+    if name == "zero":  # a free-rider: uploads nothing, hoping to be paid (contribution score 0)
+        return update * 0
     raise InputError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")

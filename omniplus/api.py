@@ -49,8 +49,9 @@ class VerifyReport:
 
 
 def statement(setup_dir: Path, gradients: Path, context=None):
-    """Load the setup, quantise the gradients and derive the public inputs [ctx, W…] from the context."""
-    from omniplus.prover.binding import BindingContext, pack_aggregate, public_signals
+    """Load the setup, quantise the gradients and derive the public inputs [ctx, W…, S…] from the
+    context (S: the packed contribution scores of the rows)."""
+    from omniplus.prover.binding import BindingContext, public_inputs
     from omniplus.prover.quantize import load_gradients, quantize
     from omniplus.prover.trusted_setup import SetupDir
 
@@ -58,9 +59,8 @@ def statement(setup_dir: Path, gradients: Path, context=None):
     ctx = context or BindingContext()
     scale_bits, rows = load_gradients(Path(gradients))
     q_rows = quantize(rows, scale_bits, setup.params)
-    aggregate = [sum(col) for col in zip(*q_rows, strict=True)]
-    words = pack_aggregate(setup.params, aggregate)
-    return setup, ctx, q_rows, words, public_signals(ctx, words)
+    words, public = public_inputs(setup.params, ctx, q_rows)
+    return setup, ctx, q_rows, words, public
 
 
 def prove(setup_dir: Path, gradients: Path, backend: str, out: Path, context=None) -> ProveResult:
@@ -165,13 +165,15 @@ def random_gradients(params, rows: int, scale_bits: int, seed: int | None = None
 
 @dataclass
 class ChunkProof:
-    """One chunk's proof: public signals [ctx_i, W…], the words, and the prover's seconds."""
+    """One chunk's proof: public signals [ctx_i, W…, S…], the words, the prover's seconds and the
+    chunk's partial contribution scores (slot order; a payee's score is the sum over chunks)."""
 
     index: int
     proof: Any
     words: list[int]
     public: list[int]
     seconds: float
+    scores: list[int] = field(default_factory=list)
 
 
 def _prove_chunk(setup_dir: str, backend: str, index: int, rows: list[list[int]], signals: list[int]
@@ -205,7 +207,8 @@ def prove_chunks(setup_dir: Path, chunk_rows: Sequence[Sequence[Sequence[int]]],
     (each loads the zkey; the snarkjs worker already uses every core inside one MSM)."""
     from concurrent.futures import ProcessPoolExecutor
 
-    from omniplus.prover.binding import chunk_public_signals, pack_aggregate
+    from omniplus.prover.binding import chunk_public_signals, pack_aggregate, pack_scores
+    from omniplus.prover.contribution import scores
     from omniplus.prover.proof import proof_from_json
     from omniplus.prover.trusted_setup import SetupDir
 
@@ -214,12 +217,15 @@ def prove_chunks(setup_dir: Path, chunk_rows: Sequence[Sequence[Sequence[int]]],
     work = []
     for i, rows in enumerate(chunk_rows):
         words = pack_aggregate(setup.params, [sum(col) for col in zip(*rows, strict=True)])
-        work.append((i, [list(r) for r in rows], words, chunk_public_signals(context, i, k, words)))
+        part = scores(rows)
+        sig = chunk_public_signals(context, i, k, words, pack_scores(setup.params, part))
+        work.append((i, [list(r) for r in rows], words, sig, part))
     if jobs <= 1:
-        done = [_prove_chunk(str(setup.path), backend, i, rows, sig) for i, rows, _w, sig in work]
+        done = [_prove_chunk(str(setup.path), backend, i, rows, sig) for i, rows, _w, sig, _s in work]
     else:
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            futures = [pool.submit(_prove_chunk, str(setup.path), backend, i, rows, sig) for i, rows, _w, sig in work]
+            futures = [pool.submit(_prove_chunk, str(setup.path), backend, i, rows, sig)
+                       for i, rows, _w, sig, _s in work]
             done = [f.result() for f in futures]
-    return [ChunkProof(i, proof_from_json(p), words, public, s)
-            for (i, _r, words, _sig), (p, public, s) in zip(work, done, strict=True)]
+    return [ChunkProof(i, proof_from_json(p), words, public, s, part)
+            for (i, _r, words, _sig, part), (p, public, s) in zip(work, done, strict=True)]

@@ -503,7 +503,7 @@ class Devnet:
             # contribution screening: each kept DO's score within the batch, each dropped DO's score
             "scores": {
                 **{self._name(a): v["score"] for a, v in (batch or {}).get("screening", {}).get("dropped", {}).items()},
-                **{self._name(a): v for a, v in (batch or {}).get("scores", {}).items()},
+                **{self._name(a): v for a, v in (batch or {}).get("screening", {}).get("scores", {}).items()},
             },
             "kinds": {do.address: do.kind for do in self.dos},
             "proof_verified_by_snarkjs": verified,

@@ -1,4 +1,5 @@
-"""Binding the proof to the posted batch: public inputs [ctx, W_0, …, W_{M−1}] (PROTOCOL.md v2).
+"""Binding the proof to the posted batch: public inputs [ctx, W_0, …, W_{M−1}, S_0, …, S_{K−1}]
+(PROTOCOL.md v2; S are the packed contribution scores, prover/contribution.py).
 
 The packed aggregate words are public inputs themselves, so the proof fixes every word (the v1
 binding — one random combination F = Σ W_m ρ^(m+1) with ρ hashed from the words — let a prover
@@ -21,6 +22,10 @@ Packing (linear, so the servers can pack shares of the aggregate): word m holds 
 coordinates a_{m·c}, …, a_{m·c+c−1}, each shifted by offset = N·2^(k−1) into [0, 2^w), slot l
 at bit w·l (slot 0 in the low bits). Slots past d in the last word are zero.
 
+Score packing: slot i's score s_i (|s_i| ≤ S_OFF = (N−1)·B') is stored as s_i + S_OFF in sw bits;
+score word m holds slots m·cs … m·cs+cs−1, slot l at bit sw·l. Empty slots (past the payees) hold
+score 0, i.e. the value S_OFF. RollupMarket packs the same words from the posted int256 scores.
+
 `BindingContext.for_batch` is the one place a context is built (servers, coordinator, contract
 binding, CLI): payees are normalised to 20-byte addresses there, so the same batch always gives
 the same ctx whoever builds it.
@@ -35,6 +40,7 @@ from eth_hash.auto import keccak
 
 from omniplus.circuits.params import CircuitParams, R
 from omniplus.core.errors import InputError
+from omniplus.prover.contribution import scores
 
 ZERO_ADDRESS = "0x" + "00" * 20
 
@@ -143,14 +149,54 @@ def chunk_ctx(ctx: BindingContext, index: int, chunks: int) -> int:
     return int.from_bytes(keccak(pre), "big") % R
 
 
-def chunk_public_signals(ctx: BindingContext, index: int, chunks: int, words: Sequence[int]) -> list[int]:
-    """[ctx_i, W_0, …, W_{M−1}] of chunk `index`."""
-    return [chunk_ctx(ctx, index, chunks), *(int(w) for w in words)]
+def chunk_public_signals(ctx: BindingContext, index: int, chunks: int, words: Sequence[int],
+                         score_words: Sequence[int]) -> list[int]:
+    """[ctx_i, W_0, …, W_{M−1}, S_0, …, S_{K−1}] of chunk `index`."""
+    return [chunk_ctx(ctx, index, chunks), *(int(w) for w in words), *(int(s) for s in score_words)]
 
 
-def public_signals(ctx: BindingContext, words: Sequence[int]) -> list[int]:
-    """The circuit's public inputs in wire order: [ctx, W_0, …, W_{M−1}]."""
-    return [binding_ctx(ctx), *(int(w) for w in words)]
+def public_signals(ctx: BindingContext, words: Sequence[int], score_words: Sequence[int]) -> list[int]:
+    """The circuit's public inputs in wire order: [ctx, W_0, …, W_{M−1}, S_0, …, S_{K−1}]."""
+    return [binding_ctx(ctx), *(int(w) for w in words), *(int(s) for s in score_words)]
+
+
+def pack_scores(params: CircuitParams, slot_scores: Sequence[int]) -> list[int]:
+    """Pack the scores of the filled slots (slot order; empty slots score 0) into K words."""
+    n, off, sw, cs = params.batch, params.score_offset, params.score_bits, params.scores_per_word
+    if len(slot_scores) > n:
+        raise InputError(f"{len(slot_scores)} scores for {n} DO slots")
+    vals = [int(s) for s in slot_scores] + [0] * (n - len(slot_scores))
+    words = [0] * params.n_score_words
+    for i, s in enumerate(vals):
+        if s > R // 2:  # accept the field representation of a negative score
+            s -= R
+        if not -off <= s <= off:
+            raise InputError(f"score of slot {i} = {s} is outside [-{off}, {off}] ((N-1)·B)")
+        words[i // cs] += (s + off) << (sw * (i % cs))
+    return words
+
+
+def unpack_scores(params: CircuitParams, score_words: Sequence[int]) -> list[int]:
+    """Inverse of pack_scores: N signed scores (empty slots give 0); InputError if malformed."""
+    n, off, sw, cs = params.batch, params.score_offset, params.score_bits, params.scores_per_word
+    if len(score_words) != params.n_score_words:
+        raise InputError(f"expected {params.n_score_words} score words, got {len(score_words)}")
+    mask = (1 << sw) - 1
+    out: list[int] = []
+    for m, word in enumerate(score_words):
+        word = int(word)
+        if not 0 <= word < 1 << (sw * cs):
+            raise InputError(f"score word {m} is outside [0, 2^{sw * cs})")
+        for slot in range(cs):
+            i = m * cs + slot
+            v = (word >> (sw * slot)) & mask
+            if i < n:
+                if v > 2 * off:
+                    raise InputError(f"score word {m}, slot {slot}: {v} exceeds 2·S_OFF")
+                out.append(v - off)
+            elif v:
+                raise InputError(f"score word {m} has a non-zero slot {slot} past slot {n - 1}")
+    return out
 
 
 def pack_aggregate(params: CircuitParams, aggregate: Sequence[int]) -> list[int]:
@@ -200,7 +246,7 @@ def aggregate(q_rows: Sequence[Sequence[int]]) -> list[int]:
 
 def public_inputs(params: CircuitParams, ctx: BindingContext, q_rows: Sequence[Sequence[int]]
                   ) -> tuple[list[int], list[int]]:
-    """(words, public signals [ctx, *words]) for a batch of quantised rows: what the prover and the
-    contract both compute."""
+    """(words, public signals [ctx, *words, *score words]) for a batch of quantised rows: what the
+    prover and the contract both compute (scores from prover/contribution.py)."""
     words = pack_aggregate(params, aggregate(q_rows) if q_rows else [0] * params.dims)
-    return words, public_signals(ctx, words)
+    return words, public_signals(ctx, words, pack_scores(params, scores(q_rows)))

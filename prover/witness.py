@@ -6,7 +6,8 @@ produces the whole witness of the whole batch. Signals removed by circom's simpl
 wire −1 in the .sym and are skipped. Tests check equality with the wasm witness.
 
 Signal names (circuits/gradient_validity.circom): main.ctx, main.W[m], main.g[i][j],
-main.rbits[i][j][b], main.sq[i][j], main.nbits[i][b].
+main.rbits[i][j][b], main.sq[i][j], main.nbits[i][b], main.t[i][j] (score products, batch part),
+main.S[m] (packed scores).
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from typing import Protocol
 from omniplus.circuits.build import read_sym, slot_of_signal
 from omniplus.circuits.params import CircuitParams, R
 from omniplus.core.errors import InputError
-from omniplus.prover.binding import aggregate, pack_aggregate
+from omniplus.prover.binding import aggregate, pack_aggregate, pack_scores
+from omniplus.prover.contribution import scores
 
 
 class CircuitFiles(Protocol):
@@ -87,13 +89,25 @@ def row_signals(params: CircuitParams, slot: int, q_row: Sequence[int]) -> dict[
 
 
 def batch_signals(params: CircuitParams, public: Sequence[int]) -> dict[str, int]:
-    """The public wires: ctx, then the packed words W[m] (public = [ctx, W_0, …, W_{M−1}])."""
-    if len(public) != params.n_words + 1:
-        raise InputError(f"{len(public)} public inputs, the circuit has {params.n_words + 1} (ctx and M words)")
+    """The public wires: ctx, the packed words W[m], the packed scores S[m]
+    (public = [ctx, W_0, …, W_{M−1}, S_0, …, S_{K−1}])."""
+    if len(public) != params.n_public:
+        raise InputError(f"{len(public)} public inputs, the circuit has {params.n_public} "
+                         f"(ctx, M={params.n_words} words, K={params.n_score_words} score words)")
+    m_words = params.n_words
     out = {"main.ctx": int(public[0]) % R}
-    for m, w in enumerate(public[1:]):
+    for m, w in enumerate(public[1:1 + m_words]):
         out[f"main.W[{m}]"] = int(w) % R
+    for m, s in enumerate(public[1 + m_words:]):
+        out[f"main.S[{m}]"] = int(s) % R
     return out
+
+
+def score_signals(params: CircuitParams, rows: Sequence[Sequence[int]]) -> dict[str, int]:
+    """t[i][j] = g[i][j]·a_j for the padded rows (a = the column sums): the score products."""
+    agg = aggregate(rows)
+    return {f"main.t[{i}][{j}]": (int(g) * a) % R for i, r in enumerate(rows) for j, (g, a) in
+            enumerate(zip(r, agg, strict=True))}
 
 
 def _assemble(setup: CircuitFiles, values: dict[str, int]) -> list[int]:
@@ -114,19 +128,24 @@ def _assemble(setup: CircuitFiles, values: dict[str, int]) -> list[int]:
 
 def full_witness(setup: CircuitFiles, q_rows: Sequence[Sequence[int]], public: Sequence[int], *,
                  check: bool = True) -> list[int]:
-    """The whole witness (wire 0 = 1); public = [ctx, W_0..W_{M−1}]. With check, invalid rows or
-    words that are not the packed aggregate of the rows raise InputError."""
+    """The whole witness (wire 0 = 1); public = [ctx, W_0..W_{M−1}, S_0..S_{K−1}]. With check,
+    invalid rows, words that are not the packed aggregate of the rows, or score words that are not
+    their packed scores raise InputError."""
     params = setup.params
     rows = _pad_rows(params, q_rows)
     if check:
         for i, r in enumerate(rows):
             check_row(params, i, r)
-        if [int(w) % R for w in public[1:]] != pack_aggregate(params, aggregate(rows)):
+        m_words = params.n_words
+        if [int(w) % R for w in public[1:1 + m_words]] != pack_aggregate(params, aggregate(rows)):
             raise InputError("the public words are not the packed aggregate of these rows")
+        if [int(s) % R for s in public[1 + m_words:]] != pack_scores(params, scores(rows)):
+            raise InputError("the public score words are not the packed scores of these rows")
     values: dict[str, int] = {}
     for i, r in enumerate(rows):
         values.update(row_signals(params, i, r))
     values.update(batch_signals(params, public))
+    values.update(score_signals(params, rows))
     return _assemble(setup, values)
 
 
@@ -137,7 +156,7 @@ def do_wires(setup: CircuitFiles, slot: int) -> list[int]:
 
 
 def batch_wires(setup: CircuitFiles) -> list[int]:
-    """Wires outside every DO block: the public inputs ctx and W."""
+    """Wires outside every DO block: the public inputs ctx, W and S, and the score products t."""
     names, _ = wire_map(setup)
     return sorted(w for n, w in names.items() if w > 0 and slot_of_signal(n) is None)
 
@@ -159,10 +178,12 @@ def do_block(setup: CircuitFiles, slot: int, q_row: Sequence[int], *, check: boo
 def circuit_inputs(params: CircuitParams, q_rows: Sequence[Sequence[int]], public: Sequence[int]) -> dict:
     """Input JSON for circom's wasm witness calculator (decimal strings; negatives as field elements)."""
     rows = _pad_rows(params, q_rows)
-    if len(public) != params.n_words + 1:
-        raise InputError(f"{len(public)} public inputs, the circuit has {params.n_words + 1}")
+    if len(public) != params.n_public:
+        raise InputError(f"{len(public)} public inputs, the circuit has {params.n_public}")
+    m_words = params.n_words
     return {
         "ctx": str(int(public[0]) % R),
-        "W": [str(int(w) % R) for w in public[1:]],
+        "W": [str(int(w) % R) for w in public[1:1 + m_words]],
+        "S": [str(int(s) % R) for s in public[1 + m_words:]],
         "g": [[str(q % R) for q in r] for r in rows],
     }

@@ -180,14 +180,15 @@ class Batch:
     proof: dict[str, Any] = field(default_factory=dict)
     public: list[str] = field(default_factory=list)
     words: list[str] = field(default_factory=list)
+    scores: list[str] = field(default_factory=list)  # the servers' opened contribution scores, payee order
     verified_locally: bool = False
     seconds: dict[str, float] = field(default_factory=dict)  # wall per coordinator phase
     cpu_s: dict[str, float] = field(default_factory=dict)  # this process's CPU per coordinator phase
     server_phases: dict[str, Any] = field(default_factory=dict)  # server id -> {phase: {wall_s, cpu_s}}
     signatures: list[str] = field(default_factory=list)  # the committee signatures relayed (hex)
-    # contribution screening as every server reported it (prover/mpc/screening.py); scores: kept DO -> score
+    # contribution screening as every server reported it (prover/mpc/screening.py): min_score, rounds,
+    # dropped {DO: {score, reason}}, scores {kept DO: score}
     screening: dict[str, Any] = field(default_factory=dict)
-    scores: dict[str, int] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -550,7 +551,7 @@ class Coordinator:
     def prove_and_submit(self, dos: Sequence[str]) -> Batch:
         """One batch: joint proof, local verification, t+1 signatures, simulated then broadcast
         submitBatch. Never sends a failing proof or a call that would revert."""
-        from omniplus.prover.binding import public_signals
+        from omniplus.prover.binding import pack_scores, public_signals
         from omniplus.prover.groth16_verify import verify
         from omniplus.prover.proof import proof_from_json
         from omniplus.servers import settlement
@@ -583,12 +584,16 @@ class Coordinator:
                     batch.status = "screened"
                     return
             if any(r["proof"] != first["proof"] or r["words"] != first["words"] or r["payees"] != first["payees"]
-                   for r in results.values()):
-                record["error"] = "servers returned different proofs, words or payees"
+                   or r.get("scores") != first.get("scores") for r in results.values()):
+                record["error"] = "servers returned different proofs, words, payees or scores"
             else:
                 words = [int(w) for w in first["words"]]
+                scores = [int(x) for x in first.get("scores", [])]
                 context = self.market.binding_context(first["payees"], index)
-                want = public_signals(context, words)
+                try:
+                    want = public_signals(context, words, pack_scores(self.setup.params, scores))
+                except InputError as exc:
+                    want, record["error"] = [], f"malformed scores: {exc}"
                 try:
                     proof = proof_from_json(first["proof"])
                     ok = [int(x) for x in first["public"]] == want and verify(self.vkey, proof, want)
@@ -597,6 +602,7 @@ class Coordinator:
                 record["verify_s"] = round(time.monotonic() - t1, 3)
                 if ok:
                     batch.proof, batch.public, batch.words = first["proof"], first["public"], first["words"]
+                    batch.scores = [str(x) for x in scores]
                     batch.payees = list(first["payees"])
                     batch.verified_locally = True
                     batch.seconds.update(prove=record["prove_s"], verify=record["verify_s"])
@@ -636,7 +642,8 @@ class Coordinator:
             return batch
         t2, c2 = time.monotonic(), time.process_time()
         try:
-            digest = self.market.digest(batch.proof, [int(w) for w in batch.words], batch.payees, index)
+            digest = self.market.digest(batch.proof, [int(w) for w in batch.words], batch.payees,
+                                        [int(x) for x in batch.scores], index)
             sigs = settlement.collect(signatures, digest, self.committee)
             batch.seconds["signatures"] = round(time.monotonic() - t2, 3)
             batch.cpu_s["signatures"] = round(time.process_time() - c2, 4)
@@ -654,7 +661,6 @@ class Coordinator:
     def note_screening(self, batch: Batch, screening: dict[str, Any]) -> None:
         """Keep the servers' screening with the batch; dropped DOs are rejected with their reason."""
         batch.screening = screening
-        batch.scores = {d.lower(): int(v) for d, v in screening.get("scores", {}).items()}
         for do, v in screening.get("dropped", {}).items():
             self.state["rejected"][do.lower()] = v["reason"]
             self.log("do_screened_out", do=do, score=v["score"], batch=batch.index)
@@ -670,7 +676,8 @@ class Coordinator:
         sigs = [bytes.fromhex(s.removeprefix("0x")) for s in batch.signatures]
         try:
             words = [int(w) for w in batch.words]
-            receipt = settlement.relay(self.market, self.cfg.tx_key, batch.proof, words, batch.payees, sigs)
+            receipt = settlement.relay(self.market, self.cfg.tx_key, batch.proof, words, batch.payees,
+                                       [int(x) for x in batch.scores], sigs)
         except (ChainError, InputError) as exc:
             if isinstance(exc, ChainError) and not _reverted(exc):
                 self.log("batch_unconfirmed", level="warning", batch=batch.index, error=str(exc)[:300],

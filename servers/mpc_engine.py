@@ -169,7 +169,8 @@ class MpcEngine:
         assert out.proof is not None
         signature = endorse(key=self.config.signing_key, vkey=self.vkey, chain_id=context.chain_id,
                             market=context.market, task_id=context.task_id, batch_index=batch.batch_index,
-                            payees=payees, words=out.words, proof=out.proof, mark=clock.mark)
+                            payees=payees, words=out.words, proof=out.proof, scores=out.scores,
+                            params=self.setup.params, mark=clock.mark)
         seconds = round(time.monotonic() - t0, 3)
         blamed = {"0x" + submissions[i].do_address.hex(): why for i, why in sorted(out.point_blame.items())}
         if blamed:
@@ -193,6 +194,7 @@ class MpcEngine:
             "proof": proof_to_json(out.proof),
             "public": [str(x) for x in out.public],
             "words": [str(w) for w in out.words],
+            "scores": [str(x) for x in out.scores],
             "signature": "0x" + signature.hex(),
             "aggregate": out.aggregate,
             "seconds": seconds,

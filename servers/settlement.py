@@ -26,23 +26,24 @@ class NotEndorsed(ProofError):
 
 
 def endorse(*, key: str, vkey: dict, chain_id: int, market: str, task_id: int, batch_index: int,
-            payees: Sequence[str], words: Sequence[int], proof: Any,
+            payees: Sequence[str], words: Sequence[int], proof: Any, scores: Sequence[int], params: Any,
             mark: Callable[[str], None] | None = None) -> bytes:
-    """Verify `proof` against [ctx, words] built from this server's own facts, then sign the digest
+    """Verify `proof` against [ctx, words, packed scores] built from this server's own facts (its
+    opened scores, its circuit `params`), then sign the digest, which covers the scores
     (`mark("verify")` and `mark("sign")` as each ends, for per-phase timings)."""
     from omniplus.contracts.committee import batch_digest, sign_batch
-    from omniplus.prover.binding import BindingContext, public_signals
+    from omniplus.prover.binding import BindingContext, pack_scores, public_signals
     from omniplus.prover.groth16_verify import verify
 
     if not key:
         raise NotEndorsed("this server has no signing key (signing_key / signing_keyfile in its config)")
     ctx = BindingContext.for_batch(chain_id=chain_id, market=market, task_id=task_id, batch_index=batch_index,
                                    payees=payees)
-    if not verify(vkey, proof, public_signals(ctx, words)):
+    if not verify(vkey, proof, public_signals(ctx, words, pack_scores(params, scores))):
         raise NotEndorsed(f"batch {batch_index}: the joint proof does not verify locally; not signing")
     if mark:
         mark("verify")
-    signature = sign_batch(batch_digest(chain_id, market, batch_index, payees, words, proof), key)
+    signature = sign_batch(batch_digest(chain_id, market, batch_index, payees, words, proof, scores), key)
     if mark:
         mark("sign")
     return signature
@@ -56,9 +57,9 @@ def collect(signatures: Mapping[int, bytes], digest: bytes, committee: Any) -> l
                              committee.threshold)
 
 
-def relay(market: Any, key: str, proof: Any, words: Sequence[int], payees: Sequence[str],
+def relay(market: Any, key: str, proof: Any, words: Sequence[int], payees: Sequence[str], scores: Sequence[int],
           signatures: Sequence[bytes]) -> dict:
     """submitBatch, simulated first (ChainError "would revert: …" and nothing sent if it would fail)."""
     if not signatures:
         raise InputError("no committee signatures: nothing to relay")
-    return market.submit_batch(key, proof, words, payees, signatures, simulate_first=True)
+    return market.submit_batch(key, proof, words, payees, scores, signatures, simulate_first=True)

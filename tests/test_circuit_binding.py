@@ -16,10 +16,13 @@ from omniplus.prover.binding import (
     binding_ctx,
     ctx_preimage,
     pack_aggregate,
+    pack_scores,
     public_inputs,
     public_signals,
+    unpack_scores,
     unpack_words,
 )
+from omniplus.prover.contribution import scores
 
 PARAMS = CircuitParams(batch=3, dims=40, bits=16, norm_bound=10**9)  # w=19, c=13, M=4
 
@@ -40,7 +43,7 @@ def test_ctx_matches_independent_abi_encode():
     assert ctx_preimage(ctx) == ref
     assert len(ref) == 6 * 32
     assert binding_ctx(ctx) == int.from_bytes(keccak(ref), "big") % R
-    assert public_signals(ctx, [5, 6]) == [binding_ctx(ctx), 5, 6]
+    assert public_signals(ctx, [5, 6], [7]) == [binding_ctx(ctx), 5, 6, 7]
 
 
 def test_ctx_depends_on_every_field():
@@ -104,4 +107,22 @@ def test_public_inputs_consistent():
     rows = [[1] * 40, [-2] * 40]
     words, signals = public_inputs(PARAMS, BindingContext(), rows)
     assert unpack_words(PARAMS, words) == [-1] * 40
-    assert signals == [binding_ctx(BindingContext()), *words]
+    assert signals == [binding_ctx(BindingContext()), *words, *pack_scores(PARAMS, scores(rows))]
+    # s_i = <g_i, a - g_i> with a = -1 everywhere: 40·(1·-2) and 40·(-2·1); the empty slot scores 0
+    assert unpack_scores(PARAMS, signals[1 + len(words):]) == [-80, -80, 0]
+
+
+def test_score_packing_round_trip_and_range():
+    off = PARAMS.score_offset
+    assert off == 2 * 10**9 and PARAMS.score_bits == (2 * off).bit_length() + 1
+    for vals in ([off, -off, 0], [1, -1], [5]):
+        words = pack_scores(PARAMS, vals)
+        assert len(words) == PARAMS.n_score_words
+        assert unpack_scores(PARAMS, words) == vals + [0] * (PARAMS.batch - len(vals))
+    assert pack_scores(PARAMS, [(-3) % R]) == pack_scores(PARAMS, [-3])  # field form of a negative
+    with pytest.raises(InputError, match="outside"):
+        pack_scores(PARAMS, [off + 1])
+    with pytest.raises(InputError, match="4 scores for 3"):
+        pack_scores(PARAMS, [0, 0, 0, 0])
+    with pytest.raises(InputError, match="exceeds"):
+        unpack_scores(PARAMS, [(2 * off + 1)])

@@ -26,13 +26,15 @@ def test_check_rejects_wraparound(params):
 
 def test_source_has_public_ctx_then_words():
     src = circuit_source(CircuitParams(batch=2, dims=8, bits=8, norm_bound=10000))
-    assert "component main {public [ctx, W]} = GradientValidity(2, 8, 8, 10000, 14, 10, 25, 1, 256);" in src
+    assert ("component main {public [ctx, W, S]} = GradientValidity(2, 8, 8, 10000, 14, 10, 25, 1, 256, "
+            "10000, 16, 15, 1);") in src
 
 
 def test_constraint_count_and_blocks(tmp_path):
     params = CircuitParams(batch=2, dims=8, bits=8, norm_bound=1000)  # norm_bits=10
     c = compile_circuit(params, tmp_path)
-    assert c.n_constraints == params.expected_constraints(2) == 2 * (8 * 9 + 10) + 1
+    # per DO: 8 coordinates × (8 bits + square + score product) + 10 norm bits; 1 word, 1 score word
+    assert c.n_constraints == params.expected_constraints(2) == 2 * (8 * 10 + 10) + 1 + 1
     assert c.n_constraints <= params.constraint_budget()
     assert check_blocks(params, c.r1cs, c.sym) == {0: 82, 1: 82}
     assert "budget" in budget_report(c)
@@ -54,8 +56,8 @@ def test_public_inputs_are_ctx_and_every_word(tmp_path):
     params = CircuitParams(batch=2, dims=40, bits=6, norm_bound=600)  # c=31, M=2
     c = compile_circuit(params, tmp_path)
     hdr = r1cs_header(c.r1cs)
-    assert (hdr["n_pub_out"], hdr["n_pub_in"]) == (0, params.n_words + 1) == (0, 3)
+    assert (hdr["n_pub_out"], hdr["n_pub_in"]) == (0, params.n_public) == (0, 4)
     sym = read_sym(c.sym)
-    assert (sym["main.ctx"], sym["main.W[0]"], sym["main.W[1]"]) == (1, 2, 3)
+    assert (sym["main.ctx"], sym["main.W[0]"], sym["main.W[1]"], sym["main.S[0]"]) == (1, 2, 3, 4)
     assert all(sym[f"main.g[{i}][{j}]"] > 0 for i in range(2) for j in range(40))
     assert c.n_constraints == params.expected_constraints(2)

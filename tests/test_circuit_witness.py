@@ -80,7 +80,7 @@ def test_python_witness_equals_wasm_and_satisfies_r1cs(which, request, tmp_path)
     theirs = wasm_witness(compiled, circuit_inputs(params, rows, pub), tmp_path)
     assert ours == theirs
     assert r1cs_first_unsatisfied(compiled.r1cs, ours) is None
-    assert ours[1 : 2 + params.n_words] == pub  # public inputs ctx, then the words
+    assert ours[1 : 1 + params.n_public] == pub  # public inputs ctx, the words, the score words
 
 
 def test_do_blocks_partition_private_wires(small):

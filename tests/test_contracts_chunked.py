@@ -57,20 +57,42 @@ def deploy(chain, setup, chunks: int = K, batches: int = 2) -> RollupMarket:
 
 
 def rows_for(seed: int) -> list[list[int]]:
+    """DOs whose updates agree (a common direction plus noise): every chunk's scores are positive."""
     rng = random.Random(seed)
-    return [[rng.randrange(-60, 60) for _ in range(D_TOTAL)] for _ in range(PARAMS.batch)]
+    base = [rng.randrange(-50, 50) for _ in range(D_TOTAL)]
+    return [[b + rng.randrange(-10, 10) for b in base] for _ in range(PARAMS.batch)]
+
+
+SCORES: dict[str, list[list[int]]] = {}  # chunk proofs → their per-chunk partial scores
+
+
+def _key(proofs) -> str:
+    return repr([p.a for p in proofs])
 
 
 def signed(m: RollupMarket, proofs, words, payees, batch_index=None, keys=SERVER_KEYS[:2]) -> list[bytes]:
-    digest = m.chunked_digest(proofs, words, payees, batch_index)
+    digest = m.chunked_digest(proofs, words, payees, scores_for(proofs), batch_index)
     return [sign_batch(digest, k) for k in keys]
+
+
+def scores_for(proofs) -> list[list[int]]:
+    """The partial scores each chunk proof was made for (placeholders for proofs of no batch)."""
+    return SCORES.get(_key(proofs)) or [[1] * PARAMS.batch for _ in proofs]
 
 
 def make_batch(m: RollupMarket, setup, payees, seed: int, batch_index: int = 0):
     chunk_rows = split_rows(rows_for(seed), PARAMS.dims)
     assert len(chunk_rows) == n_chunks(D_TOTAL, PARAMS.dims) == K
     out = prove_chunks(setup.path, chunk_rows, m.binding_context(payees, batch_index), "snarkjs")
-    return chunk_rows, [c.proof for c in out], [c.words for c in out]
+    proofs = [c.proof for c in out]
+    SCORES[_key(proofs)] = [c.scores for c in out]
+    for i in range(len(proofs)):  # any sub-list or reordering keeps its chunks' scores
+        SCORES[_key(proofs[i:i + 1])] = [out[i].scores]
+    return chunk_rows, proofs, [c.words for c in out]
+
+
+def submit(m: RollupMarket, key: str, proofs, words, payees, signatures, **kw):
+    return m.submit_chunked_batch(key, proofs, words, payees, scores_for(proofs), signatures, **kw)
 
 
 def test_chunked_batch_settles_in_one_transaction_and_resists_swaps_and_replays(chain, setup):
@@ -84,22 +106,27 @@ def test_chunked_batch_settles_in_one_transaction_and_resists_swaps_and_replays(
 
     # the chunked task refuses the one-proof path, and K−1 chunks
     with pytest.raises(ChainError, match="ChunkedTask"):
-        m.submit_batch(relayer, proofs[0], words[0], payees, [b"\0" * 65])
+        m.submit_batch(relayer, proofs[0], words[0], payees, [1, 1], [b"\0" * 65])
     with pytest.raises(ChainError, match="WrongChunkCount"):
-        m.submit_chunked_batch(relayer, proofs[:2], words[:2], payees, signed(m, proofs[:2], words[:2], payees))
+        submit(m, relayer, proofs[:2], words[:2], payees, signed(m, proofs[:2], words[:2], payees))
     # swapped chunks: the committee's signatures no longer match ...
     sw_p, sw_w = [proofs[1], proofs[0], proofs[2]], [words[1], words[0], words[2]]
     with pytest.raises(ChainError, match="NotCommittee|BadSignature"):
-        m.submit_chunked_batch(relayer, sw_p, sw_w, payees, signed(m, proofs, words, payees))
+        submit(m, relayer, sw_p, sw_w, payees, signed(m, proofs, words, payees))
     # ... and even a committee fooled into signing the swap cannot make chunk 1's proof verify at index 0
     with pytest.raises(ChainError, match="InvalidProof"):
-        m.submit_chunked_batch(relayer, sw_p, sw_w, payees, signed(m, sw_p, sw_w, payees))
+        submit(m, relayer, sw_p, sw_w, payees, signed(m, sw_p, sw_w, payees))
 
-    rec = m.submit_chunked_batch(relayer, proofs, words, payees, signed(m, proofs, words, payees))
+    rec = submit(m, relayer, proofs, words, payees, signed(m, proofs, words, payees))
     assert rec["status"] == 1
     assert [m.credit(p) for p in payees] == [REWARD, REWARD]
     (ev,) = m.batch_events()
     assert ev.payees == payees and len(ev.words) == K * PARAMS.n_words
+    from omniplus.prover.contribution import scores
+
+    total = [sum(part[i] for part in scores_for(proofs)) for i in range(2)]
+    assert total == scores(rows_for(1)) and min(total) > 0  # chunk partial scores sum to the model's
+    assert ev.scores == total and ev.amounts == [REWARD, REWARD]
     per_chunk = [ev.words[i * PARAMS.n_words:(i + 1) * PARAMS.n_words] for i in range(K)]
     assert per_chunk == words
     agg = join_chunks([unpack_words(PARAMS, w) for w in per_chunk], D_TOTAL)
@@ -109,21 +136,21 @@ def test_chunked_batch_settles_in_one_transaction_and_resists_swaps_and_replays(
     # replay: batch 0's chunk proofs, re-signed for batch 1 with two fresh payees, fail on-chain
     fresh = [Account.from_key(k).address for k in dos[2:4]]
     with pytest.raises(ChainError, match="InvalidProof"):
-        m.submit_chunked_batch(relayer, proofs, words, fresh, signed(m, proofs, words, fresh))
+        submit(m, relayer, proofs, words, fresh, signed(m, proofs, words, fresh))
     # the same batch again: its payees are paid already
     with pytest.raises(ChainError, match="AlreadyPaid"):
-        m.submit_chunked_batch(relayer, proofs, words, payees, signed(m, proofs, words, payees))
+        submit(m, relayer, proofs, words, payees, signed(m, proofs, words, payees))
     # a chunk proved with the unchunked ctx (a one-proof statement) does not verify as chunk 0
     from omniplus.prover.binding import public_signals
 
     ctx = m.binding_context(fresh)
     chunk_rows1, proofs1, words1 = make_batch(m, setup, fresh, seed=2, batch_index=1)
     plain = prove_chunks(setup.path, chunk_rows1[:1], ctx, "snarkjs")  # K=1 statement: chunk_ctx(ctx, 0, 1)
-    assert plain[0].public != public_signals(ctx, words1[0])  # even the K=1 chunk ctx is not the plain ctx
+    assert plain[0].public != public_signals(ctx, words1[0], plain[0].public[1 + PARAMS.n_words:])  # not the plain ctx
     mixed = [plain[0].proof, *proofs1[1:]]
     with pytest.raises(ChainError, match="InvalidProof"):
-        m.submit_chunked_batch(relayer, mixed, words1, fresh, signed(m, mixed, words1, fresh))
-    rec = m.submit_chunked_batch(relayer, proofs1, words1, fresh, signed(m, proofs1, words1, fresh))
+        submit(m, relayer, mixed, words1, fresh, signed(m, mixed, words1, fresh))
+    rec = submit(m, relayer, proofs1, words1, fresh, signed(m, proofs1, words1, fresh))
     assert rec["status"] == 1 and m.batches_submitted() == 2
     acc = m.accounts()
     assert acc["totalCredited"] == 4 * REWARD and acc["balance"] == acc["deposit"] == 2 * 2 * REWARD
@@ -134,7 +161,7 @@ def test_unchunked_task_refuses_chunked_submit_and_parties_check_k(chain, setup)
     chunked = deploy(chain, setup, chunks=K)
     relayer = chain.keys[7]
     with pytest.raises(ChainError, match="ChunkedTask"):
-        plain.submit_chunked_batch(relayer, [], [], [], [b"\0" * 65], simulate_first=True)
+        plain.submit_chunked_batch(relayer, [], [], [], [], [b"\0" * 65], simulate_first=True)
     # every party compares K with its own configuration: a K-unaware party refuses a chunked task
     assert check_task(chain.w3, plain.address, setup).chunks == 1
     with pytest.raises(NonCanonicalTask, match=r"chunks \(K\) = 3"):

@@ -24,7 +24,8 @@ from omniplus.core import resources as paths
 from omniplus.core.errors import ChainError
 from omniplus.core.tools import run_tool
 from omniplus.prover.binding import aggregate as column_sums
-from omniplus.prover.binding import pack_aggregate, public_signals, unpack_words
+from omniplus.prover.binding import pack_aggregate, pack_scores, public_signals, unpack_words
+from omniplus.prover.contribution import scores
 from omniplus.prover.witness import circuit_inputs
 
 PARAMS = CircuitParams(batch=2, dims=30, bits=8, norm_bound=200_000)  # w = 10, c = 25, M = 2
@@ -86,7 +87,7 @@ def prove(setup: Setup, market: RollupMarket, payees: list[str], rows: list[list
     """A real proof for `rows` bound to (chain, market, task, batch_index, payees) -> (proof.json, words)."""
     ctx = market.binding_context(payees, batch_index=batch_index)
     words = pack_aggregate(PARAMS, column_sums(rows))
-    signals = public_signals(ctx, words)
+    signals = public_signals(ctx, words, pack_scores(PARAMS, scores(rows)))
     work = setup.dir / f"proof_{tag}"
     work.mkdir(exist_ok=True)
     (work / "input.json").write_text(json.dumps(circuit_inputs(PARAMS, rows, signals)))
@@ -94,19 +95,35 @@ def prove(setup: Setup, market: RollupMarket, payees: list[str], rows: list[list
     _snarkjs("groth16", "prove", setup.zkey, "w.wtns", "proof.json", "public.json", cwd=work)
     public = [int(x) for x in json.loads((work / "public.json").read_text())]
     assert public == signals
-    return json.loads((work / "proof.json").read_text()), words
+    proof = json.loads((work / "proof.json").read_text())
+    PROVEN[proof_key(proof)] = scores(rows)
+    return proof, words
+
+
+PROVEN: dict[str, list[int]] = {}  # proof → the scores it was made for (the servers' opened scores)
+
+
+def proof_key(proof: dict) -> str:
+    return json.dumps(proof["pi_a"])
+
+
+def scores_of(proof: dict, payees: list[str]) -> list[int]:
+    """The scores a proof was made for; a made-up proof gets positive placeholder scores."""
+    return PROVEN.get(proof_key(proof), [1] * len(payees))
 
 
 def sigs(m: RollupMarket, proof: dict, words: list[int], payees: list[str], keys=SERVER_KEYS[:2],
-         batch_index: int | None = None) -> list[bytes]:
+         batch_index: int | None = None, scores: list[int] | None = None) -> list[bytes]:
     """Committee signatures over the batch digest (what honest servers send after checking)."""
-    digest = m.digest(proof, words, payees, batch_index)
+    digest = m.digest(proof, words, payees, scores_of(proof, payees) if scores is None else scores, batch_index)
     return [sign_batch(digest, k) for k in keys]
 
 
-def submit(m: RollupMarket, key: str, proof: dict, words: list[int], payees: list[str], **kw) -> dict:
-    """A relay with two valid committee signatures (so only the proof and the payees are tested)."""
-    return m.submit_batch(key, proof, words, payees, sigs(m, proof, words, payees), **kw)
+def submit(m: RollupMarket, key: str, proof: dict, words: list[int], payees: list[str],
+           scores: list[int] | None = None, **kw) -> dict:
+    """A relay with two valid committee signatures (so only the proof, payees and scores are tested)."""
+    sc = scores_of(proof, payees) if scores is None else scores
+    return m.submit_batch(key, proof, words, payees, sc, sigs(m, proof, words, payees, scores=sc), **kw)
 
 
 def conserved(m: RollupMarket) -> None:
@@ -164,11 +181,17 @@ def test_binding_matches_prover(batch_fixture):
     words = pack_aggregate(PARAMS, column_sums(ROWS0))
     payees = [a.address, batch_fixture["attacker"].address]
     ctx = m.binding_context(payees)
-    assert m.public_inputs(words, payees) == public_signals(ctx, words)
+    sc = scores(ROWS0)
+    assert m.public_inputs(words, payees, sc) == public_signals(ctx, words, pack_scores(PARAMS, sc))
+    assert m.contract.functions.packScores([-5, 7]).call() == pack_scores(PARAMS, [-5, 7])
+    assert m.contract.functions.packScores([-5]).call() == pack_scores(PARAMS, [-5])  # empty slot: score 0
+    assert (m.contract.functions.scoreOffset().call(), m.contract.functions.scoreBits().call(),
+            m.contract.functions.nScoreWords().call(), m.min_score()) == \
+        (PARAMS.score_offset, PARAMS.score_bits, PARAMS.n_score_words, 0)
     assert m.committee().same_as(COMMITTEE)
     proof = batch_fixture["p0"][0]
-    assert m.contract.functions.batchDigest(*m.submit_call(proof, words, payees, []).args[:5]).call() == \
-        m.digest(proof, words, payees)
+    assert m.contract.functions.batchDigest(*m.submit_call(proof, words, payees, sc, []).args[:6]).call() == \
+        m.digest(proof, words, payees, sc)
 
 
 def test_happy_path_rejections_and_replays(node, setup, batch_fixture):
@@ -224,7 +247,7 @@ def test_happy_path_rejections_and_replays(node, setup, batch_fixture):
     print(f"submitBatch gas, 2 payees: {rc1['gasUsed']}")
     assert m.batches_submitted() == 2
     with pytest.raises(ChainError, match="AllBatchesDone"):
-        m.submit_batch(relayer, DUMMY, words1, [node.accounts[6].address, node.accounts[7].address])
+        m.submit_batch(relayer, DUMMY, words1, [node.accounts[6].address, node.accounts[7].address], [1, 1])
     conserved(m)
 
     # reentrancy: the attacker's receive() calls withdraw() again; it gets its credit once
@@ -271,7 +294,8 @@ def test_replay_on_another_chain(setup, batch_fixture):
             submit(m, other.keys[5], proof, words, payees)
         # the committee's signatures for chain 31337 are not signatures for chain 31338 either
         with pytest.raises(ChainError, match="NotCommittee"):
-            m.submit_batch(other.keys[5], proof, words, payees, sigs(m1, proof, words, payees, batch_index=0))
+            m.submit_batch(other.keys[5], proof, words, payees, scores_of(proof, payees),
+                           sigs(m1, proof, words, payees, batch_index=0))
         conserved(m)
 
 
@@ -302,11 +326,23 @@ def test_rejections_before_the_proof(node, setup):
         ([one, two], [0, R_FIELD_MINUS_1], "WordTooLarge"),
         ([one, two], words, "InvalidProof"),
     ]
+    off = PARAMS.score_offset
+    scored = [  # contribution scores: one per payee, each above minScore = 0, within ±(N-1)·B
+        ([one, two], [5], "WrongScoreCount"),
+        ([one, two], [5, 5, 5], "WrongScoreCount"),
+        ([one, two], [5, 0], r"LowScore\(1, 0\)"),  # a free-rider (zero update) cannot be paid
+        ([one, two], [-3, 5], r"LowScore\(0, -3\)"),  # nor a sign-flipper
+        ([one, two], [5, off + 1], "ScoreOutOfRange"),
+        ([one, two], [5, off], "InvalidProof"),  # in range: only the proof refuses it
+    ]
     for payees, ws, err in cases:
         with pytest.raises(ChainError, match=err):
             submit(m, node.keys[4], DUMMY, ws, payees, simulate_first=False)
         with pytest.raises(ChainError, match="would revert: " + err):  # the relayer never broadcasts it
             submit(m, node.keys[4], DUMMY, ws, payees)
+    for payees, sc, err in scored:
+        with pytest.raises(ChainError, match=err):
+            submit(m, node.keys[4], DUMMY, words, payees, scores=sc, simulate_first=False)
     conserved(m)
     # deployment checks
     with pytest.raises(ChainError, match="DepositTooSmall"):
@@ -339,7 +375,8 @@ def test_refund_after_deadline(node, setup):
         m.finish(mo)
     node.increase_time(1001)
     with pytest.raises(ChainError, match="DeadlinePassed"):
-        m.submit_batch(node.keys[4], DUMMY, [0] * PARAMS.n_words, [node.accounts[1].address], simulate_first=False)
+        m.submit_batch(node.keys[4], DUMMY, [0] * PARAMS.n_words, [node.accounts[1].address], [1],
+                       simulate_first=False)
     with pytest.raises(ChainError, match="DeadlinePassed"):
         m.register(node.keys[2])
     before = w3.eth.get_balance(node.accounts[0].address)
@@ -362,8 +399,8 @@ def test_cli_deploy_market_from_setup(setup, capsys):
                  "--reward-wei", "7", "--committee", ",".join(COMMITTEE.members),
                  "--fingerprints", ",".join(f.hex() for f in COMMITTEE.fingerprints)]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert out["params"] == {"N": 2, "N_min": 2, "d": 30, "k": 8, "B": 200_000, "M": 2, "w": 10, "c": 25,
-                             "R": 3}
+    assert out["params"] == {"N": 2, "N_min": 2, "min_score": 0, "d": 30, "k": 8, "B": 200_000, "M": 2, "w": 10,
+                             "c": 25, "R": 3}
     assert Committee.from_json(out["committee"]).same_as(COMMITTEE)
     assert out["deposit_wei"] == 2 * 3 * 7
     assert out["market"].startswith("0x") and out["verifier"].startswith("0x")
@@ -384,8 +421,9 @@ def test_zkey_holder_cannot_get_paid(node, setup):
     m.register(x.key)
     m.register(y.key)
     payees = [x.address, y.address]
-    zero = [[0] * PARAMS.dims, [0] * PARAMS.dims]
-    proof, words = prove(setup, m, payees, zero, 0, "zero")  # a valid proof: the circuit accepts it
+    # a valid proof of rows of its choice (agreeing ones: an all-zero batch now scores 0, LowScore)
+    proof, words = prove(setup, m, payees, ROWS0, 0, "zero")
+    sc = scores(ROWS0)
     before = m.accounts()
     relayer = node.keys[5]
     good = sigs(m, proof, words, payees)
@@ -407,14 +445,14 @@ def test_zkey_holder_cannot_get_paid(node, setup):
     ]
     for signatures, err in cases:
         with pytest.raises(ChainError, match=err):
-            m.submit_batch(relayer, proof, words, payees, signatures, simulate_first=False)
+            m.submit_batch(relayer, proof, words, payees, sc, signatures, simulate_first=False)
         with pytest.raises(ChainError, match="would revert: " + err):
-            m.submit_batch(relayer, proof, words, payees, signatures)
+            m.submit_batch(relayer, proof, words, payees, sc, signatures)
     assert m.accounts() == before and m.credit(x.address) == 0 and m.batches_submitted() == 0
     assert m.batch_events() == []
     conserved(m)
     # the very same proof with two committee signatures lands: only the signatures stopped it
-    m.submit_batch(relayer, proof, words, payees, good)
+    m.submit_batch(relayer, proof, words, payees, sc, good)
     assert m.credit(x.address) == REWARD and m.batches_submitted() == 1
     conserved(m)
     assert w3.eth.get_balance(m.address) == m.accounts()["deposit"]
@@ -437,7 +475,8 @@ def test_relayed_batch_keeps_readers_working(node, setup):
     payees = [a.address, b.address]
     proof, words = prove(setup, m, payees, ROWS0, 0, "relayed")
     relayer = deploy(node.w3, node.keys[6], market_artifacts()["Relayer"])
-    call_data = m.submit_call(proof, words, payees, sigs(m, proof, words, payees))._encode_transaction_data()
+    call_data = m.submit_call(proof, words, payees, scores(ROWS0),
+                              sigs(m, proof, words, payees))._encode_transaction_data()
     transact(node.w3, node.keys[6], relayer.functions.relay(m.address, call_data), gas=2_000_000)
     assert m.batches_submitted() == 1 and m.credit(a.address) == REWARD
     alerts: list[str] = []
@@ -446,3 +485,87 @@ def test_relayed_batch_keeps_readers_working(node, setup):
     (agg,) = read_aggregates(m, PARAMS)
     assert agg["aggregate"] == column_sums(ROWS0) and agg["payees"] == payees
     conserved(m)
+
+
+# ---- pay by contribution score (issue 12): N = 3, so scores and payments differ per payee
+PARAMS3 = CircuitParams(batch=3, dims=8, bits=6, norm_bound=2000)
+
+
+def prove3(setup3, m: RollupMarket, payees: list[str], rows: list[list[int]], work: Path) -> tuple[dict, list[int]]:
+    """A real proof (snarkjs) of rows for the next batch of m; returns (proof.json, words)."""
+    from omniplus.prover.backends.base import ProveJob, get_backend
+    from omniplus.prover.binding import public_inputs
+    from omniplus.prover.witness import full_witness
+
+    words, signals = public_inputs(PARAMS3, m.binding_context(payees), rows)
+    work.mkdir(parents=True, exist_ok=True)
+    job = ProveJob(zkey=setup3.zkey, wasm=setup3.wasm, witness=full_witness(setup3, rows, signals),
+                   input_json=circuit_inputs(PARAMS3, rows, signals), workdir=work)
+    proof, public = get_backend("snarkjs").prove(job)
+    assert [int(x) for x in public] == signals
+    return proof, words
+
+
+def test_pay_by_score_pro_rata_dust_and_refusals(node, tmp_path):
+    """Payees are paid floor(budget·s_i/Σs) of budget = reward·n; a proof posted with other scores is
+    InvalidProof, a zero update (score 0) is LowScore; the dust goes back to the MO at finish()."""
+    from omniplus.prover.contribution import split_budget
+    from omniplus.prover.setup_cache import cached_setup
+    from omniplus.prover.trusted_setup import SetupDir
+
+    setup3 = cached_setup(PARAMS3)[0]
+    assert isinstance(setup3, SetupDir)
+    w3, mo = node.w3, node.keys[0]
+    v = deploy_verifier(w3, mo, setup3.path)
+    deadline = int(w3.eth.get_block("latest")["timestamp"]) + 86400
+    m = RollupMarket.deploy(w3, mo, v.address, TaskParams.from_circuit(PARAMS3, reward=REWARD, batches=1,
+                                                                        deadline=deadline, min_batch=2),
+                            committee=COMMITTEE)
+    dos = node.accounts[1:4]
+    for a in dos:
+        m.register(a.key)
+    payees = [a.address for a in dos]
+    relayer = node.keys[5]
+
+    # a free-rider in the batch: its score is 0, so the batch cannot pay it (a valid proof)
+    zero_rows = [[10] * 8, [8] * 8, [0] * 8]
+    proof_z, words_z = prove3(setup3, m, payees, zero_rows, tmp_path / "z")
+    assert scores(zero_rows)[2] == 0
+    with pytest.raises(ChainError, match=r"LowScore\(2, 0\)"):
+        m.submit_batch(relayer, proof_z, words_z, payees, scores(zero_rows),
+                       [sign_batch(m.digest(proof_z, words_z, payees, scores(zero_rows)), k) for k in SERVER_KEYS[:2]])
+
+    rows = [[10] * 8, [8] * 8, [5] * 8]  # all agree; scores 8·10·13, 8·8·15, 8·5·18
+    sc = scores(rows)
+    assert sc == [1040, 960, 720]
+    proof, words = prove3(setup3, m, payees, rows, tmp_path / "b")
+
+    def relay(posted: list[int]) -> dict:
+        digest = m.digest(proof, words, payees, posted)  # the committee signs what is posted
+        return m.submit_batch(relayer, proof, words, payees, posted, [sign_batch(digest, k) for k in SERVER_KEYS[:2]])
+
+    for posted in ([960, 1040, 720], [1041, 959, 720], [1040, 960, 721], [2080, 1920, 1440]):
+        with pytest.raises(ChainError, match="InvalidProof"):  # the proof fixes every score
+            relay(posted)
+    before = m.accounts()
+    assert before["totalCredited"] == 0
+    rc = relay(sc)
+    budget = REWARD * 3
+    amounts, dust = split_budget(budget, sc)
+    assert dust > 0  # 3e15·1040/2720 is not an integer
+    assert [m.credit(p) for p in payees] == amounts
+    assert amounts[0] > amounts[1] > amounts[2] and sum(amounts) + dust == budget
+    (ev,) = m.batch_events()
+    assert ev.scores == sc and ev.amounts == amounts and ev.payees == payees
+    print(f"\nsubmitBatch gas, N=3 payees, pay by score: {rc['gasUsed']}")
+    acc = m.accounts()
+    assert acc["totalCredited"] == sum(amounts)
+    # finish: the MO gets back everything not credited, the dust included; exact conservation
+    m.finish(mo)
+    acc = m.accounts()
+    assert acc["refunded"] == acc["deposit"] - sum(amounts) == acc["deposit"] - budget + dust
+    for a in dos:
+        m.withdraw(a.key)
+    acc = m.accounts()
+    assert acc["deposit"] == acc["totalCredited"] + acc["refunded"] == acc["totalWithdrawn"] + acc["refunded"]
+    assert acc["balance"] == 0

@@ -51,8 +51,14 @@ def test_only_the_honest_dos_are_in_the_aggregate_and_paid(devnet) -> None:
     assert unpack_words(net.params, event.words) == [sum(d.row[j] for d in honest) for j in range(net.params.dims)]
     for d in attackers:
         assert is_low_score(s["rejected"][d.address]) and s["credited"][d.address] == 0
+    # paid by proven score: the budget reward·n split floor(budget·s_i/Σs), as contribution.split_budget
+    assert [a.lower() for a in event.payees] == sorted(d.address.lower() for d in honest)  # slot order
+    assert event.scores == contribution.scores([by.row for by in sorted(honest, key=lambda d: d.address.lower())])
+    amounts, dust = contribution.split_budget(net.opts.reward_wei * len(honest), event.scores)
+    assert event.amounts == amounts and 0 <= dust < len(honest)
+    assert {p.lower(): a for p, a in zip(event.payees, event.amounts, strict=True)} == {
+        d.address.lower(): s["credited"][d.address] for d in honest}
     assert all(s["credited"][d.address] > 0 for d in honest)
-    assert sum(s["credited"].values()) <= net.opts.reward_wei * len(honest)
 
 
 def test_the_servers_scores_are_the_reference_scores(devnet) -> None:
@@ -69,7 +75,10 @@ def test_the_servers_scores_are_the_reference_scores(devnet) -> None:
     assert dropped_ref[kinds(net)["free-rider"][0].address] == 0
     assert dropped_ref[kinds(net)["sign-flip"][0].address] < 0
     assert all(v > 0 for v in kept_ref.values())
-    del by_addr
+    # the in-circuit scores (public inputs of the proof the contract verified) are the servers' scores
+    (event,) = net.market.batch_events()
+    assert {by_addr[next(a for a in by_addr if a.lower() == p.lower())].address: sc
+            for p, sc in zip(event.payees, event.scores, strict=True)} == kept_ref
 
 
 def test_status_tells_each_do_its_score_and_verdict(devnet, capsys) -> None:
@@ -85,11 +94,13 @@ def test_status_tells_each_do_its_score_and_verdict(devnet, capsys) -> None:
         assert out["score"] == s["scores"][do.address]
         if do.kind == "honest":
             assert {r["state"] for r in out["servers"]} == {"batched"}
-            assert out["chain"]["credit_wei"] > 0
+            assert out["chain"]["credit_wei"] > 0 and out["payment_wei"] == out["chain"]["paid_wei"] > 0
+            assert out["chain"]["score"] == out["score"]
         else:
             assert {r["state"] for r in out["servers"]} == {"invalid"}
             assert all(is_low_score(r["reason"]) and f"score {out['score']} " in r["reason"] for r in out["servers"])
             assert out["chain"]["included_in_batch"] is None and out["chain"]["credit_wei"] == 0
+            assert out["payment_wei"] == 0
         code = main(["do", "submit", "--status", "--servers", servers, "--market", net.market.address,
                      "--ca", str(net.certs / "ca.pem"), "--key", do.key])
         text = capsys.readouterr().out

@@ -110,7 +110,8 @@ def test_submit_status_shows_the_outcome_from_servers_and_chain(devnet, capsys) 
             assert chain["withdrawn_wei"] == net.opts.reward_wei and chain["credit_wei"] == 0
         else:
             assert {r["reason"] for r in out["servers"]} == {REASON_INVALID}
-            assert chain == {"included_in_batch": None, "batch_tx": None, "credit_wei": 0, "withdrawn_wei": 0}
+            assert chain == {"included_in_batch": None, "batch_tx": None, "score": None, "paid_wei": 0,
+                             "credit_wei": 0, "withdrawn_wei": 0}
 
 
 # --------------------------------------------------------------- issue 9 / issue 10: the attacks

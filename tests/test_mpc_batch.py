@@ -11,7 +11,16 @@ import random
 
 import pytest
 
-from omniplus.prover.binding import BindingContext, binding_ctx, pack_aggregate, public_signals, unpack_words
+from omniplus.prover.binding import (
+    BindingContext,
+    binding_ctx,
+    pack_aggregate,
+    pack_scores,
+    public_signals,
+    unpack_scores,
+    unpack_words,
+)
+from omniplus.prover.contribution import scores
 from omniplus.prover.field import R
 from omniplus.prover.groth16_prove import NativeEngine
 from omniplus.prover.groth16_verify import verify
@@ -77,7 +86,11 @@ def test_joint_proof_verifies_and_excludes_invalid(batch_env, tmp_path, n, t) ->
     assert unpack_words(params, first.words) == expected
     ctx = BindingContext.for_batch(chain_id=31337, market="0x" + "00" * 20, task_id=0, batch_index=0,
                                    payees=(PAYEES["do0"], PAYEES["do1"]))
-    assert first.public == [binding_ctx(ctx), *first.words]
+    # the servers' opened scores are prover/contribution.py's on the same quantised rows, and they
+    # are the proof's public score words (slot order)
+    assert first.scores == scores([rows["do0"], rows["do1"]])
+    assert first.public == [binding_ctx(ctx), *first.words, *pack_scores(params, first.scores)]
+    assert unpack_scores(params, first.public[1 + params.n_words:]) == first.scores + [0] * (params.batch - 2)
 
     vkey = json.loads(setup.vkey.read_text())
     assert verify(vkey, first.proof, first.public)
@@ -85,11 +98,14 @@ def test_joint_proof_verifies_and_excludes_invalid(batch_env, tmp_path, n, t) ->
     (tmp_path / "public.json").write_text(json.dumps([str(x) for x in first.public]))
     assert snarkjs_verify(setup.vkey, tmp_path / "public.json", tmp_path / "proof.json")
     # the same proof does not verify for other payees (another ctx), nor for any other word
-    assert not verify(vkey, first.proof, [(first.public[0] + 1) % R, *first.words])
-    for m in range(len(first.words)):
+    assert not verify(vkey, first.proof, [(first.public[0] + 1) % R, *first.public[1:]])
+    for m in range(len(first.public) - 1):  # every aggregate word and every score word
         other = list(first.public)
         other[1 + m] += 1
         assert not verify(vkey, first.proof, other)
+    # other scores for the same rows (do0 credited one more, do1 one less) do not verify either
+    shifted = pack_scores(params, [first.scores[0] + 1, first.scores[1] - 1])
+    assert not verify(vkey, first.proof, [*first.public[: 1 + params.n_words], *shifted])
 
 
 def test_joint_proof_with_the_snarkjs_engine(batch_env) -> None:
@@ -121,11 +137,11 @@ def test_a_wrong_share_from_a_server_is_caught_before_round_two(batch_env) -> No
     row = valid_row(setup.params, random.Random(3))
     shares = share_all({"do0": make_block(setup, layout, row)}, 1, 3)
     words = pack_aggregate(setup.params, row)
-    pub = public_signals(BindingContext(payees=(PAYEES["do0"],)), words)
+    pub = public_signals(BindingContext(payees=(PAYEES["do0"],)), words, pack_scores(setup.params, [0]))
     engine = NativeEngine(zk)
 
     def body(net):
-        w = witness_shares(setup, layout, [shares[net.party]["do0"]], pub)
+        w = witness_shares(setup, layout, [shares[net.party]["do0"]], pub, row)
         if net.party == 3:
             w[layout.slot_wires[0][3]] = (w[layout.slot_wires[0][3]] + 1) % R
         rnd = joint_randomness(net, 1, Rng(), "bad/blind")

@@ -12,7 +12,8 @@ import random
 
 import pytest
 
-from omniplus.prover.binding import BindingContext, binding_ctx
+from omniplus.prover.binding import BindingContext, binding_ctx, pack_scores
+from omniplus.prover.contribution import scores
 from omniplus.prover.curve import G1_GEN, G2_GEN, g1_add, g1_mul, g2_mul
 from omniplus.prover.field import R
 from omniplus.prover.groth16_prove import SECTION_B2, NativeEngine
@@ -90,7 +91,9 @@ def test_proof_with_point_shares_verifies(env, tmp_path, n, t) -> None:
     assert o.aggregate == [a + b for a, b in zip(rows["do0"], rows["do1"], strict=True)]
     ctx = BindingContext.for_batch(chain_id=31337, market="0x" + "00" * 20, task_id=0, batch_index=0,
                                    payees=(PAYEES["do0"], PAYEES["do1"]))
-    assert o.public == [binding_ctx(ctx), *o.words]
+    # the score products t are full-scalar server wires next to the DOs' point shares
+    assert o.scores == scores([rows["do0"], rows["do1"]])
+    assert o.public == [binding_ctx(ctx), *o.words, *pack_scores(setup.params, o.scores)]
     check_proof(setup, o, tmp_path)
 
 

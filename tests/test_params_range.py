@@ -52,7 +52,9 @@ ACCEPTED = [
     CircuitParams(batch=1, dims=1, bits=MIN_BITS, norm_bound=0),
     CircuitParams(batch=1, dims=1, bits=MAX_BITS, norm_bound=R - 1),
     CircuitParams(batch=MAX_BATCH, dims=1, bits=2, norm_bound=1),
-    CircuitParams(batch=1, dims=MAX_DIMS, bits=2, norm_bound=5),
+    # near the largest d whose circuit fits MAX_CONSTRAINTS at k=2: d·(k+2) (bits, square, score
+    # product) + d/84 words ≤ 2^21 gives d ≤ 522,722 (MAX_DIMS itself needs N·k small and no score)
+    CircuitParams(batch=1, dims=522_000, bits=2, norm_bound=5),
     CircuitParams(batch=4, dims=5701, bits=8, norm_bound=5701 << 14),  # the bench row
 ]
 
@@ -86,7 +88,7 @@ def test_norm_bits_capped_when_B_exceeds_every_in_range_norm():
     assert p.max_sq_norm == 4 << 14
     assert p.effective_norm_bound == p.max_sq_norm
     assert p.norm_bits == p.max_sq_norm.bit_length() == 17  # not 254
-    assert p.expected_constraints() == 4 * 9 + 17 + 1  # 54, was 531 uncapped
+    assert p.expected_constraints() == 4 * 10 + 17 + 1 + 1  # 59, was 536 uncapped
     small = CircuitParams(batch=1, dims=4, bits=8, norm_bound=1000)
     assert small.effective_norm_bound == 1000 and small.norm_bits == 10
 
@@ -96,7 +98,7 @@ def test_capped_circuit_accepts_the_extreme_rows_and_refuses_out_of_range(tmp_pa
     (|g|² = d·2^(2k−2) exactly) has a witness, and an out-of-range coordinate still has none."""
     p = CircuitParams(batch=1, dims=4, bits=4, norm_bound=2**252)
     c = compile_circuit(p, tmp_path)
-    assert c.n_constraints == p.expected_constraints() == 4 * 5 + 9 + 1
+    assert c.n_constraints == p.expected_constraints() == 4 * 6 + 9 + 1 + 1
     r1cs = read_r1cs(c.r1cs)
     ctx = BindingContext()
     rows = [[-8, -8, -8, -8]]  # Σg² = 256 = max_sq_norm = B'

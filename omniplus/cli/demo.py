@@ -87,7 +87,10 @@ def run_market_demo(args: argparse.Namespace) -> int:
     from omniplus.market_run import format_summary, plot, run_market
     from omniplus.ml.config import MarketConfig, paper_preset
 
-    make = paper_preset if args.preset == "paper" else MarketConfig
+    def default(**kw):  # type: ignore[no-untyped-def]
+        return MarketConfig(free_riders=(1,), **kw)  # DO 1 (round 0) free-rides: screened out, paid 0
+
+    make = paper_preset if args.preset == "paper" else default
     cfg = make(encrypted=not args.plain_model).check()
     out = Path(args.out) if args.out else BENCH_RESULTS
     out.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     m.add_argument("--model-uri", default="", help="where the public model can be fetched")
     m.add_argument("--whitelist", default="", help="comma-separated DO addresses (default: open)")
     m.add_argument("--min-batch", type=int, default=2, help="N_min, at least 2 (default 2)")
+    m.add_argument("--min-score", type=int, default=0,
+                   help="a payee's contribution score must exceed this (>= 0, default 0: DOs whose update "
+                        "does not agree with the rest of the batch are not paid)")
     m.add_argument("--committee", default="",
                    help="comma-separated signing addresses of servers 1..n (required for market)")
     m.add_argument("--certs", type=Path, default=None,
@@ -122,6 +125,8 @@ def _deploy(args: argparse.Namespace, w3, key: str) -> dict:
     if (args.setup is None) == (args.verifier is None):
         raise InputError("deploy market needs exactly one of --setup DIR or --verifier ADDR")
     params = _market_params(args)
+    if args.min_score < 0:
+        raise InputError(f"--min-score must be >= 0 (got {args.min_score}): pay is split by positive scores")
     gas = 0
     if args.setup is not None:
         v = deploy_verifier(w3, key, args.setup)
@@ -130,7 +135,8 @@ def _deploy(args: argparse.Namespace, w3, key: str) -> dict:
         verifier = args.verifier
     now = w3.eth.get_block("latest")["timestamp"]
     task = TaskParams.from_circuit(params, reward=args.reward_wei, batches=args.batches,
-                                   deadline=now + args.deadline_seconds, min_batch=args.min_batch)
+                                   deadline=now + args.deadline_seconds, min_batch=args.min_batch,
+                                   min_score=args.min_score)
     try:
         model_hash = bytes.fromhex(args.model_hash.removeprefix("0x"))
     except ValueError as exc:
@@ -144,7 +150,8 @@ def _deploy(args: argparse.Namespace, w3, key: str) -> dict:
     return {"verifier": verifier, "market": m.address, "task_id": f"0x{m.task_id:064x}",
             "chain_id": w3.eth.chain_id, "deposit_wei": m.accounts()["deposit"], "deadline": task.deadline,
             "committee": committee.to_json(),
-            "params": {"N": params.batch, "N_min": args.min_batch, "d": params.dims, "k": params.bits,
+            "params": {"N": params.batch, "N_min": args.min_batch, "min_score": args.min_score, "d": params.dims,
+                       "k": params.bits,
                        "B": params.norm_bound, "M": params.n_words, "w": params.word_bits, "c": params.per_word,
                        "R": args.batches},
             "gas": gas + m.deploy_receipt["gasUsed"]}

@@ -124,6 +124,9 @@ def run_submit(args: argparse.Namespace) -> int:
         out["score"] = scores.pop() if len(scores) == 1 else None  # the servers agree (one screening)
         if args.rpc:
             out["chain"] = chain_outcome(_market(args.rpc, args.market), me)
+            out["payment_wei"] = out["chain"]["paid_wei"]
+            if out["chain"]["score"] is not None:
+                out["score"] = out["chain"]["score"]  # the proven score (equals the servers' when screened)
             lines.append(_chain_line(out["chain"]))
         _print(args.json, out, lines)
         return 0
@@ -179,6 +182,7 @@ def _chain_line(c: dict) -> str:
     if c["included_in_batch"] is None:
         return "on-chain: not in any batch yet"
     return (f"on-chain: included in batch {c['included_in_batch']} (tx {c['batch_tx']}); "
+            f"score {c.get('score')}, paid {c.get('paid_wei', 0)} wei; "
             f"credit {c['credit_wei']} wei, withdrawn {c['withdrawn_wei']} wei")
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from omniplus.core.errors import InputError
-from omniplus.prover.binding import BindingContext, pack_aggregate, public_signals
+from omniplus.prover.binding import BindingContext, pack_aggregate, pack_scores, public_signals
 from omniplus.prover.field import R
 from omniplus.prover.mpc.groth16 import ProverEngine, joint_randomness, prove_party
 from omniplus.prover.mpc.layout import BatchLayout
@@ -47,7 +47,8 @@ class BatchOutcome:
     included: list[str]  # DO ids in slot order
     aggregate: list[int] = field(default_factory=list)  # signed sum of the included updates
     words: list[int] = field(default_factory=list)
-    public: list[int] = field(default_factory=list)  # [ctx, W_0..W_{M-1}]
+    public: list[int] = field(default_factory=list)  # [ctx, W_0..W_{M-1}, S_0..S_{K-1}]
+    scores: list[int] = field(default_factory=list)  # signed contribution score per included DO, slot order
     proof: Proof | None = None
     # point shares (prover/mpc/point_shares.py): DO index in slot order → why its point shares were
     # refused (the proof was then made from wire shares); fast = the proof with point shares verified
@@ -81,11 +82,18 @@ def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, en
     g_pos = [layout.block_names.index(f"g[{j}]") for j in range(params.dims)]
     agg_shares = [sum(block[p] for block in slot_blocks) % R for p in g_pos]
     outcome.aggregate = [signed(x) for x in open_scalars(net, f"{tag}/aggregate", agg_shares, degree=t)]
-    if mark:
-        mark("aggregate")
     outcome.words = pack_aggregate(params, outcome.aggregate)
-    outcome.public = public_signals(context, outcome.words)
-    w = witness_shares(setup, layout, slot_blocks, outcome.public)
+    # Scores s_i = Σ_j a_j·g_ij − Σ_j sq_ij are linear in the shares once a is public: a degree-t
+    # opening of one scalar per DO (prover/contribution.py), after the aggregate.
+    sq_pos = [layout.block_names.index(f"sq[{j}]") for j in range(params.dims)]
+    score_shares = [sum(a * block[p] for a, p in zip(outcome.aggregate, g_pos, strict=True))
+                    - sum(block[p] for p in sq_pos) for block in slot_blocks]
+    outcome.scores = [signed(x) for x in open_scalars(net, f"{tag}/scores", [x % R for x in score_shares],
+                                                      degree=t)]
+    if mark:
+        mark("aggregate")  # the aggregate and the scores
+    outcome.public = public_signals(context, outcome.words, pack_scores(params, outcome.scores))
+    w = witness_shares(setup, layout, slot_blocks, outcome.public, outcome.aggregate)
     if point_shares is None or all(p is None for p in point_shares):
         rnd = joint_randomness(net, t, rng, f"{tag}/blind")
         outcome.proof = prove_party(net, t, zk, engine, w, rnd, f"{tag}/prove")
@@ -155,12 +163,14 @@ def g_values(layout: BatchLayout, block: Sequence[int], dims: int) -> list[int]:
     return [block[layout.block_names.index(f"g[{j}]")] for j in range(dims)]
 
 
-def witness_shares(setup, layout: BatchLayout, slot_blocks: Sequence[Sequence[int]], public: Sequence[int]
-                   ) -> list[int]:
+def witness_shares(setup, layout: BatchLayout, slot_blocks: Sequence[Sequence[int]], public: Sequence[int],
+                   aggregate: Sequence[int]) -> list[int]:
     """This server's share of the whole batch witness.
 
-    The public wires [ctx, W…] (functions of the context and the opened aggregate) are the same
-    constants for every server; empty slots carry the zero update's block in the clear."""
+    The public wires [ctx, W…, S…] (functions of the context, the opened aggregate and the opened
+    scores) are the same constants for every server; empty slots carry the zero update's block in
+    the clear; the score products are [t_ij] = a_j·[g_ij] with the opened aggregate a (a public
+    constant times a share: a share of the product, of the same degree t)."""
     if len(slot_blocks) > layout.n_slots:
         raise InputError(f"{len(slot_blocks)} DOs for {layout.n_slots} slots")
     if len(public) != len(layout.public_wires):
@@ -174,4 +184,10 @@ def witness_shares(setup, layout: BatchLayout, slot_blocks: Sequence[Sequence[in
         values = slot_blocks[s] if s < len(slot_blocks) else zero
         for wire, v in zip(layout.slot_wires[s], values, strict=True):
             w[wire] = v % R
+    if len(aggregate) != setup.params.dims:
+        raise InputError(f"aggregate has {len(aggregate)} coordinates, expected {setup.params.dims}")
+    g_pos = [layout.block_names.index(f"g[{j}]") for j in range(setup.params.dims)]
+    for s in range(len(slot_blocks)):
+        for wire, a, p in zip(layout.t_wires[s], aggregate, g_pos, strict=True):
+            w[wire] = int(a) * slot_blocks[s][p] % R
     return w

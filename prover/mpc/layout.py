@@ -7,8 +7,9 @@ indices (from circom's .sym file) and extracts the slot's constraints from the .
 coordinates; `load_layout` checks that every slot has exactly the same constraints, so one
 `BlockCircuit` validates any slot.
 
-The circuit has no private wires outside the DO blocks: the batch part is the public inputs ctx
-and W[m] (the opened, packed aggregate), which every server sets in the clear.
+Outside the DO blocks are the public inputs ctx, W[m] (the opened, packed aggregate) and S[m]
+(the opened, packed scores), which every server sets in the clear, and the private score products
+t[i][j] = g[i][j]·a_j, whose shares each server computes from its g shares once a is open.
 """
 
 from __future__ import annotations
@@ -31,9 +32,10 @@ class BatchLayout:
     n_slots: int
     block_names: tuple[str, ...]  # slot-relative names, in block order
     slot_wires: tuple[tuple[int, ...], ...]  # per slot: wire indices in block order
-    public_wires: tuple[int, ...]  # ctx, W[0..M-1] (wires 1..M+1)
+    public_wires: tuple[int, ...]  # ctx, W[0..M-1], S[0..K-1] (wires 1..M+K+1)
     n_wires: int
     block: BlockCircuit
+    t_wires: tuple[tuple[int, ...], ...] = ()  # per slot: the wires of t[slot][0..d-1]
 
     @property
     def block_size(self) -> int:
@@ -51,6 +53,7 @@ def build_layout(r1cs: R1CS, sym: dict[str, int], n_slots: int) -> BatchLayout:
     """Derive the layout from the compiled circuit (see module doc)."""
     slots: list[dict[tuple, int]] = [{} for _ in range(n_slots)]
     public: dict[tuple, int] = {}
+    t_wire: dict[tuple[int, int], int] = {}
     for name, wire in sym.items():
         parsed = _split(name)
         if parsed is None or wire < 0:
@@ -62,6 +65,10 @@ def build_layout(r1cs: R1CS, sym: dict[str, int], n_slots: int) -> BatchLayout:
             public[(0,)] = wire
         elif kind == "W":
             public[(1, idx[0])] = wire
+        elif kind == "S":
+            public[(2, idx[0])] = wire
+        elif kind == "t":
+            t_wire[(idx[0], idx[1])] = wire
     keys = sorted(slots[0])
     for s, slot in enumerate(slots):
         if sorted(slot) != keys:
@@ -75,7 +82,7 @@ def build_layout(r1cs: R1CS, sym: dict[str, int], n_slots: int) -> BatchLayout:
         wires = {w for lc in (a, b, c) for w in lc if w != 0}
         owners = {where[w][0] if w in where else None for w in wires}
         if len(owners) != 1 or None in owners:
-            continue  # batch part (touches ctx, W or several slots)
+            continue  # batch part (touches ctx, W, S, t or several slots)
         (s,) = owners
 
         def local(lc: dict[int, int]) -> dict[int, int]:
@@ -92,6 +99,7 @@ def build_layout(r1cs: R1CS, sym: dict[str, int], n_slots: int) -> BatchLayout:
         public_wires=tuple(public[k] for k in sorted(public)),
         n_wires=r1cs.n_wires,
         block=BlockCircuit(size=len(keys), constraints=tuple(per_slot[0])),
+        t_wires=tuple(tuple(t_wire[(s, j)] for j in range(len(t_wire) // n_slots)) for s in range(n_slots)),
     )
 
 
