@@ -189,3 +189,14 @@ def control_stub(
         creds = grpc.ssl_channel_credentials(root_certificates=ca, certificate_chain=cert, private_key=key)
     ch = grpc.secure_channel(address, creds, options=[("grpc.ssl_target_name_override", server_name(j))])
     return ch, omniplus_pb2_grpc.ControlStub(ch)
+
+
+def pay_by_score(net: Any, payees: list[Any]) -> dict[str, int]:
+    """What RollupMarket credits a devnet batch's payees (DoInfo list): the budget reward·n split by
+    contribution score (prover/contribution.py), payees in slot order (sorted addresses)."""
+    from omniplus.prover import contribution
+
+    ordered = sorted(payees, key=lambda d: d.address.lower())
+    amounts, _ = contribution.split_budget(net.opts.reward_wei * len(ordered),
+                                           contribution.scores([d.row for d in ordered]))
+    return {d.address: a for d, a in zip(ordered, amounts, strict=True)}
