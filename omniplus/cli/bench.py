@@ -16,7 +16,7 @@ BENCHES = {
     "mpc": "collaborative proof vs single prover: time, CPU, bytes, rounds (issue 4)",
     "round": "one market round on a devnet: wall and CPU per phase, DO training to submission (issue 11)",
     "chunks": "models larger than one circuit: K chunk proofs in one transaction, gas and prover time per parameter",
-    "attack": "final accuracy vs attack rate, multi-Krum μ ∈ {0.25, 0.5} vs plain FedAvg (issue 5)",
+    "attack": "attackers' pay share and accuracy: equal vs contribution pay (± multi-Krum) per attack and rate",
     "load": "N concurrent DOs submitting to a 3-server devnet: DOs/s, p50/p99 latency, server RSS (issue 10)",
 }
 
