@@ -83,6 +83,6 @@ def apply_attack(name: str, update: torch.Tensor, seed: int) -> torch.Tensor:
         return scaled(update)
     if name == "signflip":
         return sign_flipped(update)
-    if name == "zero":
+    if name == "zero":  # a free-rider: uploads nothing, hoping to be paid (contribution score 0)
         return zero(update)
     raise InputError(f"unknown attack {name!r}; choose one of {', '.join(ATTACKS)}")

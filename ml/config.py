@@ -25,6 +25,7 @@ class MarketConfig:
     dos: int = 12
     malicious: tuple[int, ...] = (5,)  # DO indices that attack
     attack: str = "scale"
+    free_riders: tuple[int, ...] = ()  # DO indices that upload the zero update (screened out: score 0)
     rounds: int = 4  # R
     batch: int = 3  # N (N_min = 2: a batch that loses one rejected DO still has two)
     hidden: tuple[int, ...] = (12,)
@@ -88,11 +89,13 @@ class MarketConfig:
         if not (self.bits >= 2 and self.norm_bound > 0 and self.clip_factor > 0 and self.ridge >= 0):
             raise InputError(f"k={self.bits}, B={self.norm_bound}, clip factor {self.clip_factor} and ridge "
                              f"{self.ridge} must be positive")
+        if any(not 0 <= i < self.dos for i in self.free_riders):
+            raise InputError(f"free-rider DO indices {self.free_riders} must be in [0, {self.dos})")
         if any(not 0 <= i < self.dos for i in self.malicious):
             raise InputError(f"malicious DO indices {self.malicious} must be in [0, {self.dos})")
         for r in range(self.rounds):  # the round plan: a batch that loses its attackers keeps N_min = 2
             members = range(r * self.batch, min(self.dos, (r + 1) * self.batch))
-            honest = [i for i in members if i not in self.malicious]
+            honest = [i for i in members if i not in self.malicious and i not in self.free_riders]
             if members and len(honest) < 2:
                 raise InputError(f"round {r} has {len(honest)} honest DO(s) of {len(members)}: once the "
                                  "attackers are rejected it falls below N_min = 2")

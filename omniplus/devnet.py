@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from omniplus.core.errors import OmniplusError
-from omniplus.prover.samples import agreeing_row, agreement_base, invalid_row
+from omniplus.prover.samples import agreeing_rows, invalid_row
 from omniplus.servers.channel import RECV_TIMEOUT
 
 Progress = Callable[[str], None]
@@ -42,6 +42,8 @@ class DevnetOptions:
     servers: int = 3
     dos: int = 4
     invalid: int = 1
+    free_riders: int = 0  # DOs sending the zero update (valid, score 0: screened out, never paid)
+    flippers: int = 0  # DOs sending an honest update negated (valid, negative score: screened out)
     threshold: int = 1
     batch: int = 4  # N
     dims: int = 8  # d
@@ -100,6 +102,7 @@ class DoInfo:
     row: list[int]
     valid: bool  # what the DO's update should be judged (the servers decide)
     submitted: bool = False
+    kind: str = "honest"  # honest | free-rider | sign-flip | invalid (what the devnet made it)
 
 
 def cached_setup(params: Any, progress: Progress | None = None) -> Any:
@@ -433,13 +436,23 @@ class Devnet:
         o = self.opts
         accounts = self.anvil.accounts[1 : 1 + o.dos]
         bad = set(range(o.dos - o.invalid, o.dos))  # the last --invalid DOs are out of bound
+        # before them: the free-riders (zero update), then the sign-flippers (an honest update negated);
+        # the honest DOs' updates share one direction, so their contribution scores are positive
+        flip = set(range(o.dos - o.invalid - o.flippers, o.dos - o.invalid))
+        zero = set(range(o.dos - o.invalid - o.flippers - o.free_riders, o.dos - o.invalid - o.flippers))
+        honest = agreeing_rows(self.params, self.rng, o.dos)
         self.dos = []
-        # honest DOs' updates agree (a common direction plus noise): positive contribution scores,
-        # so every valid DO of a batch is paid (RollupMarket refuses a payee with score <= minScore)
-        base = agreement_base(self.params, self.rng)
         for i, acct in enumerate(accounts):
-            row = invalid_row(self.params, self.rng) if i in bad else agreeing_row(self.params, self.rng, base)
-            self.dos.append(DoInfo(i, acct.address, acct.key, row, i not in bad))
+            if i in bad:
+                row = invalid_row(self.params, self.rng)
+            elif i in zero:
+                row = [0] * self.params.dims
+            elif i in flip:
+                row = [-x for x in honest[i]]
+            else:
+                row = honest[i]
+            self.dos.append(DoInfo(i, acct.address, acct.key, row, i not in bad, kind=(
+                "invalid" if i in bad else "free-rider" if i in zero else "sign-flip" if i in flip else "honest")))
         return self.dos
 
     def submit_dos(self) -> list[DoInfo]:
@@ -585,6 +598,12 @@ class Devnet:
             "batch_tx": batch["tx"] if batch else None,
             "verify_gas": batch["gas_used"] if batch else None,
             "credited": {do.address: self.market.credit(do.address) for do in self.dos},
+            # contribution screening: each kept DO's score within the batch, each dropped DO's score
+            "scores": {
+                **{self._name(a): v["score"] for a, v in (batch or {}).get("screening", {}).get("dropped", {}).items()},
+                **{self._name(a): v for a, v in (batch or {}).get("screening", {}).get("scores", {}).items()},
+            },
+            "kinds": {do.address: do.kind for do in self.dos},
             "proof_verified_by_snarkjs": verified,
             "proof_attempts": batch["attempts"] if batch else [],
             "batch_phases_s": {

@@ -137,7 +137,8 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
         params = net.params
         accts = net.anvil.accounts[1 : 1 + cfg.dos]
         dos = [
-            DataOwner(i, a.address, a.key, partitions[i], cfg.attack if i in cfg.malicious else None)
+            DataOwner(i, a.address, a.key, partitions[i],
+                      cfg.attack if i in cfg.malicious else "zero" if i in cfg.free_riders else None)
             for i, a in enumerate(accts)
         ]
         acc = mo_only
@@ -213,6 +214,14 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
             say(f"[mo] round {r}: batch {agg['index']} on-chain (gas {agg['gas']:,}, {len(agg['payees'])} paid), "
                 f"recovered the true statistics and stepped: accuracy {acc:.1%}")
         paid_wei = {do.address: net.market.credit(do.address) for do in dos}
+        # contribution pay: each payee's proven score and amount (BatchSubmitted); a screened-out DO's
+        # score is in its verdict (servers' Status) and in the coordinator's screening record
+        scores: dict[str, int] = {}
+        for ev in net.market.batch_events():
+            scores.update({p.lower(): int(sc) for p, sc in zip(ev.payees, ev.scores, strict=False)})
+        for b in net.coordinator_state().get("batches", []):
+            for a, v in b.get("screening", {}).get("dropped", {}).items():
+                scores.setdefault(a.lower(), int(v["score"]))
         accounts = net.market.accounts()
     finally:
         net.stop()
@@ -248,7 +257,8 @@ def run_market(cfg: MarketConfig, root: str | Path, progress: Progress | None = 
                      for do in dos if do.rejected},
         "paid": paid_wei,
         "dos": [{"do": do.index, "address": do.address, "attack": do.attack, "round": do.round,
-                 "samples": len(do.data), "paid_wei": paid_wei.get(do.address, 0), "rejected": do.rejected}
+                 "samples": len(do.data), "paid_wei": paid_wei.get(do.address, 0), "rejected": do.rejected,
+                 "score": scores.get(do.address.lower())}
                 for do in dos],
         "accounts": accounts,
         "params": params.describe(),
@@ -348,8 +358,10 @@ def format_summary(s: dict) -> str:
                      f"{s['plain_gas_per_batch']:,} ({s['plain_gas_per_batch'] / s['rollup_gas_per_batch']:.1f}×)")
     lines.append("payments:")
     for do in s["dos"]:
-        tag = f" ATTACKER ({do['attack']})" if do["attack"] else ""
-        lines.append(f"  DO {do['do']} {do['address']} round {do['round']}: {do['paid_wei']} wei{tag}")
+        tag = (" FREE-RIDER (zero update)" if do["attack"] == "zero"
+               else f" ATTACKER ({do['attack']})" if do["attack"] else "")
+        score = "-" if do.get("score") is None else do["score"]
+        lines.append(f"  DO {do['do']} {do['address']} round {do['round']}: score {score}, {do['paid_wei']} wei{tag}")
     for addr, r in s["rejected"].items():
         lines.append(f"rejected: DO {r['do']} {addr}: {r['reason']}")
     lines.append("time per phase (s): " + ", ".join(f"{k} {v}" for k, v in s["times_s"].items()))

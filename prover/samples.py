@@ -51,3 +51,21 @@ def agreeing_row(params: Any, rng: random.Random, base: list[int]) -> list[int]:
             if sum(x * x for x in row) <= params.norm_bound:
                 return row
         span = span * 3 // 4
+
+
+def agreeing_rows(params: Any, rng: random.Random, count: int) -> list[list[int]]:
+    """`count` in-bound updates around one common direction (honest DOs of one task agree), so
+    each one's contribution score <g_i, a - g_i> is positive: a base of about a quarter of the
+    norm bound plus ±1 noise per coordinate."""
+    lim = 1 << (params.bits - 1)
+    base = valid_row(params, rng)
+    while sum(x * x for x in base) * 4 > params.norm_bound and any(base):
+        base = [x // 2 if x > 0 else -((-x) // 2) for x in base]
+    if not any(base):
+        base = [1] + [0] * (params.dims - 1)
+    rows: list[list[int]] = []
+    while len(rows) < count:
+        row = [max(-lim, min(lim - 1, x + rng.choice((-1, 0, 1)))) for x in base]
+        if sum(x * x for x in row) <= params.norm_bound:
+            rows.append(row)
+    return rows

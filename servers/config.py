@@ -16,6 +16,8 @@ Example (paths are relative to the config file)::
     chain_id = 31337
     registry = "chain"              # or "dev-allowlist" (development/tests only) with allowlist = [...]
     min_batch = 2                   # N_min: smaller batches are never opened (checked on-chain too)
+    min_score = 0                   # contribution screening: DOs scoring <= this are dropped (the task's
+                                    # minScore() on-chain wins when the contract has one)
     canonical = true                # at start: refuse a non-canonical market/verifier/parameters
     deploy_block = 12               # optional: first block the registry scans for Registered events
 
@@ -85,6 +87,7 @@ class TaskConfig:
     allowlist: tuple[str, ...] = ()
     registry_call: str = "registered(address)->bool"  # see servers/registry.py ChainRegistry
     min_batch: int = 2  # N_min
+    min_score: int = 0  # contribution screening threshold when the task on-chain has none (mpc_engine)
     canonical: bool = True  # check market, verifier and parameters on-chain at start
     deploy_block: int | None = None  # where the registry starts scanning (None: ask the contract, else 0)
 
@@ -210,6 +213,7 @@ def parse_config(data: dict[str, Any], base: Path) -> ServerConfig:
             task_d.get("registry_call", "registered(address)->bool"), "registry_call", str, "[task]"
         ),
         min_batch=_typed(task_d.get("min_batch", 2), "min_batch", int, "[task]"),
+        min_score=_typed(task_d.get("min_score", 0), "min_score", int, "[task]"),
         canonical=_typed(task_d.get("canonical", True), "canonical", bool, "[task]"),
         deploy_block=(
             _typed(task_d["deploy_block"], "deploy_block", int, "[task]") if "deploy_block" in task_d else None

@@ -169,7 +169,9 @@ class Batch:
     index: int
     dos: list[str]
     payees: list[str]
-    status: str = "proving"  # proving | submitting (verified and signed, receipt not seen) | submitted | failed
+    # proving | submitting (verified and signed, receipt not seen) | submitted | failed
+    # | screened (fewer than N_min left after contribution screening: nothing opened, the index stays free)
+    status: str = "proving"
     attempts: list[dict[str, Any]] = field(default_factory=list)
     tx: str = ""
     gas_used: int = 0
@@ -182,6 +184,9 @@ class Batch:
     cpu_s: dict[str, float] = field(default_factory=dict)  # this process's CPU per coordinator phase
     server_phases: dict[str, Any] = field(default_factory=dict)  # server id -> {phase: {wall_s, cpu_s}}
     signatures: list[str] = field(default_factory=list)  # the committee signatures relayed (hex)
+    # contribution screening as every server reported it (prover/mpc/screening.py): min_score, rounds,
+    # dropped {DO: {score, reason}}, scores {kept DO: score}
+    screening: dict[str, Any] = field(default_factory=dict)
 
 
 class Coordinator:
@@ -555,6 +560,16 @@ class Coordinator:
             if "point_shares" in first:  # did the DOs' point shares work, and whose were refused
                 record["point_shares"] = first["point_shares"]
             batch.attempts.append(record)
+            if "screening" in first:  # contribution screening ran before the aggregate
+                if any(r.get("screening") != first["screening"] or r.get("dos") != first.get("dos")
+                       for r in results.values()):
+                    record["error"] = "servers returned different screening outcomes"
+                    self._save()
+                    raise RoundFailed(f"batch {index} ({session}): {record['error']}", retry=True)
+                self.note_screening(batch, first["screening"])
+                if first.get("screened_out"):
+                    batch.status = "screened"
+                    return
             if any(r["proof"] != first["proof"] or r["words"] != first["words"] or r["payees"] != first["payees"]
                    or r.get("scores") != first.get("scores") for r in results.values()):
                 record["error"] = "servers returned different proofs, words, payees or scores"
@@ -607,6 +622,11 @@ class Coordinator:
             self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain")
             self._save()
             raise
+        if batch.status == "screened":
+            self.log("batch_screened_out", level="warning", batch=index, dropped=batch.screening.get("dropped", {}),
+                     note="fewer than N_min left after contribution screening: nothing opened, index free")
+            self._save()
+            return batch
         t2, c2 = time.monotonic(), time.process_time()
         try:
             digest = self.market.digest(batch.proof, [int(w) for w in batch.words], batch.payees,
@@ -624,6 +644,13 @@ class Coordinator:
         batch.status = "submitting"  # from here a lost reply is settled from the chain (resume())
         self._save()
         return self.broadcast(batch)
+
+    def note_screening(self, batch: Batch, screening: dict[str, Any]) -> None:
+        """Keep the servers' screening with the batch; dropped DOs are rejected with their reason."""
+        batch.screening = screening
+        for do, v in screening.get("dropped", {}).items():
+            self.state["rejected"][do.lower()] = v["reason"]
+            self.log("do_screened_out", do=do, score=v["score"], batch=batch.index)
 
     def broadcast(self, batch: Batch) -> Batch:
         """Relay a locally verified, signed batch (simulated first: a call that would revert is
@@ -663,7 +690,8 @@ class Coordinator:
         fixes the set (servers refuse any other); otherwise N_min..N valid DOs signed for this
         model version. Never fewer than N_min."""
         index = self.market.batches_submitted()
-        earlier = [b for b in self.state["batches"] if b["index"] == index and b["status"] != "submitted"]
+        earlier = [b for b in self.state["batches"] if b["index"] == index
+                   and b["status"] not in ("submitted", "screened")]  # a screened-out set released the index
         if earlier:
             return list(earlier[-1]["dos"])
         N, n_min = self.setup.params.batch, max(2, self.facts.min_batch)
@@ -735,7 +763,7 @@ class Coordinator:
             return None
         batch = self.prove_and_submit(chosen)
         self._last_candidates = set()
-        return batch
+        return None if batch.status == "screened" else batch
 
     def run(self, batches: int | None = None, timeout: float | None = None) -> list[Batch]:
         """Loop until `batches` batches are on-chain (None: until stopped) or `timeout` passes.

@@ -302,7 +302,11 @@ class Daemon:
                 result = self.engine.prove_batch(ctx, batch, subs)
                 if ctx.cancelled.is_set():
                     return
-                self.storage.mark_batched(batch.do_addresses, batch.batch_index)
+                self._record_screening(batch, result)
+                if not result.get("screened_out"):
+                    kept = result.get("dos")
+                    dos = batch.do_addresses if kept is None else [bytes.fromhex(d[2:]) for d in kept]
+                    self.storage.mark_batched(dos, batch.batch_index)
             self.storage.finish_round(ctx.session, "done", result=dumps(result))
             self.log(
                 "round_done",
@@ -331,6 +335,19 @@ class Daemon:
                 self._rounds.pop(ctx.session, None)
             if not ctx.cancelled.is_set():
                 ctx.channel.close()  # late or flooded messages for a finished round are refused, not kept
+
+    def _record_screening(self, batch: BatchRequest, result: Any) -> None:
+        """Contribution screening (prover/mpc/screening.py): dropped DOs get their score verdict,
+        kept ones their score; if fewer than N_min were left nothing was opened, so the agreement
+        at this index is released (the dropped DOs are invalid now and cannot be proposed again)."""
+        scr = result.get("screening") if isinstance(result, dict) else None
+        if not scr:
+            return
+        dropped = {bytes.fromhex(d[2:]): (int(v["score"]), str(v["reason"])) for d, v in scr["dropped"].items()}
+        kept = {bytes.fromhex(d[2:]): int(v) for d, v in scr.get("scores", {}).items()}
+        self.storage.set_screened(dropped, kept)
+        if result.get("screened_out"):
+            self.storage.release_opened_batch(batch.batch_index, batch.do_addresses)
 
     def abort_round(self, session: str, why: str, final_state: str = "aborted") -> str:
         with self._rounds_lock:

@@ -131,7 +131,8 @@ def server_status(*, key: str, market_address: str, chain_id: int, to: Destinati
     rows = []
     for j, addr in enumerate(to.servers, start=1):
         st = status(addr, j, task, key, pins_of(fps), timeout=to.timeout)
-        rows.append({"server": j, "state": st.state, "reason": st.reason, "batch_index": st.batch_index})
+        rows.append({"server": j, "state": st.state, "reason": st.reason, "batch_index": st.batch_index,
+                     "score": int(st.score) if st.score else None})  # contribution screening score
     return rows
 
 
@@ -140,9 +141,13 @@ def chain_outcome(market: Any, do: str) -> dict:
     batch = next((e for e in market.batch_events() if do.lower() in (p.lower() for p in e.payees)), None)
     withdrawn = market.contract.events.Withdrawn().get_logs(from_block=market.deploy_block(),
                                                             argument_filters={"payee": do})
+    slot = [p.lower() for p in batch.payees].index(do.lower()) if batch else None
     return {
         "included_in_batch": batch.index if batch else None,
         "batch_tx": batch.tx_hash if batch else None,
+        # the proven contribution score and the wei it earned (the BatchSubmitted event)
+        "score": batch.scores[slot] if batch and slot is not None and slot < len(batch.scores) else None,
+        "paid_wei": batch.amounts[slot] if batch and slot is not None and slot < len(batch.amounts) else 0,
         "credit_wei": market.credit(do),
         "withdrawn_wei": sum(int(e["args"]["amount"]) for e in withdrawn),
     }

@@ -26,10 +26,11 @@ from typing import Any
 from omniplus.core.cpu import PhaseClock
 from omniplus.core.errors import InputError, SetupError
 from omniplus.prover.binding import BindingContext
-from omniplus.prover.mpc.batch import prove_batch_party
+from omniplus.prover.mpc.batch import g_values, prove_batch_party
 from omniplus.prover.mpc.groth16 import ProverEngine
 from omniplus.prover.mpc.layout import BatchLayout, load_layout
 from omniplus.prover.mpc.randomness import Rng
+from omniplus.prover.mpc.screening import low_score_reason, screen
 from omniplus.prover.mpc.validation import validate_blocks
 from omniplus.prover.proof import proof_to_json
 from omniplus.servers.config import ServerConfig
@@ -73,6 +74,7 @@ class MpcEngine:
         self.task_id: int | None = None
         if config.task.canonical and config.task.rpc_url:
             self.task_id = check_own_task(config, self.setup).task_id
+        self.min_score = task_min_score(config)
         from omniplus.prover.mpc.point_shares import local_verifier
 
         self.verify = local_verifier(self.setup, self.engine)
@@ -127,10 +129,27 @@ class MpcEngine:
     def prove_batch(
         self, ctx: RoundContext, batch: BatchRequest, submissions: Sequence[StoredSubmission]
     ) -> dict[str, Any]:
-        payees = [checksum(s.payee) for s in submissions]
-        context = self.binding(batch, payees)
         t0 = time.monotonic()
         clock = PhaseClock()  # wall and CPU (this process and its node worker) per phase
+        all_dos = ["0x" + s.do_address.hex() for s in submissions]
+        g = {do: g_values(self.layout, s.share_values(), self.setup.params.dims)
+             for do, s in zip(all_dos, submissions, strict=True)}
+        scr = screen(ctx.channel, ctx.t, g, min_score=self.min_score, n_min=max(2, self.config.task.min_batch),
+                     rng=Rng(), tag="batch/screen", order=all_dos)
+        clock.mark("screening")
+        screening = {"min_score": scr.min_score, "rounds": [dict(r) for r in scr.rounds],
+                     "dropped": {do: {"score": sc, "reason": low_score_reason(sc, scr.min_score)}
+                                 for do, sc in scr.dropped},
+                     "scores": dict(zip(scr.kept, scr.final, strict=True)) if scr.ok else {}}
+        ctx.log("batch_screened", session=ctx.session, batch=batch.batch_index, kept=len(scr.kept),
+                dropped={do: sc for do, sc in scr.dropped}, ok=scr.ok)
+        if not scr.ok:  # fewer than N_min would be left: nothing is opened, the dropped are told why
+            return {"batch_index": batch.batch_index, "dos": [], "payees": [], "screened_out": True,
+                    "screening": screening, "seconds": round(time.monotonic() - t0, 3), "phases": clock.phases}
+        kept = set(scr.kept)
+        submissions = [s for s, do in zip(submissions, all_dos, strict=True) if do in kept]
+        payees = [checksum(s.payee) for s in submissions]
+        context = self.binding(batch, payees)
         out = prove_batch_party(
             ctx.channel,
             ctx.t,
@@ -180,6 +199,7 @@ class MpcEngine:
             "aggregate": out.aggregate,
             "seconds": seconds,
             "point_shares": {"fast": out.fast, "refused": blamed},
+            "screening": screening,
             "phases": clock.phases,
         }
 
@@ -215,6 +235,19 @@ def check_own_task(config: ServerConfig, setup: Any) -> Any:
             raise NonCanonicalTask(f"market {config.task.market}: committee entry {p.id} lists another TLS "
                                    f"certificate than [[peers]] {p.id} cert {p.cert.name}")
     return facts
+
+
+def task_min_score(config: ServerConfig) -> int:
+    """The screening threshold: the task's minScore() on-chain when the contract has it, else
+    [task] min_score (default 0). Read once at start (a task parameter, fixed at creation)."""
+    if config.task.rpc_url and config.task.canonical:
+        from omniplus.contracts.chain import connect
+        from omniplus.contracts.rollup import RollupMarket
+
+        market = RollupMarket.at(connect(config.task.rpc_url), config.task.market)
+        if any(f.get("name") == "minScore" for f in market.contract.abi):
+            return int(market.contract.functions.minScore().call())
+    return config.task.min_score
 
 
 def make_engine(config: ServerConfig) -> MpcEngine:

@@ -73,7 +73,7 @@ class SubmissionService:
             return pb.StatusReply(state="unknown", batch_index=-1)
         return pb.StatusReply(
             state=sub.state, reason=sub.reason, batch_index=sub.batch_index, batch_tx=sub.batch_tx,
-            model_version=sub.model_version,
+            model_version=sub.model_version, score=_score_text(self.d.storage.score(sub.do_address)),
         )
 
 
@@ -195,3 +195,7 @@ class ControlService:
             session=rec.session, kind=rec.kind, state=rec.state, error=rec.error, result=rec.result,
             batch_signature=sig,
         )
+
+
+def _score_text(score: int | None) -> str:
+    return "" if score is None else str(score)

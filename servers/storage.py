@@ -235,6 +235,8 @@ class Storage:
             if "change_no" not in cols:
                 db.execute("ALTER TABLE submissions ADD COLUMN change_no INTEGER NOT NULL DEFAULT 0")
             db.execute("CREATE INDEX IF NOT EXISTS submissions_change ON submissions(change_no)")
+            if "score" not in cols:  # contribution screening (prover/mpc/screening.py): '' = not scored
+                db.execute("ALTER TABLE submissions ADD COLUMN score TEXT NOT NULL DEFAULT ''")
             for name, when in (("sub_changed_ins", "AFTER INSERT ON submissions"),
                                ("sub_changed_upd", "AFTER UPDATE OF state, reason, batch_index, batch_tx, "
                                                    "payload_hash ON submissions")):
@@ -436,7 +438,38 @@ class Storage:
                     (batch_index, batch_tx, do),
                 )
 
+    def set_screened(self, dropped: dict[bytes, tuple[int, str]], kept: dict[bytes, int]) -> None:
+        """Record a batch's contribution screening in one transaction: dropped DOs become invalid
+        with their score and reason (final: never batched again in this task), kept DOs get the
+        score they were batched with."""
+        with self._tx() as db:
+            for do, (score, reason) in dropped.items():
+                db.execute("UPDATE submissions SET state = 'invalid', reason = ?, score = ? WHERE do_address = ? "
+                           "AND state IN ('valid', 'invalid')", (reason, str(int(score)), do))
+            for do, score in kept.items():
+                db.execute("UPDATE submissions SET score = ? WHERE do_address = ?", (str(int(score)), do))
+
+    def score(self, do_address: bytes) -> int | None:
+        """The DO's contribution score from the last screening that included it, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT score FROM submissions WHERE do_address = ?", (do_address,)).fetchone()
+        return int(row[0]) if row and row[0] != "" else None
+
     # ---------------------------------------------------------------- rounds
+
+    def release_opened_batch(self, batch_index: int, dos: Sequence[bytes]) -> bool:
+        """Undo the agreement to open `dos` at `batch_index` when screening left fewer than N_min
+        and nothing was opened (only scores were): the index is free for another set. The dropped
+        DOs are invalid by then, so no set can include them again. False if the index holds
+        another set (nothing changed)."""
+        dos = [bytes(d) for d in dos]
+        with self._tx() as db:
+            row = db.execute("SELECT dos FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
+            if row is None or bytes(row[0]) != b"".join(dos):
+                return False
+            db.execute("DELETE FROM opened_batches WHERE batch_index = ?", (batch_index,))
+            db.execute("DELETE FROM opened_dos WHERE batch_index = ?", (batch_index,))
+        return True
 
     def opened_batch(self, batch_index: int) -> list[bytes] | None:
         """The DO set this server agreed to open at `batch_index` (slot order), or None."""

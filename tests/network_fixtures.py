@@ -198,3 +198,14 @@ def server_pem(address: str, j: int, pins: dict[int, bytes]) -> bytes:
     if pins[j] in _PEMS:
         return _PEMS[pins[j]]
     return pinned_certificate(address, pins[j])
+
+
+def pay_by_score(net: Any, payees: list[Any]) -> dict[str, int]:
+    """What RollupMarket credits a devnet batch's payees (DoInfo list): the budget reward·n split by
+    contribution score (prover/contribution.py), payees in slot order (sorted addresses)."""
+    from omniplus.prover import contribution
+
+    ordered = sorted(payees, key=lambda d: d.address.lower())
+    amounts, _ = contribution.split_budget(net.opts.reward_wei * len(ordered),
+                                           contribution.scores([d.row for d in ordered]))
+    return {d.address: a for d, a in zip(ordered, amounts, strict=True)}

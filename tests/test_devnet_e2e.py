@@ -33,6 +33,16 @@ def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Devnet, d
         net.stop()
 
 
+def paid_by_score(net: Devnet, payees: list[Any]) -> dict[str, int]:
+    """What RollupMarket pays each payee: the budget reward·n split by contribution score."""
+    from omniplus.prover import contribution
+
+    ordered = sorted(payees, key=lambda d: d.address.lower())  # slot order
+    amounts, _ = contribution.split_budget(net.opts.reward_wei * len(ordered),
+                                           contribution.scores([d.row for d in ordered]))
+    return {d.address: a for d, a in zip(ordered, amounts, strict=True)}
+
+
 def test_one_batch_proof_pays_the_honest_dos(devnet: tuple[Devnet, dict[str, Any]]) -> None:
     net, s = devnet
     honest = [d for d in net.dos if d.valid]
@@ -43,6 +53,7 @@ def test_one_batch_proof_pays_the_honest_dos(devnet: tuple[Devnet, dict[str, Any
     assert s["proof_verified_by_snarkjs"] is True
     assert s["batch_tx"] and 200_000 < s["verify_gas"] < 450_000
     reward = net.opts.reward_wei
+    assert s["credited"] == {**paid_by_score(net, honest), bad[0].address: 0}
     # the aggregate on-chain is the sum of the honest updates
     (event,) = net.market.batch_events()
     assert event.tx_hash == s["batch_tx"] and sorted(event.payees) == sorted(s["accepted"])
@@ -63,6 +74,7 @@ def test_one_batch_proof_pays_the_honest_dos(devnet: tuple[Devnet, dict[str, Any
 def test_honest_dos_withdraw_and_the_invalid_one_cannot(devnet: tuple[Devnet, dict[str, Any]]) -> None:
     net, _ = devnet
     w3, market, reward = net.anvil.w3, net.market, net.opts.reward_wei
+    honest = [d for d in net.dos if d.valid]
     for do in net.dos:
         if not do.valid:
             with pytest.raises(ChainError, match="NothingToWithdraw"):
@@ -72,10 +84,11 @@ def test_honest_dos_withdraw_and_the_invalid_one_cannot(devnet: tuple[Devnet, di
         assert 0 < owed < 3 * reward  # a pro-rata share of the batch budget (issue 12)
         receipt = market.withdraw(do.key)
         fee = receipt["gasUsed"] * receipt["effectiveGasPrice"]
-        assert w3.eth.get_balance(do.address) == before + owed - fee
+        assert w3.eth.get_balance(do.address) == before + paid_by_score(net, honest)[do.address] - fee
         assert market.credit(do.address) == 0
     acc = market.accounts()
-    assert acc["totalWithdrawn"] == acc["totalCredited"] > 3 * reward - 3  # dust (< payees) stays for the MO
+    assert acc["totalWithdrawn"] == acc["totalCredited"] == sum(paid_by_score(net, honest).values())
+    assert 3 * reward - 3 < acc["totalCredited"] <= 3 * reward
     assert acc["balance"] == acc["deposit"] - acc["totalWithdrawn"]
 
 
@@ -115,12 +128,11 @@ def test_submit_status_shows_the_outcome_from_servers_and_chain(devnet, capsys) 
         if do.valid:
             assert {r["state"] for r in out["servers"]} == {"batched"}
             assert chain["included_in_batch"] == s["batch_index"] and chain["batch_tx"] == s["batch_tx"]
-            (event,) = net.market.batch_events()  # paid its share of the budget by score (issue 12)
-            paid = dict(zip(event.payees, event.amounts, strict=True))[do.address]
-            assert chain["withdrawn_wei"] == paid > 0 and chain["credit_wei"] == 0
+            assert chain["withdrawn_wei"] == chain["paid_wei"] > 0 and chain["credit_wei"] == 0
         else:
             assert {r["reason"] for r in out["servers"]} == {REASON_INVALID}
-            assert chain == {"included_in_batch": None, "batch_tx": None, "credit_wei": 0, "withdrawn_wei": 0}
+            assert chain == {"included_in_batch": None, "batch_tx": None, "score": None, "paid_wei": 0,
+                             "credit_wei": 0, "withdrawn_wei": 0}
 
 
 # --------------------------------------------------------------- issue 9 / issue 10: the attacks
@@ -275,6 +287,7 @@ def test_a_do_with_wrong_point_shares_is_named_and_its_batch_still_paid(devnet_b
     assert {a.lower(): why for a, why in attempt["point_shares"]["refused"].items()} == {
         liar.address.lower(): REASON_WRONG_POINTS}
     assert s["proof_verified_by_snarkjs"] is True and s["batch_tx"]
+    assert s["credited"] == paid_by_score(net, net.dos)
     (event,) = net.market.batch_events()
     from omniplus.prover.contribution import scores, split_budget
 

@@ -44,10 +44,32 @@ def test_one_round_attacker_rejected_and_unpaid(tmp_path, encrypted) -> None:
     assert r0["aggregate_is_sum_of_paid_updates"]
     assert attacker["paid_wei"] == 0 and "bound" in (attacker["rejected"] or "")
     assert list(s["rejected"]) == [attacker["address"]]
-    assert all(s["paid"][a] == cfg.reward_wei for a in honest)
-    assert s["accounts"]["totalCredited"] == 2 * cfg.reward_wei
+    # paid by proven score: floor(2·reward·s_i/Σs) each, the dust (< 2 wei) stays for the MO
+    assert all(s["paid"][a] > 0 and d["score"] > 0 for a in honest for d in s["dos"] if d["address"] == a)
+    assert 2 * cfg.reward_wei - 2 < s["accounts"]["totalCredited"] <= 2 * cfg.reward_wei
     assert 200_000 < s["rollup_gas_per_batch"] < 400_000
     assert 0 <= s["final_accuracy"] <= 1
+
+
+def test_a_free_rider_is_screened_out_and_paid_nothing(tmp_path) -> None:
+    """DO 1 uploads the zero update (in bound, so validation accepts it): the servers' contribution
+    screening drops it (score 0 ≤ minScore 0) before the aggregate; the two honest DOs are paid by
+    their proven scores and the summary shows score and payment per DO."""
+    from omniplus.market_run import format_summary
+    from omniplus.ml.config import MarketConfig as Cfg
+    from omniplus.prover.mpc.screening import is_low_score
+
+    cfg = Cfg(dos=3, malicious=(), free_riders=(1,), rounds=1, plain_gas=False, encrypted=False, secret_seed=1,
+              **MARKET_TINY)
+    s = run_market(cfg, tmp_path, progress=print)
+    rider = next(d for d in s["dos"] if d["attack"] == "zero")
+    honest = [d for d in s["dos"] if d["attack"] is None]
+    assert rider["paid_wei"] == 0 and rider["score"] == 0 and is_low_score(rider["rejected"] or "")
+    assert sorted(a.lower() for a in s["per_round"][0]["payees"]) == sorted(d["address"].lower() for d in honest)
+    assert all(d["score"] > 0 and d["paid_wei"] > 0 for d in honest)
+    assert s["per_round"][0]["aggregate_is_sum_of_paid_updates"]
+    text = format_summary(s)
+    assert "FREE-RIDER" in text and "score 0, 0 wei" in text
 
 
 def test_unregistered_do_refused(tmp_path) -> None:

@@ -87,7 +87,10 @@ def run_market_demo(args: argparse.Namespace) -> int:
     from omniplus.market_run import format_summary, plot, run_market
     from omniplus.ml.config import MarketConfig, paper_preset
 
-    make = paper_preset if args.preset == "paper" else MarketConfig
+    def default(**kw):  # type: ignore[no-untyped-def]
+        return MarketConfig(free_riders=(1,), **kw)  # DO 1 (round 0) free-rides: screened out, paid 0
+
+    make = paper_preset if args.preset == "paper" else default
     cfg = make(encrypted=not args.plain_model).check()
     out = Path(args.out) if args.out else BENCH_RESULTS
     out.mkdir(parents=True, exist_ok=True)
@@ -95,7 +98,9 @@ def run_market_demo(args: argparse.Namespace) -> int:
 
     def one(c: MarketConfig) -> dict:
         log(f"[demo] the market ({'encrypted' if c.encrypted else 'plain'} model, preset {args.preset}): MO + "
-            f"{c.dos} DOs (DO {','.join(map(str, c.malicious))} sends its update ×100), {c.rounds} rounds of "
+            f"{c.dos} DOs (DO {','.join(map(str, c.malicious))} sends its update ×100"
+            + (f"; DO {','.join(map(str, c.free_riders))} free-rides with the zero update" if c.free_riders else "")
+            + f"), {c.rounds} rounds of "
             f"N={c.batch}, 3 servers over mutual TLS, snarkjs engine")
         if args.workdir is not None:
             return run_market(c, Path(args.workdir) / ("encrypted" if c.encrypted else "plain"), log,

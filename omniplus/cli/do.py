@@ -126,9 +126,15 @@ def run_submit(args: argparse.Namespace) -> int:
         rows = server_status(key=key, market_address=args.market, chain_id=chain_id, to=to, market=market)
         out: dict = {"do": me, "servers": rows}
         lines = [f"server-{r['server']}: {r['state']}" + (f" ({r['reason']})" if r["reason"] else "")
-                 + (f", batch {r['batch_index']}" if r["batch_index"] >= 0 else "") for r in rows]
+                 + (f", batch {r['batch_index']}" if r["batch_index"] >= 0 else "")
+                 + (f", score {r['score']}" if r.get("score") is not None else "") for r in rows]
+        scores = {r["score"] for r in rows if r.get("score") is not None}
+        out["score"] = scores.pop() if len(scores) == 1 else None  # the servers agree (one screening)
         if args.rpc:
             out["chain"] = chain_outcome(_market(args.rpc, args.market), me)
+            out["payment_wei"] = out["chain"]["paid_wei"]
+            if out["chain"]["score"] is not None:
+                out["score"] = out["chain"]["score"]  # the proven score (equals the servers' when screened)
             lines.append(_chain_line(out["chain"]))
         _print(args.json, out, lines)
         return 0
@@ -184,6 +190,7 @@ def _chain_line(c: dict) -> str:
     if c["included_in_batch"] is None:
         return "on-chain: not in any batch yet"
     return (f"on-chain: included in batch {c['included_in_batch']} (tx {c['batch_tx']}); "
+            f"score {c.get('score')}, paid {c.get('paid_wei', 0)} wei; "
             f"credit {c['credit_wei']} wei, withdrawn {c['withdrawn_wei']} wei")
 
 

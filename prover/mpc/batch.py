@@ -18,6 +18,7 @@ from omniplus.prover.mpc.layout import BatchLayout
 from omniplus.prover.mpc.net import Net, NetError
 from omniplus.prover.mpc.opening import open_scalars
 from omniplus.prover.mpc.randomness import Rng, poly_shares
+from omniplus.prover.mpc.screening import Screening, screen
 from omniplus.prover.mpc.validation import validate_blocks
 from omniplus.prover.proof import Proof
 from omniplus.prover.witness import do_block
@@ -53,6 +54,8 @@ class BatchOutcome:
     # refused (the proof was then made from wire shares); fast = the proof with point shares verified
     point_blame: dict[int, str] = field(default_factory=dict)
     fast: bool | None = None  # None: no point shares were used
+    # contribution screening before the aggregate (prover/mpc/screening.py), when it was run
+    screening: Screening | None = None
 
 
 def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engine: ProverEngine,
@@ -122,16 +125,28 @@ def prove_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, en
 def run_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engine: ProverEngine,
                     blocks: Mapping[str, Sequence[int]], payee_of: Mapping[str, str],
                     context: BindingContext, rng: Rng, tag: str,
-                    points: Mapping[str, bytes] | None = None) -> BatchOutcome:
+                    points: Mapping[str, bytes] | None = None, min_score: int | None = None,
+                    n_min: int = 1) -> BatchOutcome:
     """Validate every submitted block, put up to N accepted DOs into slots, prove the batch.
 
     `blocks` (this server's shares) and `payee_of` (DO id → payee address) must list the same
     DO ids on every server; slot order is the sorted order of accepted ids, so all agree.
-    `points`: DO id → this server's point shares (DOs missing from it enter by wire shares)."""
+    `points`: DO id → this server's point shares (DOs missing from it enter by wire shares).
+    With `min_score` the candidates are screened by contribution score first (screening.py):
+    DOs with s ≤ min_score get a verdict and stay out of the aggregate; if fewer than `n_min`
+    would remain, nothing is opened and `included` is empty."""
     verdicts = validate_blocks(net, t, layout.block, blocks, rng, round_id=f"{tag}/validate")
     included = [do for do in sorted(blocks) if verdicts[do] is None][: setup.params.batch]
     if not included:
         return BatchOutcome(verdicts=verdicts, included=[])
+    screening = None
+    if min_score is not None:
+        g = {do: g_values(layout, blocks[do], setup.params.dims) for do in included}
+        screening = screen(net, t, g, min_score=min_score, n_min=n_min, rng=rng, tag=f"{tag}/screen", order=included)
+        verdicts = {**verdicts, **screening.reasons()}
+        if not screening.ok:
+            return BatchOutcome(verdicts=verdicts, included=[], screening=screening)
+        included = list(screening.kept)
     payees = [payee_of[do] for do in included]
     pts = None if points is None else [points.get(do) for do in included]
     ctx = BindingContext.for_batch(chain_id=context.chain_id, market=context.market, task_id=context.task_id,
@@ -139,8 +154,13 @@ def run_batch_party(net: Net, t: int, setup, zk: Zkey, layout: BatchLayout, engi
                                    model_version=context.model_version)
     outcome = prove_batch_party(net, t, setup, zk, layout, engine, [blocks[do] for do in included],
                                 ctx.payees, ctx, rng, tag, point_shares=pts)
-    outcome.verdicts, outcome.included = verdicts, included
+    outcome.verdicts, outcome.included, outcome.screening = verdicts, included, screening
     return outcome
+
+
+def g_values(layout: BatchLayout, block: Sequence[int], dims: int) -> list[int]:
+    """The update's coordinates g[0..d-1] of a block (shares or clear values), in order."""
+    return [block[layout.block_names.index(f"g[{j}]")] for j in range(dims)]
 
 
 def witness_shares(setup, layout: BatchLayout, slot_blocks: Sequence[Sequence[int]], public: Sequence[int],
