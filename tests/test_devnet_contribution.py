@@ -88,7 +88,7 @@ def test_status_tells_each_do_its_score_and_verdict(devnet, capsys) -> None:
     servers = ",".join(f"127.0.0.1:{public}" for public, _ in net.ports)
     for do in net.dos:
         code = main(["do", "submit", "--status", "--json", "--servers", servers, "--market", net.market.address,
-                     "--ca", str(net.certs / "ca.pem"), "--key", do.key, "--rpc", net.anvil.rpc_url])
+                     "--key", do.key, "--rpc", net.anvil.rpc_url])
         out = json.loads(capsys.readouterr().out)
         assert code == 0
         assert out["score"] == s["scores"][do.address]
@@ -102,6 +102,6 @@ def test_status_tells_each_do_its_score_and_verdict(devnet, capsys) -> None:
             assert out["chain"]["included_in_batch"] is None and out["chain"]["credit_wei"] == 0
             assert out["payment_wei"] == 0
         code = main(["do", "submit", "--status", "--servers", servers, "--market", net.market.address,
-                     "--ca", str(net.certs / "ca.pem"), "--key", do.key])
+                     "--key", do.key, "--fingerprints", ",".join("0x" + net.pins[j].hex() for j in sorted(net.pins))])
         text = capsys.readouterr().out
         assert code == 0 and f"score {out['score']}" in text
