@@ -21,7 +21,7 @@ def test_fixed_scale_by_default_and_auto_scale_grows_with_the_circuit(tmp_path: 
     assert Devnet(tmp_path / "a", DevnetOptions(**PAPER)).timeout_scale() == 1.0  # the fault tests' timeouts
     net = Devnet(tmp_path / "b", DevnetOptions(timeout_scale=None, **PAPER))
     n = net.constraints
-    assert n == 229_337 and size_factor(n) > 3.4
+    assert n == 252_234 and size_factor(n) > 3.4
     assert net.timeout_scale() >= size_factor(n)
     assert net.start_timeout() >= 60 * size_factor(n)  # the old fixed 60 s, scaled
     small = Devnet(tmp_path / "c", DevnetOptions())

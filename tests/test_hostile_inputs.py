@@ -354,8 +354,8 @@ def test_cli_verify_hostile_proof_dir(small_setup, tmp_path, case):
     d.mkdir()
     (d / "proof.json").write_bytes(_proof())
     (d / "public.json").write_bytes(b'["1", "2"]')
-    if case == "three_signals":  # one more than the circuit's [ctx, W_0..W_(M-1)]
-        n = small_setup.params.n_words + 2
+    if case == "three_signals":  # one more than the circuit's [ctx, W_0..W_(M-1), S_0..S_(K-1)]
+        n = small_setup.params.n_public + 1
         (d / "public.json").write_text(json.dumps([str(i + 1) for i in range(n)]))
         needle = f"{n} public signals"
     elif case == "one_signal":
