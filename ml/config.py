@@ -107,7 +107,7 @@ def paper_preset(**over: object) -> MarketConfig:
     DOs per batch, R = 8, one ×100 attacker (round 1: its batch keeps 3 honest DOs), per-coordinate upload
     weights; the body stays as pretrained (its steps did not help at these sizes).
 
-    k = 9, B = 6·10^7: 229,337 constraints, which leaves room in 2^18 for the contribution scores
+    k = 9, B = 6·10^7: 252,234 constraints with the contribution scores (229,337 without), inside 2^18
     (≈ +1 constraint per coordinate per DO, +N·d = 22,896) with ≈ 9.9k to spare; k = 10 (252,262) would not
     fit with them. In the in-process market (ml/simulate.py, seeds 0-3) k = 9 ends 0.4-1.1 points below k = 10
     (seed 0: 78.6 % vs 79.3 %, MO alone 65.5 %); k = 8 clamps the head's statistics and loses more."""
