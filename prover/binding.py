@@ -176,27 +176,35 @@ def pack_scores(params: CircuitParams, slot_scores: Sequence[int]) -> list[int]:
     return words
 
 
+def _split_words(words: Sequence[int], count: int, width: int, per_word: int, what: str, past: str
+                 ) -> list[int]:
+    """The `count` unsigned `width`-bit fields packed `per_word` to a word (shared by both unpackers);
+    InputError on a word out of range or a non-zero field past the last one."""
+    mask = (1 << width) - 1
+    out: list[int] = []
+    for m, word in enumerate(words):
+        word = int(word)
+        if not 0 <= word < 1 << (width * per_word):
+            raise InputError(f"{what} {m} is outside [0, 2^{width * per_word})")
+        for slot in range(per_word):
+            v = (word >> (width * slot)) & mask
+            if m * per_word + slot < count:
+                out.append(v)
+            elif v:
+                raise InputError(f"{what} {m} has a non-zero slot {slot} past {past} {count - 1}")
+    return out
+
+
 def unpack_scores(params: CircuitParams, score_words: Sequence[int]) -> list[int]:
     """Inverse of pack_scores: N signed scores (empty slots give 0); InputError if malformed."""
     n, off, sw, cs = params.batch, params.score_offset, params.score_bits, params.scores_per_word
     if len(score_words) != params.n_score_words:
         raise InputError(f"expected {params.n_score_words} score words, got {len(score_words)}")
-    mask = (1 << sw) - 1
-    out: list[int] = []
-    for m, word in enumerate(score_words):
-        word = int(word)
-        if not 0 <= word < 1 << (sw * cs):
-            raise InputError(f"score word {m} is outside [0, 2^{sw * cs})")
-        for slot in range(cs):
-            i = m * cs + slot
-            v = (word >> (sw * slot)) & mask
-            if i < n:
-                if v > 2 * off:
-                    raise InputError(f"score word {m}, slot {slot}: {v} exceeds 2·S_OFF")
-                out.append(v - off)
-            elif v:
-                raise InputError(f"score word {m} has a non-zero slot {slot} past slot {n - 1}")
-    return out
+    values = _split_words(score_words, n, sw, cs, "score word", "slot")
+    for i, v in enumerate(values):
+        if v > 2 * off:
+            raise InputError(f"score word {i // cs}, slot {i % cs}: {v} exceeds 2·S_OFF")
+    return [v - off for v in values]
 
 
 def pack_aggregate(params: CircuitParams, aggregate: Sequence[int]) -> list[int]:
@@ -221,20 +229,7 @@ def unpack_words(params: CircuitParams, words: Sequence[int]) -> list[int]:
     d, w, c, off = params.dims, params.word_bits, params.per_word, params.offset
     if len(words) != params.n_words:
         raise InputError(f"expected {params.n_words} packed words, got {len(words)}")
-    mask = (1 << w) - 1
-    out: list[int] = []
-    for m, word in enumerate(words):
-        word = int(word)
-        if not 0 <= word < 1 << (w * c):
-            raise InputError(f"packed word {m} is outside [0, 2^{w * c})")
-        for slot in range(c):
-            j = m * c + slot
-            v = (word >> (w * slot)) & mask
-            if j < d:
-                out.append(v - off)
-            elif v:
-                raise InputError(f"packed word {m} has a non-zero slot {slot} past coordinate {d - 1}")
-    return out
+    return [v - off for v in _split_words(words, d, w, c, "packed word", "coordinate")]
 
 
 def aggregate(q_rows: Sequence[Sequence[int]]) -> list[int]:
