@@ -150,27 +150,30 @@ def admit(
 
 
 class StatusNonces:
-    """Nonces of signed status requests seen within the replay window (in memory: a request is
-    valid for STATUS_WINDOW seconds either side of its timestamp, so after a restart at most one
-    window's requests could be replayed, and a replay only repeats the answer to the same DO).
-    Bounded: past `cap` live nonces new requests are refused as busy, never stored."""
+    """Nonces of signed status requests seen within the replay window. A request is valid for
+    STATUS_WINDOW seconds either side of its timestamp; with `storage` every nonce is also kept
+    on disk (Storage.use_status_nonce) for two windows, so a restarted server still refuses a
+    replay. Bounded: past `cap` live nonces new requests are refused as busy, never stored."""
 
-    def __init__(self, window: int = signing.STATUS_WINDOW, cap: int = 100_000) -> None:
+    def __init__(self, window: int = signing.STATUS_WINDOW, cap: int = 100_000, storage: Any = None) -> None:
         import threading
 
-        self.window, self.cap = window, cap
+        self.window, self.cap, self.storage = window, cap, storage
         self._seen: dict[tuple[bytes, bytes], float] = {}
         self._lock = threading.Lock()
 
     def use(self, do: bytes, nonce: bytes, now: float) -> None:
+        replayed = Rejected("ALREADY_EXISTS", "replayed status request: this nonce was already used")
         with self._lock:
             if len(self._seen) >= self.cap // 2:
                 for k in [k for k, t in self._seen.items() if t < now - 2 * self.window]:
                     del self._seen[k]
             if (do, nonce) in self._seen:
-                raise Rejected("ALREADY_EXISTS", "replayed status request: this nonce was already used")
+                raise replayed
             if len(self._seen) >= self.cap:
                 raise Rejected("RESOURCE_EXHAUSTED", "too many status requests in the replay window; retry later")
+            if self.storage is not None and not self.storage.use_status_nonce(do, nonce, 2 * self.window):
+                raise replayed
             self._seen[(do, nonce)] = now
 
 

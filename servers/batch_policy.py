@@ -6,7 +6,11 @@ agreed batches"). The coordinator proposes; every server decides alone, from its
 * no DO is in the opened aggregate of another batch index (no DO in two opened aggregates, so
   differences of aggregates never reveal an update: {A,B} then {B} is refused);
 * a retry at an index repeats the identical set (slot order included);
-* every DO signed the model version equal to the batch index (a stale update is refused).
+* every DO signed the model version equal to the batch index (a stale update is refused);
+* before the aggregate is opened the round re-checks the set and screens it, and pins the DOs it
+  keeps (Storage.pin_kept): every retry at that index opens the same aggregate;
+* a pinned set whose joint proof failed this server's verification MAX_FAILED_PROOFS times is
+  given up (Storage.burn_batch): its DOs are never batched again, the index takes another set.
 
 The agreement is written to sqlite (Storage.record_opened_batch, one transaction) before the
 round starts, so a restarted server holds the coordinator to what it agreed to.
@@ -19,6 +23,14 @@ from collections.abc import Sequence
 from omniplus.servers.storage import Rejected, Storage, StoredSubmission
 
 MIN_BATCH_FLOOR = 2
+MAX_FAILED_PROOFS = 3  # attempts whose proof failed local verification before a pinned set is given up
+BURNED_PREFIX = "given up: "  # reason of a DO in a given-up batch (final: see servers/verdicts.py)
+
+
+def burned_reason(batch_index: int, failures: int) -> str:
+    return (f"{BURNED_PREFIX}batch {batch_index}'s joint proof failed verification {failures} times after its "
+            "aggregate was opened (a server deviated, or an invalid update passed both checks); not paid, "
+            "and never batched again in this task, so no update is in two opened aggregates")
 
 
 def next_model_version(storage: Storage) -> int:
@@ -55,11 +67,18 @@ def agree_batch(storage: Storage, batch_index: int, dos: Sequence[bytes], *, min
         raise Rejected("FAILED_PRECONDITION", f"batch {batch_index} was already opened for another DO set; "
                        "a retry must repeat the identical set")
     for index, members in opened.items():
+        pin = storage.pinned(index) if index != batch_index else None
+        if pin is not None:  # only the kept DOs of a pinned set are in its aggregate
+            members = pin[0]
         if index != batch_index and set(members) & set(dos):
             d = sorted(set(members) & set(dos))[0]
             raise Rejected("FAILED_PRECONDITION", f"DO 0x{d.hex()} is already in the opened aggregate of batch {index}")
     by = {s.do_address: s for s in storage.submissions(dos=dos)}
-    for a in dos:
+    pinned = storage.pinned(batch_index) if batch_index in opened else None
+    # A retry of a pinned set: the DOs the re-check or the screening left out are invalid by now;
+    # the round opens only the pinned kept DOs, which must still be valid.
+    must_be_valid = dos if pinned is None else pinned[0]
+    for a in must_be_valid:
         s = by.get(a)
         if s is None:
             raise Rejected("FAILED_PRECONDITION", f"no stored submission for 0x{a.hex()}")

@@ -45,6 +45,7 @@ import grpc
 
 from omniplus.core.errors import ChainError, InputError, OmniplusError, ProofError
 from omniplus.core.log import EventLog
+from omniplus.servers.batch_policy import BURNED_PREFIX
 from omniplus.servers.control import ControlClient, ServerRef
 from omniplus.servers.discovery import Discovery, PaidBatches
 
@@ -171,6 +172,7 @@ class Batch:
     payees: list[str]
     # proving | submitting (verified and signed, receipt not seen) | submitted | failed
     # | screened (fewer than N_min left after contribution screening: nothing opened, the index stays free)
+    # | given_up (t+1 servers gave the set up after repeated failed proofs: the index takes a fresh set)
     status: str = "proving"
     attempts: list[dict[str, Any]] = field(default_factory=list)
     tx: str = ""
@@ -220,6 +222,7 @@ class Coordinator:
         self.paid_batches = PaidBatches(self.facts.deploy_block)
         self._last_candidates: set[str] = set()
         self.model_versions: dict[str, int] = {}
+        self.given_up: set[str] = set()  # DOs of sets t+1 servers gave up (batch_policy.burn)
         self._idle_since = time.monotonic()
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(2, cfg.n), thread_name_prefix="coord")
@@ -298,6 +301,9 @@ class Coordinator:
             versions = {int(getattr(r, "model_version", 0)) for r in per.values()}
             if len(versions) == 1:
                 self.model_versions[do] = versions.pop()
+            given_up = sum(r.state == "invalid" and str(r.reason).startswith(BURNED_PREFIX) for r in per.values())
+            if given_up >= self.cfg.threshold + 1:  # t+1 servers say so: at least one honest server gave it up
+                self.given_up.add(do)
             if "invalid" in kinds:
                 rejected[do] = next(r.reason for r in per.values() if r.state == "invalid")
             elif kinds <= {"valid", "batched"}:
@@ -617,6 +623,8 @@ class Coordinator:
         try:
             self.with_retries(f"batch {index}", attempt)
         except RoundFailed as exc:
+            if self.given_up_by_servers(batch):  # the servers gave the set up: the index is free
+                return batch
             batch.status = "failed"
             batch.attempts.append({"error": str(exc)})
             self.log("batch_failed", level="error", batch=index, error=str(exc), note="nothing was sent on-chain")
@@ -645,9 +653,32 @@ class Coordinator:
         self._save()
         return self.broadcast(batch)
 
+    def given_up_by_servers(self, batch: Batch, settle: float = 5.0) -> bool:
+        """After a batch's last attempt failed: did t+1 servers give its set up (repeated failed
+        proofs, servers/batch_policy.py)? Then it is marked `given_up` with an alert and the index
+        takes a fresh set. Servers still finishing their own verification get `settle` seconds."""
+        deadline = time.monotonic() + settle
+        while True:
+            try:
+                self.classify()
+            except CHAIN_ERRORS:
+                return False
+            if any(d.lower() in self.given_up for d in batch.dos):
+                batch.status = "given_up"
+                self.log("batch_given_up", level="error", alert=True, batch=batch.index, dos=batch.dos,
+                         note="its proof failed on every attempt; its DOs are never batched again, the index is free")
+                self._save()
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(self.cfg.poll)
+
     def note_screening(self, batch: Batch, screening: dict[str, Any]) -> None:
         """Keep the servers' screening with the batch; dropped DOs are rejected with their reason."""
         batch.screening = screening
+        for do, why in screening.get("rechecked", {}).items():  # failed the re-check before the opening
+            self.state["rejected"][do.lower()] = why
+            self.log("do_rechecked_out", level="warning", do=do, reason=why, batch=batch.index)
         for do, v in screening.get("dropped", {}).items():
             self.state["rejected"][do.lower()] = v["reason"]
             self.log("do_screened_out", do=do, score=v["score"], batch=batch.index)
@@ -691,9 +722,16 @@ class Coordinator:
         model version. Never fewer than N_min."""
         index = self.market.batches_submitted()
         earlier = [b for b in self.state["batches"] if b["index"] == index
-                   and b["status"] not in ("submitted", "screened")]  # a screened-out set released the index
+                   and b["status"] not in ("submitted", "screened", "given_up")]  # these released the index
         if earlier:
-            return list(earlier[-1]["dos"])
+            last = earlier[-1]
+            if not any(d.lower() in self.given_up for d in last["dos"]):
+                return list(last["dos"])
+            # t+1 servers gave this set up after repeated failed proofs: the index takes a fresh set
+            last["status"] = "given_up"
+            self.log("batch_given_up", level="error", alert=True, batch=index, dos=last["dos"],
+                     note="its proof failed on every attempt; its DOs are never batched again, the index is free")
+            self._save()
         N, n_min = self.setup.params.batch, max(2, self.facts.min_batch)
         fresh = sorted(d for d in valid if self.model_versions.get(d, 0) == index)
         if len(fresh) < n_min:
@@ -763,7 +801,7 @@ class Coordinator:
             return None
         batch = self.prove_and_submit(chosen)
         self._last_candidates = set()
-        return None if batch.status == "screened" else batch
+        return None if batch.status in ("screened", "given_up") else batch
 
     def run(self, batches: int | None = None, timeout: float | None = None) -> list[Batch]:
         """Loop until `batches` batches are on-chain (None: until stopped) or `timeout` passes.
@@ -834,12 +872,16 @@ def status_report(cfg: CoordinatorConfig) -> dict[str, Any]:
     named = state.get("named", {})
     lines = [f"coordinator state {path}"]
     lines.append(f"batches: {sum(b.get('status') == 'submitted' for b in batches)} submitted, "
-                 f"{sum(b.get('status') == 'failed' for b in batches)} failed")
+                 f"{sum(b.get('status') == 'failed' for b in batches)} failed, "
+                 f"{sum(b.get('status') == 'given_up' for b in batches)} given up")
     for b in batches:
         lines.append(f"  batch {b.get('index')}: {b.get('status')} {len(b.get('payees', []))} DOs {b.get('tx', '')}")
     lines.append(f"rejected DOs: {len(state.get('rejected', {}))}")
     for do, why in sorted(state.get("rejected", {}).items()):
         lines.append(f"  {do}: {why}")
+    for b in batches:
+        if b.get("status") == "given_up":
+            lines.append(f"ALERT batch {b.get('index')} given up after failed proofs: DOs {b.get('dos')} not paid")
     if named:
         for j, e in sorted(named.items()):
             lines.append(f"ALERT server {j} named as deviating by servers {e['accused_by']} "

@@ -28,6 +28,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from omniplus.core.errors import InputError, OmniplusError
 from omniplus.core.log import EventLog
+from omniplus.servers import batch_policy
 from omniplus.servers.admission import PROTOCOL_VERSION, check_submission  # noqa: F401 - re-exported
 from omniplus.servers.channel import Mailbox, TransportError, TransportLimits
 from omniplus.servers.config import ServerConfig, load_config
@@ -317,13 +318,16 @@ class Daemon:
                 rounds=ctx.channel.stats.rounds,
             )
         except Exception as exc:  # any engine failure fails the round, never the daemon
+            burned = self._note_failed_proof(ctx, batch, exc)  # counted even if the round was aborted
             if ctx.cancelled.is_set():
                 return
             ctx.channel.abort(f"party {self.cfg.id} failed: {exc}")
             culprit = getattr(exc, "culprit", None)
-            blame = dumps({"culprit": culprit, "reason": str(exc), "evidence": getattr(exc, "evidence", "")})
+            blame = dumps({"culprit": culprit, "reason": str(exc), "evidence": getattr(exc, "evidence", ""),
+                           "burned": burned})
             self.storage.finish_round(
-                ctx.session, "failed", result=blame if culprit else b"", error=f"{type(exc).__name__}: {exc}"
+                ctx.session, "failed", result=blame if culprit or burned is not None else b"",
+                error=f"{type(exc).__name__}: {exc}"
             )
             if culprit:
                 self.log("peer_deviated", level="error", session=ctx.session, kind=ctx.kind, culprit=culprit,
@@ -336,6 +340,29 @@ class Daemon:
             if not ctx.cancelled.is_set():
                 ctx.channel.close()  # late or flooded messages for a finished round are refused, not kept
 
+    def _note_failed_proof(self, ctx: RoundContext, batch: BatchRequest | None, exc: Exception) -> int | None:
+        """A batch whose joint proof failed this server's own verification (ProofRejected) on its
+        pinned set: count it; at MAX_FAILED_PROOFS give the set up (Storage.burn_batch) so one
+        deviating server cannot hold the market at this index forever. Returns the index if the
+        set was given up now. Its aggregate was opened, so no split of it is tried: re-proving a
+        subset would reveal the difference of two aggregates, i.e. single updates."""
+        from omniplus.servers.settlement import ProofRejected
+
+        if ctx.kind != "batch" or batch is None or not isinstance(exc, ProofRejected):
+            return None
+        if self.storage.pinned(batch.batch_index) is None:
+            return None
+        failures = self.storage.note_failed_proof(batch.batch_index)
+        self.log("batch_proof_failed", level="error", session=ctx.session, batch=batch.batch_index,
+                 failures=failures, of=batch_policy.MAX_FAILED_PROOFS)
+        if failures < batch_policy.MAX_FAILED_PROOFS:
+            return None
+        burned = self.storage.burn_batch(batch.batch_index, batch_policy.burned_reason(batch.batch_index, failures))
+        self.log("batch_given_up", level="error", alert=True, session=ctx.session, batch=batch.batch_index,
+                 dos=["0x" + d.hex() for d in burned], failures=failures,
+                 note="its DOs are never batched again; the index takes a set disjoint from every opened one")
+        return batch.batch_index
+
     def _record_screening(self, batch: BatchRequest, result: Any) -> None:
         """Contribution screening (prover/mpc/screening.py): dropped DOs get their score verdict,
         kept ones their score; if fewer than N_min were left nothing was opened, so the agreement
@@ -345,6 +372,9 @@ class Daemon:
             return
         dropped = {bytes.fromhex(d[2:]): (int(v["score"]), str(v["reason"])) for d, v in scr["dropped"].items()}
         kept = {bytes.fromhex(d[2:]): int(v) for d, v in scr.get("scores", {}).items()}
+        rechecked = {bytes.fromhex(d[2:]): (False, str(why)) for d, why in scr.get("rechecked", {}).items()}
+        if rechecked:  # the batch's re-check left them out (disputable reasons: they may resubmit)
+            self.storage.set_verdicts(rechecked)
         self.storage.set_screened(dropped, kept)
         if result.get("screened_out"):
             self.storage.release_opened_batch(batch.batch_index, batch.do_addresses)

@@ -126,27 +126,70 @@ class MpcEngine:
         return BindingContext.for_batch(chain_id=task.chain_id, market=task.market, task_id=task_id,
                                         batch_index=batch.batch_index, payees=payees)
 
+    def decide_kept(self, ctx: RoundContext, batch: BatchRequest, submissions: Sequence[StoredSubmission],
+                    all_dos: list[str], clock: PhaseClock) -> dict[str, Any]:
+        """Which DOs of the agreed set enter the aggregate, decided before anything is opened and
+        pinned on disk (Storage.pin_kept) before the opening, so no retry opens another set.
+
+        First the split: every DO's block is checked again under fresh masks and a fresh coin
+        (validation.validate_blocks: one exchange gives a verdict per DO, the end point of a
+        bisection in one round), so an invalid update that passed validation -- a deviating server
+        flipped its opening -- is left out before its batch's aggregate exists. Then contribution
+        screening (prover/mpc/screening.py) on the DOs that pass."""
+        blocks = {do: s.share_values() for do, s in zip(all_dos, submissions, strict=True)}
+        recheck = validate_blocks(ctx.channel, ctx.t, self.layout.block, blocks, Rng(), round_id="batch/recheck")
+        clock.mark("recheck")
+        failed = {do: why for do, why in recheck.items() if why is not None}
+        if failed:
+            ctx.log("batch_recheck_failed", level="warning", session=ctx.session, batch=batch.batch_index,
+                    dos=failed, note="left out before the aggregate was opened")
+        survivors = [do for do in all_dos if do not in failed]
+        n_min = max(2, self.config.task.min_batch)
+        screening: dict[str, Any] = {"min_score": self.min_score, "rounds": [], "dropped": {}, "scores": {},
+                                     "rechecked": failed}
+        if len(survivors) < n_min:
+            ctx.log("batch_screened", session=ctx.session, batch=batch.batch_index, kept=0, dropped={}, ok=False)
+            return {"screened_out": True, "kept": [], "screening": screening}
+        g = {do: g_values(self.layout, blocks[do], self.setup.params.dims) for do in survivors}
+        scr = screen(ctx.channel, ctx.t, g, min_score=self.min_score, n_min=n_min,
+                     rng=Rng(), tag="batch/screen", order=survivors)
+        clock.mark("screening")
+        screening.update(rounds=[dict(r) for r in scr.rounds],
+                         dropped={do: {"score": sc, "reason": low_score_reason(sc, scr.min_score)}
+                                  for do, sc in scr.dropped},
+                         scores=dict(zip(scr.kept, scr.final, strict=True)) if scr.ok else {})
+        ctx.log("batch_screened", session=ctx.session, batch=batch.batch_index, kept=len(scr.kept),
+                dropped={do: sc for do, sc in scr.dropped}, ok=scr.ok)
+        if not scr.ok:
+            return {"screened_out": True, "kept": [], "screening": screening}
+        decision = {"kept": list(scr.kept), "screening": screening}
+        dropped: dict[bytes, tuple[int | None, str]] = {
+            bytes.fromhex(do[2:]): (None, why) for do, why in failed.items()}
+        dropped.update({bytes.fromhex(do[2:]): (int(v["score"]), v["reason"])
+                        for do, v in screening["dropped"].items()})
+        ctx.storage.pin_kept(batch.batch_index, [bytes.fromhex(do[2:]) for do in scr.kept],
+                             json.dumps(decision, sort_keys=True), dropped)
+        return decision
+
     def prove_batch(
         self, ctx: RoundContext, batch: BatchRequest, submissions: Sequence[StoredSubmission]
     ) -> dict[str, Any]:
         t0 = time.monotonic()
         clock = PhaseClock()  # wall and CPU (this process and its node worker) per phase
         all_dos = ["0x" + s.do_address.hex() for s in submissions]
-        g = {do: g_values(self.layout, s.share_values(), self.setup.params.dims)
-             for do, s in zip(all_dos, submissions, strict=True)}
-        scr = screen(ctx.channel, ctx.t, g, min_score=self.min_score, n_min=max(2, self.config.task.min_batch),
-                     rng=Rng(), tag="batch/screen", order=all_dos)
-        clock.mark("screening")
-        screening = {"min_score": scr.min_score, "rounds": [dict(r) for r in scr.rounds],
-                     "dropped": {do: {"score": sc, "reason": low_score_reason(sc, scr.min_score)}
-                                 for do, sc in scr.dropped},
-                     "scores": dict(zip(scr.kept, scr.final, strict=True)) if scr.ok else {}}
-        ctx.log("batch_screened", session=ctx.session, batch=batch.batch_index, kept=len(scr.kept),
-                dropped={do: sc for do, sc in scr.dropped}, ok=scr.ok)
-        if not scr.ok:  # fewer than N_min would be left: nothing is opened, the dropped are told why
-            return {"batch_index": batch.batch_index, "dos": [], "payees": [], "screened_out": True,
-                    "screening": screening, "seconds": round(time.monotonic() - t0, 3), "phases": clock.phases}
-        kept = set(scr.kept)
+        pin = ctx.storage.pinned(batch.batch_index)
+        if pin is None:
+            decision = self.decide_kept(ctx, batch, submissions, all_dos, clock)
+            if decision.get("screened_out"):  # fewer than N_min would be left: nothing is opened
+                return {"batch_index": batch.batch_index, "dos": [], "payees": [], "screened_out": True,
+                        "screening": decision["screening"], "seconds": round(time.monotonic() - t0, 3),
+                        "phases": clock.phases}
+        else:  # a retry: the first attempt's re-check and screening stand, the same aggregate is opened
+            decision = json.loads(pin[1])
+            ctx.log("batch_pinned", session=ctx.session, batch=batch.batch_index, kept=len(pin[0]),
+                    note="retry: the aggregate of the DOs pinned by the first attempt")
+        screening = decision["screening"]
+        kept = set(decision["kept"])
         submissions = [s for s, do in zip(submissions, all_dos, strict=True) if do in kept]
         payees = [checksum(s.payee) for s in submissions]
         context = self.binding(batch, payees)

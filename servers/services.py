@@ -32,7 +32,7 @@ class SubmissionService:
     def __init__(self, daemon: Daemon, gate: Gate | None = None) -> None:
         self.d = daemon
         self.gate = gate or Gate(8, 8)
-        self.status_nonces = StatusNonces()
+        self.status_nonces = StatusNonces(storage=daemon.storage)
 
     def Submit(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802 - gRPC name
         try:

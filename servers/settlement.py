@@ -22,7 +22,12 @@ from omniplus.core.errors import InputError, ProofError
 
 
 class NotEndorsed(ProofError):
-    """This server refuses to sign the batch (its proof does not verify against its own inputs)."""
+    """This server refuses to sign the batch (no signing key, or the proof does not verify)."""
+
+
+class ProofRejected(NotEndorsed):
+    """The joint proof does not verify against this server's own inputs (counted per batch index:
+    servers/daemon.py gives a pinned set up after batch_policy.MAX_FAILED_PROOFS of these)."""
 
 
 def endorse(*, key: str, vkey: dict, chain_id: int, market: str, task_id: int, batch_index: int,
@@ -40,7 +45,7 @@ def endorse(*, key: str, vkey: dict, chain_id: int, market: str, task_id: int, b
     ctx = BindingContext.for_batch(chain_id=chain_id, market=market, task_id=task_id, batch_index=batch_index,
                                    payees=payees)
     if not verify(vkey, proof, public_signals(ctx, words, pack_scores(params, scores))):
-        raise NotEndorsed(f"batch {batch_index}: the joint proof does not verify locally; not signing")
+        raise ProofRejected(f"batch {batch_index}: the joint proof does not verify locally; not signing")
     if mark:
         mark("verify")
     signature = sign_batch(batch_digest(chain_id, market, batch_index, payees, words, proof, scores), key)

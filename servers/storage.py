@@ -60,11 +60,22 @@ CREATE TABLE IF NOT EXISTS submissions (
 CREATE TABLE IF NOT EXISTS opened_batches (
     batch_index INTEGER PRIMARY KEY,
     dos BLOB NOT NULL,              -- 20 bytes per DO, slot order
-    opened_at REAL NOT NULL
+    opened_at REAL NOT NULL,
+    kept BLOB,                      -- the DOs whose aggregate is opened (after the re-check and
+                                    -- screening), pinned before the opening; NULL until then
+    decision TEXT NOT NULL DEFAULT '',  -- JSON of that re-check and screening, for retries
+    failures INTEGER NOT NULL DEFAULT 0  -- attempts whose proof failed this server's verification
 );
 CREATE TABLE IF NOT EXISTS opened_dos (
     do_address BLOB PRIMARY KEY,
     batch_index INTEGER NOT NULL
+);
+-- Status request nonces (signed by the DO, used once within STATUS_WINDOW; kept across restarts)
+CREATE TABLE IF NOT EXISTS status_nonces (
+    do_address BLOB NOT NULL,
+    nonce BLOB NOT NULL,
+    seen_at REAL NOT NULL,
+    PRIMARY KEY (do_address, nonce)
 );
 CREATE TABLE IF NOT EXISTS nonces (
     do_address BLOB NOT NULL,
@@ -237,6 +248,11 @@ class Storage:
             db.execute("CREATE INDEX IF NOT EXISTS submissions_change ON submissions(change_no)")
             if "score" not in cols:  # contribution screening (prover/mpc/screening.py): '' = not scored
                 db.execute("ALTER TABLE submissions ADD COLUMN score TEXT NOT NULL DEFAULT ''")
+            ob = {r[1] for r in db.execute("PRAGMA table_info(opened_batches)").fetchall()}
+            for col, decl in (("kept", "BLOB"), ("decision", "TEXT NOT NULL DEFAULT ''"),
+                              ("failures", "INTEGER NOT NULL DEFAULT 0")):
+                if col not in ob:  # pinned kept sets and failed proofs (a failed batch is given up)
+                    db.execute(f"ALTER TABLE opened_batches ADD COLUMN {col} {decl}")
             for name, when in (("sub_changed_ins", "AFTER INSERT ON submissions"),
                                ("sub_changed_upd", "AFTER UPDATE OF state, reason, batch_index, batch_tx, "
                                                    "payload_hash ON submissions")):
@@ -471,6 +487,84 @@ class Storage:
             db.execute("DELETE FROM opened_dos WHERE batch_index = ?", (batch_index,))
         return True
 
+    def pin_kept(self, batch_index: int, kept: Sequence[bytes], decision: str,
+                 dropped: dict[bytes, tuple[int | None, str]]) -> None:
+        """Fix, before anything is opened, which DOs of the agreed set at `batch_index` enter its
+        aggregate, in one transaction: `kept` (slot order), the JSON `decision` that chose them (the
+        re-check and the screening, replayed to the coordinator on a retry), and the verdicts of the
+        DOs left out (`dropped`: score or None, reason). Left-out DOs are removed from opened_dos, so
+        a DO the re-check rejected may resubmit and be batched later. Every retry at this index then
+        opens the same aggregate: no two attempts ever open aggregates of different sets."""
+        kept = [bytes(d) for d in kept]
+        with self._tx() as db:
+            row = db.execute("SELECT dos, kept FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
+            if row is None:
+                raise Rejected("FAILED_PRECONDITION", f"batch {batch_index} was not agreed; nothing to pin")
+            agreed = bytes(row[0])
+            members = {agreed[i: i + 20] for i in range(0, len(agreed), 20)}
+            if not set(kept) <= members:
+                raise Rejected("FAILED_PRECONDITION", f"batch {batch_index}: kept DOs outside the agreed set")
+            if row[1] is not None:
+                if bytes(row[1]) != b"".join(kept):
+                    raise Rejected("FAILED_PRECONDITION", f"batch {batch_index} is pinned to another kept set")
+                return
+            db.execute("UPDATE opened_batches SET kept = ?, decision = ? WHERE batch_index = ?",
+                       (b"".join(kept), decision, batch_index))
+            for do, (score, reason) in dropped.items():
+                db.execute("UPDATE submissions SET state = 'invalid', reason = ?, score = ? WHERE do_address = ? "
+                           "AND state IN ('valid', 'invalid')",
+                           (reason, "" if score is None else str(int(score)), bytes(do)))
+            for do in members - set(kept):
+                db.execute("DELETE FROM opened_dos WHERE do_address = ? AND batch_index = ?", (do, batch_index))
+
+    def pinned(self, batch_index: int) -> tuple[list[bytes], str] | None:
+        """(kept DOs in slot order, decision JSON) pinned at `batch_index`, or None."""
+        with self._lock:
+            row = self._db.execute("SELECT kept, decision FROM opened_batches WHERE batch_index = ?",
+                                   (batch_index,)).fetchone()
+        if row is None or row[0] is None:
+            return None
+        raw = bytes(row[0])
+        return [raw[i: i + 20] for i in range(0, len(raw), 20)], str(row[1])
+
+    def note_failed_proof(self, batch_index: int) -> int:
+        """Count one attempt at `batch_index` whose joint proof failed this server's verification."""
+        with self._tx() as db:
+            db.execute("UPDATE opened_batches SET failures = failures + 1 WHERE batch_index = ?", (batch_index,))
+            row = db.execute("SELECT failures FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
+        return int(row[0]) if row else 0
+
+    def burn_batch(self, batch_index: int, reason: str) -> list[bytes]:
+        """Give up the batch at `batch_index` after repeated failed proofs, in one transaction: its
+        kept DOs (their aggregate was opened) become invalid with `reason` (final: never batched
+        again, so no DO is in two opened aggregates) and stay recorded as opened (opened_dos at
+        index -1 - batch_index); the index is free for a set disjoint from every opened one."""
+        with self._tx() as db:
+            row = db.execute("SELECT dos, kept FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
+            if row is None:
+                return []
+            raw = bytes(row[1] if row[1] is not None else row[0])
+            burned = [raw[i: i + 20] for i in range(0, len(raw), 20)]
+            for do in burned:
+                db.execute("UPDATE submissions SET state = 'invalid', reason = ? WHERE do_address = ?", (reason, do))
+                db.execute("UPDATE opened_dos SET batch_index = ? WHERE do_address = ?", (-1 - batch_index, do))
+            db.execute("DELETE FROM opened_dos WHERE batch_index = ?", (batch_index,))
+            db.execute("DELETE FROM opened_batches WHERE batch_index = ?", (batch_index,))
+        return burned
+
+    def use_status_nonce(self, do_address: bytes, nonce: bytes, window: float) -> bool:
+        """Record a Status request's nonce; False if it was used before. Nonces older than
+        `window` are forgotten (an older request is refused by its timestamp anyway)."""
+        now = time.time()
+        with self._tx() as db:
+            db.execute("DELETE FROM status_nonces WHERE seen_at < ?", (now - window,))
+            if db.execute("SELECT 1 FROM status_nonces WHERE do_address = ? AND nonce = ?",
+                          (do_address, nonce)).fetchone():
+                return False
+            db.execute("INSERT INTO status_nonces (do_address, nonce, seen_at) VALUES (?, ?, ?)",
+                       (do_address, nonce, now))
+        return True
+
     def opened_batch(self, batch_index: int) -> list[bytes] | None:
         """The DO set this server agreed to open at `batch_index` (slot order), or None."""
         with self._lock:
@@ -503,8 +597,9 @@ class Storage:
             for d in dos:
                 other = db.execute("SELECT batch_index FROM opened_dos WHERE do_address = ?", (d,)).fetchone()
                 if other is not None:
-                    raise Rejected("FAILED_PRECONDITION",
-                                   f"DO 0x{d.hex()} is already in the opened aggregate of batch {other[0]}")
+                    at = int(other[0])
+                    raise Rejected("FAILED_PRECONDITION", f"DO 0x{d.hex()} is already in the opened aggregate of "
+                                   + (f"batch {at}" if at >= 0 else f"the given-up batch {-1 - at}"))
             db.execute("INSERT INTO opened_batches (batch_index, dos, opened_at) VALUES (?, ?, ?)",
                        (batch_index, b"".join(dos), time.time()))
             for d in dos:

@@ -81,17 +81,85 @@ class MaliciousNet:
         return getattr(self.inner, name)
 
 
+COLLUDER = "colluder.json"  # {"address", "row"}: the invalid DO that colludes with server 3 (`pass`)
+
+
+def lagrange_at_zero(j: int, points: Sequence[int]) -> int:
+    from omniplus.prover.field import R
+
+    num = den = 1
+    for m in points:
+        if m != j:
+            num, den = num * (-m) % R, den * (j - m) % R
+    return num * pow(den, -1, R) % R
+
+
 class MaliciousEngine(MpcEngine):
     def validate(self, ctx: RoundContext, submissions: Sequence[StoredSubmission]) -> dict[bytes, Verdict]:
+        if armed(("pass",)) == "pass":
+            return self.validate_colluding(ctx, submissions)
         mode = armed(("rush", "withhold"))
         if mode != "none":
             ctx.log("test_malice", mode=mode, session=ctx.session)
             ctx = dataclasses.replace(ctx, channel=MaliciousNet(ctx.channel, mode))
         return super().validate(ctx, submissions)
 
+    def validate_colluding(self, ctx: RoundContext, submissions: Sequence[StoredSubmission]) -> dict[bytes, Verdict]:
+        """`pass`: the colluding invalid DO told us its update, so we know its true validity value v
+        once the coin is drawn, and shift our degree-2t point by -v/λ_3: every server opens 0 and
+        accepts it. Undetectable at n = 2t+1 (no spare point); only the batch's re-check under a
+        fresh coin (servers/mpc_engine.decide_kept) can still catch it."""
+        from omniplus.prover.field import R
+        from omniplus.prover.mpc import validation
+        from omniplus.servers.data_owner import update_block
+
+        info = json.loads(Path(COLLUDER).read_text())
+        target = bytes.fromhex(info["address"][2:].lower())
+        sub = next((s for s in submissions if s.do_address == target), None)
+        if sub is None:
+            return super().validate(ctx, submissions)
+        clear = update_block(self.setup, self.layout, info["row"], check=False)[1]
+        shares = list(sub.share_values())
+        inv_lam = pow(lagrange_at_zero(ctx.party, list(range(1, ctx.n + 1))), -1, R)
+        honest = validation.residual
+
+        def shifted(circuit: Any, w: Sequence[int], rhos: Sequence[int]) -> int:
+            v = honest(circuit, w, rhos)
+            if list(w) == shares:
+                disarm()
+                v = (v - honest(circuit, clear, rhos) * inv_lam) % R
+            return v
+
+        ctx.log("test_malice", mode="pass", session=ctx.session)
+        validation.residual = shifted
+        try:
+            return super().validate(ctx, submissions)
+        finally:
+            validation.residual = honest
+
     def prove_batch(
         self, ctx: RoundContext, batch: BatchRequest, submissions: Sequence[StoredSubmission]
     ) -> dict[str, Any]:
+        mode = armed(("c3", "c2", "c1"))
+        if mode != "none":  # `cK`: a wrong round-2 C share in the next K batch attempts (not locatable)
+            ctx.log("test_malice", mode=mode, session=ctx.session)
+            from omniplus.prover.curve import G1_GEN, g1_add
+            from omniplus.prover.mpc import groth16
+
+            honest_c = groth16.finish_c
+            made: list[bool] = []
+
+            def bad_c(*args: Any, **kwargs: Any) -> Any:
+                if not made:  # one attempt used up (a fast proof and its fallback are one attempt)
+                    made.append(True)
+                    Path(MALICE).write_text(f"c{int(mode[1]) - 1}" if mode != "c1" else "none")
+                return g1_add(honest_c(*args, **kwargs), G1_GEN)
+
+            groth16.finish_c = bad_c
+            try:
+                return super().prove_batch(ctx, batch, submissions)
+            finally:
+                groth16.finish_c = honest_c
         if armed(("b1",)) == "b1":
             ctx.log("test_malice", mode="b1", session=ctx.session)
             from omniplus.prover.curve import g1_add
