@@ -292,9 +292,22 @@ class Devnet:
         )
 
     def _ports(self) -> list[tuple[int, int]]:
-        from omniplus.contracts.chain import _free_port
+        """Two distinct free ports per server. Every probe socket stays bound until all are
+        chosen: probing one at a time can hand out the same port twice, and gRPC's port sharing
+        would then let two servers bind it (a DO would reach the wrong server)."""
+        import socket
 
-        return [(_free_port(), _free_port()) for _ in range(self.opts.servers)]
+        socks: list[socket.socket] = []
+        try:
+            for _ in range(2 * self.opts.servers):
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                socks.append(s)
+                s.bind(("127.0.0.1", 0))
+            ports = [s.getsockname()[1] for s in socks]
+        finally:
+            for s in socks:
+                s.close()
+        return [(ports[2 * j], ports[2 * j + 1]) for j in range(self.opts.servers)]
 
     def _start_servers(self) -> None:
         from omniplus.servers.config import server_name, write_config

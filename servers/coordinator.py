@@ -9,7 +9,9 @@ One pass (`Coordinator.step`):
 3. batch: before proving, check the task still takes a batch (batches left, deadline); then
    N_min..N valid DOs not yet paid on-chain whose signed model version is the batch index (the
    chain's BatchSubmitted payees are the truth), or exactly the set of an earlier attempt at this
-   index (servers refuse any other: servers/batch_policy.py). Never a batch below N_min.
+   index (servers refuse any other: servers/batch_policy.py). Never a batch below N_min. If t+1
+   servers gave the earlier set up (its proof failed three times: batch_policy.MAX_FAILED_PROOFS)
+   the index takes a fresh set, with an alert (`batch_given_up`).
 4. verify locally (prover.groth16_verify, [ctx, W…] rebuilt from our own context and the payees the
    servers report) before anything goes on-chain; a failing proof is logged and never sent.
 5. collect t+1 committee signatures (RoundStatus.batch_signature), eth_call submitBatch, and only
