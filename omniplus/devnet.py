@@ -292,21 +292,9 @@ class Devnet:
         )
 
     def _ports(self) -> list[tuple[int, int]]:
-        """Two distinct free ports per server. Every probe socket stays bound until all are
-        chosen: probing one at a time can hand out the same port twice, and gRPC's port sharing
-        would then let two servers bind it (a DO would reach the wrong server)."""
-        import socket
+        from omniplus.core.ports import free_ports
 
-        socks: list[socket.socket] = []
-        try:
-            for _ in range(2 * self.opts.servers):
-                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                socks.append(s)
-                s.bind(("127.0.0.1", 0))
-            ports = [s.getsockname()[1] for s in socks]
-        finally:
-            for s in socks:
-                s.close()
+        ports = free_ports(2 * self.opts.servers)
         return [(ports[2 * j], ports[2 * j + 1]) for j in range(self.opts.servers)]
 
     def _start_servers(self) -> None:

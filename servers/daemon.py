@@ -87,6 +87,11 @@ def load_identities(cfg: ServerConfig) -> tuple[dict[int, bytes], list[bytes]]:
 # ---------------------------------------------------------------- the daemon
 
 
+# gRPC servers share a port with SO_REUSEPORT by default: a second daemon on a taken port would
+# start and receive some of the first one's calls. Off, its bind fails ("cannot bind").
+NO_PORT_SHARING = ("grpc.so_reuseport", 0)
+
+
 class Daemon:
     """One server. `start()` binds both ports; `stop()` is idempotent; `wait()` blocks until stopped."""
 
@@ -163,7 +168,7 @@ class Daemon:
             futures.ThreadPoolExecutor(
                 max_workers=PUBLIC_HANDLERS + PUBLIC_QUEUE + PUBLIC_RESERVED, thread_name_prefix="public"
             ),
-            options=grpc_options(self.cfg.limits.max_submit_bytes),
+            options=[*grpc_options(self.cfg.limits.max_submit_bytes), NO_PORT_SHARING],
         )
         pb, _ = _pb()
         start_registry = getattr(self.registry, "start", None)
@@ -181,7 +186,7 @@ class Daemon:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, pub)
         peer = grpc.server(
             futures.ThreadPoolExecutor(max_workers=16, thread_name_prefix="peer"),
-            options=grpc_options(self.limits.max_message_bytes),
+            options=[*grpc_options(self.limits.max_message_bytes), NO_PORT_SHARING],
         )
         by_fp = {fingerprint_of(pem): j for j, pem in self.peer_certs.items() if j != self.cfg.id}
         add_peer_service(peer, PeerServicer(self.mailbox, by_fp, self.limits, self.network.learn_peer))
@@ -198,10 +203,17 @@ class Daemon:
             },
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health, peer)
-        p1 = pub.add_secure_port(self.cfg.listen, public_server_credentials(self.tls))
-        p2 = peer.add_secure_port(self.cfg.peer_listen, mutual_server_credentials(self.tls))
+        try:  # older gRPC returns 0 on a failed bind, newer raises RuntimeError
+            p1 = pub.add_secure_port(self.cfg.listen, public_server_credentials(self.tls))
+            p2 = peer.add_secure_port(self.cfg.peer_listen, mutual_server_credentials(self.tls))
+        except RuntimeError as exc:
+            p1 = p2 = 0
+            why = f": {exc}"
+        else:
+            why = ""
         if not p1 or not p2:
-            raise OmniplusError(f"cannot bind {self.cfg.listen} / {self.cfg.peer_listen}")
+            raise OmniplusError(f"cannot bind {self.cfg.listen} / {self.cfg.peer_listen} (in use by another "
+                                f"process?){why}")
         pub.start()
         peer.start()
         self._public, self._peer, self.ports = pub, peer, (p1, p2)

@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from omniplus.core.ports import free_ports
 from omniplus.core.resources import ROOT
 from omniplus.servers.certs import make_network
 from omniplus.servers.config import load_config, server_name, write_config
@@ -128,7 +129,8 @@ def make_local_net(
     """Certificates and one TOML config per server (dev allow-list registry), ports picked free."""
     certs = root / "certs"
     make_network(certs, n, clients=("coordinator", "outsider"))
-    ports = [(free_port(), free_port()) for _ in range(n)]
+    flat = free_ports(2 * n)
+    ports = [(flat[2 * j], flat[2 * j + 1]) for j in range(n)]
     peers = [
         {"id": j, "address": f"127.0.0.1:{ports[j - 1][1]}", "public": f"127.0.0.1:{ports[j - 1][0]}",
          "cert": f"certs/{server_name(j)}.pem"}

@@ -103,6 +103,26 @@ def test_one_daemon_per_state_directory(net: LocalNet) -> None:
     assert "in use by pid" in out.stderr and "one daemon per state directory" in out.stderr, out.stderr
 
 
+def test_a_second_daemon_on_a_taken_port_does_not_start(net: LocalNet, tmp_path: Path) -> None:
+    """gRPC's port sharing is off: a daemon on server 1's ports (another state directory) fails
+    to bind instead of receiving some of server 1's calls."""
+    import subprocess
+    import sys
+    import tomllib
+
+    from omniplus.servers.config import write_config
+
+    net.wait_serving(1)
+    data = tomllib.loads(net.configs[0].read_text())
+    data["storage"] = str(tmp_path / "other-state")
+    cfg = write_config(net.configs[0].with_name("server-1-twin.toml"), data)
+    out = subprocess.run([sys.executable, "-m", "omniplus", "server", "--config", str(cfg)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "cannot bind" in out.stderr, out.stderr
+    net.wait_serving(1)  # the first daemon is unaffected
+
+
 def test_high_s_and_v_0_1_signatures_are_refused() -> None:
     digest = signing.submission_digest(
         signing.SubmissionHeader(TASK.chain_id, TASK.market, b"\x01" * 20, 1, 3, 1, b"\x00" * 32, 1), b"\x00" * 32
