@@ -39,7 +39,8 @@ COLUMNS = [
     Column("cpu_chain_s", "CPU anvil s", "{:.3f}"),
     Column("load1", "load 1m", "{:.2f}"),
 ]
-SERVER_PHASES = (("aggregate", "aggregate opening"), ("proof", "proof (joint Groth16)"),
+SERVER_PHASES = (("recheck", "re-check before opening"), ("screening", "contribution screening"),
+                 ("aggregate", "aggregate opening"), ("proof", "proof (joint Groth16)"),
                  ("verify", "local verify"), ("sign", "sign digest"))
 
 

@@ -27,7 +27,8 @@ def test_round_bench_rows(tmp_path, capsys) -> None:
     assert br.run(args) == 0
     rows = json.loads(capsys.readouterr().out)
     phases = [r["phase"] for r in rows]
-    assert phases == ["train", "share", "validate", "aggregate opening", "proof (joint Groth16)", "local verify",
+    assert phases == ["train", "share", "validate", "re-check before opening", "contribution screening",
+                      "aggregate opening", "proof (joint Groth16)", "local verify",
                       "sign digest", "round overhead", "local verify", "collect signatures", "submit",
                       "total (measured)"]
     for r in rows:
@@ -43,6 +44,7 @@ def test_round_bench_rows(tmp_path, capsys) -> None:
     by = {(r["phase"], r["where"]): r for r in rows}
     assert by[("proof (joint Groth16)", "servers")]["cpu_servers_s"] > 0
     assert by[("validate", "servers")]["cpu_servers_s"] > 0
+    assert by[("re-check before opening", "servers")]["cpu_servers_s"] > 0
     assert total["gas_used"] > 200_000
     with (tmp_path / "round.csv").open() as f:
         got = list(csv.DictReader(f))
