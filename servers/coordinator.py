@@ -625,7 +625,8 @@ class Coordinator:
         try:
             self.with_retries(f"batch {index}", attempt)
         except RoundFailed as exc:
-            if self.given_up_by_servers(batch):  # the servers gave the set up: the index is free
+            # a proof that failed the servers' own verification may have made them give the set up
+            if "ProofRejected" in str(exc) and self.given_up_by_servers(batch):
                 return batch
             batch.status = "failed"
             batch.attempts.append({"error": str(exc)})
