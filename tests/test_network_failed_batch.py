@@ -9,6 +9,10 @@ the coordinator process, real proofs; server 3 runs test_network_malicious.Malic
    n = 2t+1). Every retry opens the same pinned aggregate; after MAX_FAILED_PROOFS failed proofs
    every server gives the set up, the coordinator raises an alert and proves a fresh, disjoint
    set at the same index, which is paid. The given-up DOs are never batched again.
+3. `pass2`: server 3 lets a colluding invalid DO through validation AND the re-check, then turns
+   honest. The batch's witness is invalid, so every proof fails even with honest servers (the
+   stuck market of issue 10, item 2): after three failed proofs the set is given up and the next
+   DOs are paid at that index.
 """
 
 from __future__ import annotations
@@ -39,10 +43,10 @@ TESTS = Path(__file__).resolve().parent
 def devnet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Devnet]:
     opts = DevnetOptions(
         servers=3,
-        dos=10,
-        invalid=1,
+        dos=16,
+        invalid=2,
         seed=23,
-        batches=3,
+        batches=4,
         point_shares=False,
         recv_timeout=RECV_TIMEOUT,
         engines={3: "test_network_malicious:make_malicious_engine"},
@@ -138,3 +142,47 @@ def test_a_set_that_never_proves_is_given_up_and_the_index_takes_a_fresh_set(dev
     assert "ALERT batch 1 given up after failed proofs" in out.stdout, out.stdout
     for a in first_four:
         assert f"{a}: {batch_policy.BURNED_PREFIX}" in out.stdout, out.stdout
+
+
+def test_an_invalid_do_let_through_twice_costs_one_batch_not_the_market(devnet: Devnet) -> None:
+    from omniplus.prover import contribution
+
+    net = devnet
+    assert net.market.batches_submitted() == 2, "runs after the first two tests"
+    honest = [d for d in net.dos if d.valid][9:14]
+    bad = [d for d in net.dos if not d.valid][1]
+    lim = 1 << (net.params.bits - 1)
+    # an update along the honest direction but three times too long: over the norm bound, and with
+    # a positive contribution score, so screening would keep it (only the proof can catch it)
+    bad.row = [max(-lim, min(lim - 1, 3 * x)) for x in honest[0].row]
+    assert sum(x * x for x in bad.row) > net.params.norm_bound
+    first = honest[:3] + [bad]
+    assert min(contribution.scores([d.row for d in first])) > 0
+    (net.root / COLLUDER).write_text(json.dumps({"address": bad.address, "row": bad.row}))
+    (net.root / MALICE).write_text("pass2")
+    submit(net, first)
+    proc = net.start_coordinator(batches=1, max_attempts=3, batch_wait=0.5)
+    try:
+        import time
+
+        deadline = time.monotonic() + 300
+        while not [e for e in events(net.coordinator_log(), "batch_given_up") if e.get("batch") == 2]:
+            assert proc.poll() is None and time.monotonic() < deadline, net.coordinator_log()[-4000:]
+            time.sleep(0.5)
+        assert (net.root / MALICE).read_text().strip() == "none"  # both deviations were made
+        submit(net, honest[3:])  # two more DOs for the freed index
+        assert proc.wait(300) == 0, net.coordinator_log()[-4000:]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    gave_up = sorted(d.address.lower() for d in first)
+    for j in (1, 2, 3):
+        log = net.server_log(j)
+        assert not [e for e in events(log, "batch_recheck_failed") if e["batch"] == 2]  # the re-check was fooled
+        assert [e["failures"] for e in events(log, "batch_proof_failed") if e["batch"] == 2] == [1, 2, 3]
+        given = [e for e in events(log, "batch_given_up") if e["batch"] == 2]
+        assert len(given) == 1 and sorted(given[0]["dos"]) == gave_up
+    assert net.market.batches_submitted() == 3
+    pay = pay_by_score(net, honest[3:])
+    assert all(net.market.credit(d.address) == pay[d.address] > 0 for d in honest[3:])
+    assert all(net.market.credit(d.address) == 0 for d in first)

@@ -18,6 +18,7 @@ Each time the honest servers must name server 3 (logs, state.json, `omniplus coo
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import subprocess
@@ -96,19 +97,22 @@ def lagrange_at_zero(j: int, points: Sequence[int]) -> int:
 
 class MaliciousEngine(MpcEngine):
     def validate(self, ctx: RoundContext, submissions: Sequence[StoredSubmission]) -> dict[bytes, Verdict]:
-        if armed(("pass",)) == "pass":
-            return self.validate_colluding(ctx, submissions)
+        mode = armed(("pass", "pass2"))
+        if mode != "none":
+            with self.colluding(ctx, submissions, then="none" if mode == "pass" else "pass1"):
+                return super().validate(ctx, submissions)
         mode = armed(("rush", "withhold"))
         if mode != "none":
             ctx.log("test_malice", mode=mode, session=ctx.session)
             ctx = dataclasses.replace(ctx, channel=MaliciousNet(ctx.channel, mode))
         return super().validate(ctx, submissions)
 
-    def validate_colluding(self, ctx: RoundContext, submissions: Sequence[StoredSubmission]) -> dict[bytes, Verdict]:
+    @contextlib.contextmanager
+    def colluding(self, ctx: RoundContext, submissions: Sequence[StoredSubmission], then: str) -> Iterator[None]:
         """`pass`: the colluding invalid DO told us its update, so we know its true validity value v
         once the coin is drawn, and shift our degree-2t point by -v/λ_3: every server opens 0 and
-        accepts it. Undetectable at n = 2t+1 (no spare point); only the batch's re-check under a
-        fresh coin (servers/mpc_engine.decide_kept) can still catch it."""
+        accepts it. Undetectable at n = 2t+1 (no spare point). Used in validation (`pass`, `pass2`)
+        and, for `pass2`, once more in the batch's re-check (`pass1`); `then` is the next mode."""
         from omniplus.prover.field import R
         from omniplus.prover.mpc import validation
         from omniplus.servers.data_owner import update_block
@@ -117,7 +121,8 @@ class MaliciousEngine(MpcEngine):
         target = bytes.fromhex(info["address"][2:].lower())
         sub = next((s for s in submissions if s.do_address == target), None)
         if sub is None:
-            return super().validate(ctx, submissions)
+            yield
+            return
         clear = update_block(self.setup, self.layout, info["row"], check=False)[1]
         shares = list(sub.share_values())
         inv_lam = pow(lagrange_at_zero(ctx.party, list(range(1, ctx.n + 1))), -1, R)
@@ -126,20 +131,23 @@ class MaliciousEngine(MpcEngine):
         def shifted(circuit: Any, w: Sequence[int], rhos: Sequence[int]) -> int:
             v = honest(circuit, w, rhos)
             if list(w) == shares:
-                disarm()
+                Path(MALICE).write_text(then)
                 v = (v - honest(circuit, clear, rhos) * inv_lam) % R
             return v
 
         ctx.log("test_malice", mode="pass", session=ctx.session)
         validation.residual = shifted
         try:
-            return super().validate(ctx, submissions)
+            yield
         finally:
             validation.residual = honest
 
     def prove_batch(
         self, ctx: RoundContext, batch: BatchRequest, submissions: Sequence[StoredSubmission]
     ) -> dict[str, Any]:
+        if armed(("pass1",)) == "pass1":  # `pass2`'s second deviation: in the batch's re-check
+            with self.colluding(ctx, submissions, then="none"):
+                return super().prove_batch(ctx, batch, submissions)
         mode = armed(("c3", "c2", "c1"))
         if mode != "none":  # `cK`: a wrong round-2 C share in the next K batch attempts (not locatable)
             ctx.log("test_malice", mode=mode, session=ctx.session)
