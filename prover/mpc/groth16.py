@@ -35,7 +35,7 @@ from omniplus.prover.groth16_prove import (
     qap_evaluations,
 )
 from omniplus.prover.mpc.audit import Deviation
-from omniplus.prover.mpc.net import Net, NetError
+from omniplus.prover.mpc.net import Net, NetError, need_parties
 from omniplus.prover.mpc.opening import InconsistentOpening, open_points
 from omniplus.prover.mpc.randomness import Rng, joint_sharings
 from omniplus.prover.proof import Proof
@@ -106,7 +106,11 @@ def local_commitments(zk: Zkey, engine: ProverEngine, w: Sequence[int], rnd: Par
 
 def prove_party(net: Net, t: int, zk: Zkey, engine: ProverEngine, w: Sequence[int],
                 rnd: PartyRandomness, tag: str, dealt: Dealt | None = None) -> Proof:
-    """One server's run of the collaborative prover; every party returns the same proof."""
+    """One server's run of the collaborative prover; every party returns the same proof.
+
+    Runs on the round's parties (`net.parties`, which may leave a named server out): C is a
+    degree-2t opening, so at least 2t+1 of them."""
+    need_parties(net, t, "the collaborative prover's degree-2t opening")
     A_j, B1_j, B2_j, LH_j = local_commitments(zk, engine, w, rnd, dealt)
     by_dos = dealt is not None and dealt.by_dos
     try:
