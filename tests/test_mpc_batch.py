@@ -321,3 +321,39 @@ def load_layout_stub():
     from omniplus.prover.mpc.validation import BlockCircuit
 
     return BlockCircuit(size=1, constraints=())
+
+
+@pytest.mark.parametrize("which", ["a", "b1"])
+def test_with_two_spares_a_wrong_round1_point_names_its_server(batch_env, which) -> None:
+    """n = 4, t = 1 (two spare points): server 4's wrong A or B1 point in round 1 is located by
+    the points alone -- every honest server names party 4 (the run fails with its Deviation)."""
+    from omniplus.prover.curve import g1_add
+    from omniplus.prover.mpc import groth16
+    from omniplus.prover.mpc.audit import Deviation
+
+    setup, layout, zk = batch_env
+    row = valid_row(setup.params, random.Random(5))
+    shares = share_all({"do0": make_block(setup, layout, row)}, 1, 4)
+    pub = public_signals(BindingContext(payees=(PAYEES["do0"],)), pack_aggregate(setup.params, row),
+                         pack_scores(setup.params, [0]))
+    engine = NativeEngine(zk)
+    caught: dict[int, int] = {}
+    honest = groth16.local_commitments
+
+    def body(net):
+        w = witness_shares(setup, layout, [shares[net.party]["do0"]], pub, row)
+        rnd = joint_randomness(net, 1, Rng(), "loc/blind")
+        A, B1, B2, LH = honest(zk, engine, w, rnd)
+        if net.party == 4:
+            A, B1 = (g1_add(A, A), B1) if which == "a" else (A, g1_add(B1, B1))
+        try:
+            (_, _), (_,) = groth16.open_points(net, "loc/round1", [A, B1], [B2], degree=1)
+        except groth16.InconsistentOpening as exc:
+            err = groth16.locate_round1(exc)
+            assert isinstance(err, Deviation)
+            caught[net.party] = err.culprit
+            return None
+        return "opened"
+
+    run_parties(4, body, timeout=120)
+    assert caught == {1: 4, 2: 4, 3: 4, 4: 4}

@@ -154,7 +154,12 @@ def locate_round1(exc: InconsistentOpening) -> NetError:
     With n = 2t+1 one spare point cannot say whose point is wrong, but B has a second relation:
     the opening without the bad party satisfies e(B1, G2) = e(G1, B2), the others (almost surely)
     do not. A wrong point in A alone breaks no such relation: that is detected, not located
-    (the caller re-runs under fresh randomness; docs/DESIGN.md, "Threat model")."""
+    (the caller re-runs under fresh randomness; docs/DESIGN.md, "Threat model"). With two or
+    more spare points (n ≥ 2t+2 parties in the round) the points locate it by themselves: the
+    one party without whom every other point lies on one curve (A included)."""
+    alone = [x for x, ok in exc.alone.items() if ok]
+    if len(alone) == 1 and len(exc.alone) == len(exc.without):
+        return Deviation(alone[0], f"{exc} -- every other party's points lie on one curve, its do not")
     good = [x for x, (g1, g2) in exc.without.items() if b_consistent(g1[1], g2[0])]
     bad_b = [x for x, (g1, g2) in exc.without.items() if not b_consistent(g1[1], g2[0])]
     if len(good) == 1 and bad_b:
