@@ -10,6 +10,10 @@ lower-level point-to-point calls it is built from::
 Messages are addressed by (session, round, tag, sender); each address is used once, so a
 duplicate or replayed message is refused rather than silently overwriting the first one.
 
+A Channel belongs to one round's party set (`parties`, sorted; default 1..n): a round that leaves
+a named server out sends only to its parties, and the Mailbox refuses (PERMISSION_DENIED) that
+session's messages from any other sender, dropping those that came before the round opened.
+
 Networks hand out Channels: `InProcessHub(n).network(j)` (parties in threads of one process) here,
 and `servers.wire.GrpcNetwork` (Peer.Exchange over mutual TLS). Both run every message through
 the same `check_message` and `Mailbox`, so the protocol sees the same bytes, limits and errors

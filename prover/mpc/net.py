@@ -3,8 +3,10 @@
 The protocol code sees one `Net` per party: `broadcast` (every party sends one payload to all and
 receives everyone's) and `exchange` (a private payload to each peer, e.g. the sub-shares of a
 dealt sharing). Tags name the step (session, round, purpose); a tag is used once per party, which
-is what makes a replayed or misrouted message detectable. The gRPC servers implement this
-interface over mutual TLS; `LocalHub` implements it in-process for tests and benchmarks.
+is what makes a replayed or misrouted message detectable. `parties` is the round's party set:
+all of 1..n, or a subset of at least 2t+1 once a server is left out (the DOs' shares stay at
+1..n). The gRPC servers implement this interface over mutual TLS; `LocalHub` implements it
+in-process for tests and benchmarks.
 """
 
 from __future__ import annotations
