@@ -196,8 +196,12 @@ contract RollupMarket {
         }
         uint256 n = committee_.length;
         if (n == 0 || n > 256 || fingerprints_.length != n) revert BadParams("committee: 1..256 members, one fingerprint each");
-        // t+1 signatures with n >= 2t+1 servers: a majority, so two disjoint sets cannot both sign.
-        if (threshold_ == 0 || 2 * threshold_ <= n || threshold_ > n) revert BadParams("threshold must be t+1 with n >= 2t+1");
+        // t+1 signatures with 2t+1 <= n <= 3t+1 servers: every round runs on 2t+1 of them (a named
+        // server is left out at n >= 2t+2), and any two such rounds share t+1 servers, one of them
+        // honest, which holds one agreed set per index (so no index gets two aggregates or two
+        // signed batches from honest servers). n = 2t+1 is the majority case.
+        if (threshold_ == 0 || 2 * threshold_ > n + 1 || n + 2 > 3 * threshold_)
+            revert BadParams("threshold must be t+1 with 2t+1 <= n <= 3t+1");
         uint256 required = t.batchSize * t.batches * t.reward;
         if (msg.value < required) revert DepositTooSmall(msg.value, required);
         for (uint256 i = 0; i < n; i++) {

@@ -39,6 +39,17 @@ def share(secret: int, t: int, n: int, rng: Any = None) -> list[int]:
     return [poly_eval(coeffs, x) for x in range(1, n + 1)]
 
 
+def share_at(secret: int, t: int, xs: Sequence[int], rng: Any = None) -> list[int]:
+    """Shares [f(x) for x in xs] of a random degree-t polynomial f with f(0) = secret: a sharing
+    among a subset of the parties (a round that leaves a server out deals at its parties' points)."""
+    if t < 0 or len(xs) < t + 1:
+        raise ValueError(f"need at least t+1 points (t={t}, points={list(xs)})")
+    if len(set(xs)) != len(xs) or any(x % R == 0 for x in xs):
+        raise ValueError(f"share points must be distinct and non-zero, got {list(xs)}")
+    coeffs = [secret % R] + [_rand(rng) for _ in range(t)]
+    return [poly_eval(coeffs, x) for x in xs]
+
+
 def lagrange_at(xs: Sequence[int], x: int) -> list[int]:
     """λ_j with f(x) = Σ λ_j f(xs[j]) for every f of degree < len(xs)."""
     xs = [v % R for v in xs]

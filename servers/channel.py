@@ -10,6 +10,10 @@ lower-level point-to-point calls it is built from::
 Messages are addressed by (session, round, tag, sender); each address is used once, so a
 duplicate or replayed message is refused rather than silently overwriting the first one.
 
+A Channel belongs to one round's party set (`parties`, sorted; default 1..n): a round that leaves
+a named server out sends only to its parties, and the Mailbox refuses (PERMISSION_DENIED) that
+session's messages from any other sender, dropping those that came before the round opened.
+
 Networks hand out Channels: `InProcessHub(n).network(j)` (parties in threads of one process) here,
 and `servers.wire.GrpcNetwork` (Peer.Exchange over mutual TLS). Both run every message through
 the same `check_message` and `Mailbox`, so the protocol sees the same bytes, limits and errors
@@ -150,17 +154,26 @@ class Mailbox:
         self._aborted: dict[str, str] = {}
         self._closed: OrderedDict[str, None] = OrderedDict()
         self._opened: set[str] = set()
+        self._members: dict[str, frozenset[int]] = {}  # session -> the parties of its round
         self._first_seen: dict[str, float] = {}  # unopened session -> when its first message came
         self._peer_msgs: dict[int, int] = {}  # sender -> pending messages
         self._peer_bytes: dict[int, int] = {}  # sender -> pending bytes (with overhead)
         self._session_msgs: dict[tuple[str, int], int] = {}  # (session, sender) -> messages ever
         self.refused: dict[int, int] = {}  # sender -> messages refused for a quota (for logs/tests)
 
-    def open(self, session: str) -> None:
-        """A local round runs this session: its messages are no longer subject to the TTL."""
+    def open(self, session: str, parties: Sequence[int] | None = None) -> None:
+        """A local round runs this session: its messages are no longer subject to the TTL. With
+        `parties` (the round's party set) messages from any other sender are refused, and those
+        that came before the round opened are dropped."""
         with self._cv:
             self._opened.add(session)
             self._first_seen.pop(session, None)
+            if parties is not None:
+                members = frozenset(parties)
+                self._members[session] = members
+                for key in [k for k in self._box if k[0] == session and k[3] not in members]:
+                    self._release(key, self._box.pop(key))
+                    self.refused[key[3]] = self.refused.get(key[3], 0) + 1
 
     def _expire(self, now: float) -> None:
         ttl = self.limits.unopened_session_ttl
@@ -184,6 +197,13 @@ class Mailbox:
                 raise TransportError(f"session {session!r} is closed", "FAILED_PRECONDITION")
             if session in self._aborted:
                 raise TransportError(f"session {session!r} was aborted: {self._aborted[session]}", "ABORTED")
+            members = self._members.get(session)
+            if members is not None and sender not in members:
+                self.refused[sender] = self.refused.get(sender, 0) + 1
+                raise TransportError(
+                    f"party {sender} is not in the party set {sorted(members)} of session {session!r}",
+                    "PERMISSION_DENIED",
+                )
             if key in self._box or key in self._used:
                 raise TransportError(
                     f"duplicate message from party {sender}: session {session!r} round {rnd} tag {tag!r}",
@@ -262,6 +282,7 @@ class Mailbox:
         for k in [k for k in self._session_msgs if k[0] == session]:
             del self._session_msgs[k]
         self._opened.discard(session)
+        self._members.pop(session, None)
 
     @property
     def buffered_bytes(self) -> int:
@@ -289,11 +310,14 @@ class Network(ABC):
     limits: TransportLimits
     keys: Any = None  # prover.mpc.audit.EcdsaKeys: signs this party's protocol statements
 
-    def channel(self, session: str) -> Channel:
+    def channel(self, session: str, parties: Sequence[int] | None = None) -> Channel:
+        """A Channel for one session among `parties` (sorted Shamir points; default 1..n): sends go
+        to those parties only, and the mailbox refuses this session's messages from anyone else."""
         if not _NAME_RE.match(session):
             raise TransportError("session must be 1-128 characters of [A-Za-z0-9._:/@+-]", "INVALID_ARGUMENT")
-        self.mailbox.open(session)
-        return Channel(self, session)
+        members = round_parties(parties, self.n, self.party)
+        self.mailbox.open(session, members)
+        return Channel(self, session, members)
 
     @abstractmethod
     def _deliver(self, to: int, session: str, rnd: int, tag: str, msg: Message) -> None:
@@ -307,14 +331,32 @@ class Network(ABC):
         """Release sockets; the in-process network has none."""
 
 
-class Channel:
-    """A Net (prover/mpc/net.py) for one session, plus point-to-point send/recv by (round, tag)."""
+def round_parties(parties: Sequence[int] | None, n: int, party: int) -> tuple[int, ...]:
+    """A round's party set, sorted: distinct ids of 1..n that include `party` (default all 1..n)."""
+    if parties is None or len(parties) == 0:
+        return tuple(range(1, n + 1))
+    out = tuple(sorted(int(j) for j in parties))
+    if len(set(out)) != len(out):
+        raise TransportError(f"party set {list(parties)} lists a server twice", "INVALID_ARGUMENT")
+    if any(not 1 <= j <= n for j in out):
+        raise TransportError(f"party set {list(parties)} has ids outside 1..{n}", "INVALID_ARGUMENT")
+    if party not in out:
+        raise TransportError(f"party set {list(out)} does not include this server ({party})", "INVALID_ARGUMENT")
+    return out
 
-    def __init__(self, network: Network, session: str) -> None:
+
+class Channel:
+    """A Net (prover/mpc/net.py) for one session, plus point-to-point send/recv by (round, tag).
+
+    `parties` is the round's party set (sorted; all 1..n unless the round leaves servers out):
+    broadcasts and exchanges reach exactly those, and only they are waited for."""
+
+    def __init__(self, network: Network, session: str, parties: Sequence[int] | None = None) -> None:
         self.network = network
         self.session = session
         self.party = network.party
         self.n = network.n
+        self.parties = round_parties(parties, network.n, network.party)
         self.stats = ChannelStats()
 
     # point to point
@@ -354,7 +396,7 @@ class Channel:
     def _collect(self, rnd: int, tag: str) -> dict[int, bytes]:
         """Everyone's message for (rnd, tag); a party that stays silent past the timeout is named."""
         out = {}
-        for j in range(1, self.n + 1):
+        for j in self.parties:
             try:
                 out[j] = self.recv(j, rnd, tag)
             except TransportError as exc:
@@ -366,16 +408,16 @@ class Channel:
         return out
 
     def broadcast(self, tag: str, payload: bytes, rnd: int = 0) -> dict[int, bytes]:
-        """Send `payload` to every party; return every party's payload (ours included)."""
-        self._send_many([(j, payload) for j in range(1, self.n + 1)], rnd, tag, KIND_BYTES, 0)
+        """Send `payload` to every party of the round; return every party's payload (ours included)."""
+        self._send_many([(j, payload) for j in self.parties], rnd, tag, KIND_BYTES, 0)
         self.stats.rounds += 1
         return self._collect(rnd, tag)
 
     def exchange(self, tag: str, payloads: Mapping[int, bytes], rnd: int = 0) -> dict[int, bytes]:
         """Send payloads[j] to party j only; return what each party sent us (ours included)."""
-        if sorted(payloads) != list(range(1, self.n + 1)):
+        if tuple(sorted(payloads)) != self.parties:
             raise TransportError(
-                f"exchange {tag!r} needs one payload per party 1..{self.n}", "INVALID_ARGUMENT"
+                f"exchange {tag!r} needs one payload per party of {list(self.parties)}", "INVALID_ARGUMENT"
             )
         self._send_many(sorted(payloads.items()), rnd, tag, KIND_BYTES, 0)
         self.stats.rounds += 1
@@ -389,8 +431,11 @@ class Channel:
         self.network.mailbox.close(self.session)
 
     def _check_party(self, j: int) -> None:
-        if not 1 <= j <= self.n:
-            raise TransportError(f"no party {j} (parties are 1..{self.n})", "INVALID_ARGUMENT")
+        if j not in self.parties:
+            if not 1 <= j <= self.n:
+                raise TransportError(f"no party {j} (parties are 1..{self.n})", "INVALID_ARGUMENT")
+            raise TransportError(f"party {j} is not in this round's party set {list(self.parties)}",
+                                 "INVALID_ARGUMENT")
 
     def _send_many(
         self, items: Sequence[tuple[int, bytes]], rnd: int, tag: str, kind: int, count: int

@@ -75,18 +75,21 @@ class ControlClient:
     close = reset
 
     # Control
-    def start_validation(self, j: int, session: str, dos: Sequence[bytes], timeout: float = 10) -> Any:
+    def start_validation(self, j: int, session: str, dos: Sequence[bytes], timeout: float = 10,
+                         parties: Sequence[int] = ()) -> Any:
+        """Start a validation round on server j; `parties` (empty: all servers) run it."""
         pb, _ = _pb()
-        req = pb.StartValidationRequest(session=session, do_addresses=list(dos))
+        req = pb.StartValidationRequest(session=session, do_addresses=list(dos), parties=list(parties))
         return self._control(j).StartValidation(req, timeout=timeout, wait_for_ready=True)
 
     def start_batch(
         self, j: int, session: str, batch_index: int, dos: Sequence[bytes], params: dict[str, Any],
-        timeout: float = 10,
+        timeout: float = 10, parties: Sequence[int] = (),
     ) -> Any:
         pb, _ = _pb()
         req = pb.StartBatchRequest(
-            session=session, batch_index=batch_index, do_addresses=list(dos), params=json.dumps(params).encode()
+            session=session, batch_index=batch_index, do_addresses=list(dos), params=json.dumps(params).encode(),
+            parties=list(parties),
         )
         return self._control(j).StartBatch(req, timeout=timeout, wait_for_ready=True)
 

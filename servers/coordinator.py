@@ -225,6 +225,7 @@ class Coordinator:
         self._last_candidates: set[str] = set()
         self.model_versions: dict[str, int] = {}
         self.given_up: set[str] = set()  # DOs of sets t+1 servers gave up (batch_policy.burn)
+        self._cannot_exclude: set[int] = set()  # named servers we warned about (n = 2t+1)
         self._idle_since = time.monotonic()
         self.stopping = threading.Event()
         self._pool = ThreadPoolExecutor(max_workers=max(2, cfg.n), thread_name_prefix="coord")
@@ -260,7 +261,7 @@ class Coordinator:
         deadline = time.monotonic() + (self.cfg.recover_timeout if timeout is None else timeout)
         down: list[int] = []
         while not self.stopping.is_set():
-            down = [s.id for s in self.cfg.servers if not self.healthy(s.id)]
+            down = [j for j in self.participants() if not self.healthy(j)]
             if self.state.get("pending_aborts"):
                 self.retry_aborts()
             if not down:
@@ -269,6 +270,41 @@ class Coordinator:
                 break
             time.sleep(0.5)
         raise RoundFailed(f"servers {down} did not come back", retry=False)
+
+    # ------------------------------------------------------------------ participants
+    def participants(self) -> list[int]:
+        """The servers that run the next round: all of them minus those *named* as deviating
+        (t+1 accusers, collect_blame), as long as at least 2t+1 remain (degree-2t openings need
+        2t+1 points); otherwise all. `server_excluded` (alert) is logged once per server when it is
+        first left out; at n = 2t+1 a warning says once that it cannot be."""
+        all_ids = [s.id for s in self.cfg.servers]
+        named = sorted(int(j) for j in self.state.get("named", {}))
+        rest = [j for j in all_ids if j not in named]
+        if not named:
+            return all_ids
+        t = self.cfg.threshold
+        if len(rest) >= 2 * t + 1:
+            excluded = self.state.setdefault("excluded", {})
+            for j in named:
+                if str(j) not in excluded:
+                    excluded[str(j)] = {"ts": round(time.time(), 3), "parties": rest}
+                    self.log("server_excluded", level="error", alert=True, server=j, parties=rest,
+                             note=f"named as deviating: every later round runs on servers {rest} only")
+                    self._save()
+            return rest
+        warned = self._cannot_exclude
+        for j in named:
+            if j not in warned:
+                warned.add(j)
+                why = ("n = 2t+1" if self.cfg.n == 2 * t + 1 else
+                       f"only {len(rest)} servers would remain, fewer than 2t+1 = {2 * t + 1}")
+                self.log("server_not_excluded", level="warning", server=j,
+                         note=f"server {j} named but cannot be excluded: {why}")
+        return all_ids
+
+    def _parties_arg(self, parties: Sequence[int]) -> list[int]:
+        """What StartValidation/StartBatch get: empty (every server) unless a server is left out."""
+        return [] if len(parties) == self.cfg.n else list(parties)
 
     # ------------------------------------------------------------------ discovery
     def paid(self) -> set[str]:
@@ -294,10 +330,13 @@ class Coordinator:
         self.discovery.refresh()
         states = self.discovery.states(exclude=paid)
         dos = sorted(states)
+        # judged by the round's participants only: an excluded server never validates, so its
+        # rows stay 'accepted' and must not hold a DO back
+        parties = set(self.participants())
         todo, valid, rejected = [], [], {}
         for do in dos:
-            per = states[do]
-            if len(per) < self.cfg.n or any(r.state == "unknown" for r in per.values()):
+            per = {j: r for j, r in states[do].items() if j in parties}
+            if len(per) < len(parties) or any(r.state == "unknown" for r in per.values()):
                 continue  # not every server holds a share (yet), or a server is down
             kinds = {r.state for r in per.values()}
             versions = {int(getattr(r, "model_version", 0)) for r in per.values()}
@@ -318,7 +357,8 @@ class Coordinator:
     def run_round(
         self, kind: str, dos: Sequence[str], batch_index: int = 0, params: dict[str, Any] | None = None
     ) -> tuple[str, dict[int, dict[str, Any]]]:
-        """Start one round on every server and wait for it; {server: result JSON}.
+        """Start one round on every participant (participants(): a named server is left out while
+        2t+1 remain) and wait for it; {server: result JSON} over the participants.
 
         Any server failing, restarting or unreachable ends the attempt: the session is aborted
         on every server (so peers stop waiting at once) and RoundFailed is raised. The round is
@@ -329,41 +369,43 @@ class Coordinator:
         session = f"{kind}-{batch_index}-{secrets.token_hex(4)}"
         addrs = [bytes.fromhex(d[2:]) for d in dos]
         started: list[int] = []
-        self.log("round_start", kind=kind, session=session, dos=list(dos), batch=batch_index)
+        parties = self.participants()
+        self.log("round_start", kind=kind, session=session, dos=list(dos), batch=batch_index, parties=parties)
         inflight = self.state.setdefault("inflight", [])
         inflight.append({"session": session, "kind": kind, "batch": batch_index, "ts": round(time.time(), 3)})
         self._save()
         try:
-            return self._run_round(session, kind, addrs, started, batch_index, params)
+            return self._run_round(session, kind, addrs, started, batch_index, params, parties)
         finally:
             self.state["inflight"] = [r for r in self.state.get("inflight", []) if r["session"] != session]
             self._save()
 
     def _run_round(
         self, session: str, kind: str, addrs: list[bytes], started: list[int], batch_index: int,
-        params: dict[str, Any] | None,
+        params: dict[str, Any] | None, parties: Sequence[int],
     ) -> tuple[str, dict[int, dict[str, Any]]]:
-        all_ids = [s.id for s in self.cfg.servers]
+        all_ids = list(parties)
+        arg = self._parties_arg(parties)
         try:
-            for ref in self.cfg.servers:
+            for j in all_ids:
                 if kind == "validate":
-                    self.control.start_validation(ref.id, session, addrs, timeout=self.start_timeout)
+                    self.control.start_validation(j, session, addrs, timeout=self.start_timeout, parties=arg)
                 else:
-                    self.control.start_batch(ref.id, session, batch_index, addrs, params or {},
-                                             timeout=self.start_timeout)
-                started.append(ref.id)
+                    self.control.start_batch(j, session, batch_index, addrs, params or {},
+                                             timeout=self.start_timeout, parties=arg)
+                started.append(j)
         except grpc.RpcError as exc:
             # the refusing server may have started it before its reply was lost: abort there too
-            self.abort(session, all_ids, f"server {ref.id} refused to start: {exc.details()}")
+            self.abort(session, all_ids, f"server {j} refused to start: {exc.details()}")
             raise RoundFailed(
-                f"{kind} {session}: server {ref.id} did not start the round: {exc.code().name}: {exc.details()}",
+                f"{kind} {session}: server {j} did not start the round: {exc.code().name}: {exc.details()}",
                 retry=exc.code() in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED),
             ) from None
         deadline = time.monotonic() + self.cfg.round_timeout
         last_ok = {j: time.monotonic() for j in all_ids}
         while True:
             done: dict[int, dict[str, Any]] = {}
-            for j, rep in self.poll_round(session).items():
+            for j, rep in self.poll_round(session, all_ids).items():
                 if isinstance(rep, grpc.RpcError):
                     if time.monotonic() - last_ok[j] >= self.cfg.server_down_grace:
                         why = f"server {j} unreachable during the round ({rep.code().name})"
@@ -373,15 +415,15 @@ class Coordinator:
                 last_ok[j] = time.monotonic()
                 if rep.state in DEAD_STATES:
                     why = f"server {j} reports the round {rep.state}: {rep.error}"
-                    named = self.collect_blame(session, kind)
+                    named = self.collect_blame(session, kind, parties=all_ids)
                     self.abort(session, started, why)
                     if named:
                         why += f" (server(s) {named} named as deviating)"
                     raise RoundFailed(f"{kind} {session}: {why}")
                 if rep.state == "done":
                     done[j] = json.loads(rep.result or b"{}")
-            if len(done) == self.cfg.n:
-                self.log("round_done", kind=kind, session=session)
+            if len(done) == len(all_ids):
+                self.log("round_done", kind=kind, session=session, parties=all_ids)
                 return session, done
             if time.monotonic() > deadline or self.stopping.is_set():
                 self.abort(session, started, "coordinator timeout")
@@ -397,18 +439,19 @@ class Coordinator:
     def start_timeout(self) -> float:
         return max(1.0, min(10.0, 2 * self.cfg.server_down_grace))
 
-    def poll_round(self, session: str) -> dict[int, Any]:
-        """RoundStatus from every server at once: {server: reply or grpc.RpcError}."""
+    def poll_round(self, session: str, servers: Sequence[int] | None = None) -> dict[int, Any]:
+        """RoundStatus from every server (or `servers`) at once: {server: reply or grpc.RpcError}."""
         def one(j: int) -> Any:
             try:
                 return self.control.round_status(j, session, timeout=self.call_timeout)
             except grpc.RpcError as exc:
                 return exc
 
-        ids = [s.id for s in self.cfg.servers]
+        ids = [s.id for s in self.cfg.servers] if servers is None else list(servers)
         return dict(zip(ids, self._pool.map(one, ids), strict=True))
 
-    def collect_blame(self, session: str, kind: str, settle: float = 3.0) -> list[int]:
+    def collect_blame(self, session: str, kind: str, settle: float = 3.0,
+                      parties: Sequence[int] | None = None) -> list[int]:
         """Who do the servers say deviated in this round? Returns the servers *named*.
 
         Each failed server reports the party it caught (prover/mpc/audit.py Deviation). A server
@@ -418,11 +461,12 @@ class Coordinator:
         accusers: dict[int, set[int]] = {}
         reasons: dict[int, str] = {}
         deadline = time.monotonic() + settle
+        ids = [s.id for s in self.cfg.servers] if parties is None else list(parties)
         while True:
             failed = 0
-            for ref in self.cfg.servers:
+            for sid in ids:
                 try:
-                    rep = self.control.round_status(ref.id, session)
+                    rep = self.control.round_status(sid, session)
                 except grpc.RpcError:
                     continue
                 if rep.state in DEAD_STATES:
@@ -433,10 +477,10 @@ class Coordinator:
                         culprit = int(blame["culprit"])
                     except (ValueError, KeyError, TypeError):
                         continue
-                    if 1 <= culprit <= self.cfg.n and culprit != ref.id:
-                        accusers.setdefault(culprit, set()).add(ref.id)
+                    if 1 <= culprit <= self.cfg.n and culprit != sid:
+                        accusers.setdefault(culprit, set()).add(sid)
                         reasons.setdefault(culprit, str(blame.get("reason", "")))
-            if failed == self.cfg.n or time.monotonic() > deadline:
+            if failed == len(ids) or time.monotonic() > deadline:
                 break
             time.sleep(self.cfg.poll)
         named = sorted(j for j, who in accusers.items() if len(who) >= self.cfg.threshold + 1)
@@ -513,7 +557,7 @@ class Coordinator:
 
         def attempt() -> dict[str, str | None]:
             _, results = self.run_round("validate", dos)
-            first = results[1]
+            first = results[min(results)]
             if any(r != first for r in results.values()):
                 raise RoundFailed("servers disagree on the verdicts", retry=True)
             return {do: (None if first[do]["valid"] else first[do]["reason"]) for do in dos}
@@ -563,7 +607,7 @@ class Coordinator:
             t0, c0 = time.monotonic(), time.process_time()
             session, results = self.run_round("batch", dos, index, params)
             t1, c1 = time.monotonic(), time.process_time()
-            first = results[1]
+            first = results[min(results)]
             record = {"session": session, "prove_s": round(t1 - t0, 3)}
             if "point_shares" in first:  # did the DOs' point shares work, and whose were refused
                 record["point_shares"] = first["point_shares"]
@@ -891,8 +935,12 @@ def status_report(cfg: CoordinatorConfig) -> dict[str, Any]:
                          f"({e['kind']} {e['session']}): {e['reason']}")
     else:
         lines.append("no server named as deviating")
+    for j in sorted(state.get("excluded", {}), key=int):
+        lines.append(f"server {j} excluded from rounds (named); rounds run on servers "
+                     f"{state['excluded'][j].get('parties')}")
     disputed = [e for e in state.get("deviations", []) if not e.get("named")]
     if disputed:
         lines.append(f"disputed accusations (one accuser each): {len(disputed)}")
-    return {"named": named, "deviations": state.get("deviations", []), "batches": batches,
+    return {"named": named, "excluded": state.get("excluded", {}), "deviations": state.get("deviations", []),
+            "batches": batches,
             "rejected": state.get("rejected", {}), "text": "\n".join(lines)}

@@ -266,11 +266,13 @@ class Daemon:
         request: bytes,
         subs: Sequence[StoredSubmission],
         batch: BatchRequest | None,
+        parties: Sequence[int] | None = None,
     ) -> None:
+        """Run a round in a worker thread among `parties` (sorted server ids; default all n)."""
         if self._stopped.is_set():
             raise Rejected("UNAVAILABLE", "server is shutting down")
         try:
-            channel = self.network.channel(session)
+            channel = self.network.channel(session, parties)
         except TransportError as exc:
             raise Rejected("INVALID_ARGUMENT", str(exc)) from None
         self.storage.begin_round(session, kind, request)
@@ -286,13 +288,14 @@ class Daemon:
             self.storage,
             cancelled,
             self.log,
+            channel.parties,
         )
         th = threading.Thread(
             target=self._run_round, args=(ctx, list(subs), batch), name=f"round-{session}", daemon=True
         )
         with self._rounds_lock:
             self._rounds[session] = (th, cancelled, channel)
-        self.log("round_started", session=session, kind=kind, dos=len(subs))
+        self.log("round_started", session=session, kind=kind, dos=len(subs), parties=list(channel.parties))
         th.start()
 
     def _run_round(self, ctx: RoundContext, subs: list[StoredSubmission], batch: BatchRequest | None) -> None:

@@ -66,6 +66,13 @@ class RoundContext:
     storage: Storage
     cancelled: threading.Event
     log: Callable[..., None]  # log(event, **fields): one structured log line
+    # the servers running this round (sorted); n stays the committee size. A round may leave a
+    # server named as deviating out (servers/coordinator.py) while 2t+1 remain.
+    parties: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not self.parties:
+            self.parties = tuple(range(1, self.n + 1))
 
     def put(self, key: str, value: bytes) -> None:
         """Persist a blob for this session (fsync'd before returning)."""

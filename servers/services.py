@@ -103,12 +103,34 @@ class ControlService:
         assert self.d.engine is not None
         return self.d.engine
 
+    def _parties(self, request: Any) -> tuple[int, ...]:
+        """The round's party set from the request (empty: every server), or Rejected with one line:
+        it must hold this server, known ids only, no duplicates, and 2t+1 members (degree-2t
+        openings need 2t+1 points)."""
+        cfg = self.d.cfg
+        asked = [int(j) for j in request.parties]
+        if not asked:
+            return tuple(range(1, cfg.n + 1))
+        if len(set(asked)) != len(asked):
+            raise Rejected("INVALID_ARGUMENT", f"parties {asked}: a server is listed twice")
+        unknown = sorted(j for j in asked if not 1 <= j <= cfg.n)
+        if unknown:
+            raise Rejected("INVALID_ARGUMENT",
+                           f"parties {asked}: unknown server id(s) {unknown} (servers are 1..{cfg.n})")
+        if cfg.id not in asked:
+            raise Rejected("INVALID_ARGUMENT", f"parties {sorted(asked)} do not include this server ({cfg.id})")
+        if len(asked) < 2 * cfg.threshold + 1:
+            raise Rejected("FAILED_PRECONDITION", f"parties {sorted(asked)}: {len(asked)} servers, a round needs "
+                           f"2t+1 = {2 * cfg.threshold + 1}")
+        return tuple(sorted(asked))
+
     def StartValidation(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
         pb, _ = _pb()
         caller = self._caller(context)
         self._need_engine(context)
         dos = [bytes(a) for a in request.do_addresses]
         try:
+            parties = self._parties(request)
             if self.d.storage.round(request.session) is not None:
                 raise Rejected("ALREADY_EXISTS", f"session {request.session!r} already exists; start a new session")
             subs = (
@@ -122,8 +144,8 @@ class ControlService:
                     "FAILED_PRECONDITION",
                     f"no stored submission for {sorted('0x' + m.hex() for m in missing)}",
                 )
-            req = dumps({"dos": [s.do_address.hex() for s in subs], "by": caller})
-            self.d.start_round(request.session, "validate", req, subs, None)
+            req = dumps({"dos": [s.do_address.hex() for s in subs], "by": caller, "parties": list(parties)})
+            self.d.start_round(request.session, "validate", req, subs, None, parties=parties)
         except Rejected as exc:
             context.abort(status_code(exc.code), str(exc))
         return pb.ControlAck(session=request.session, state="running")
@@ -134,6 +156,7 @@ class ControlService:
         self._need_engine(context)
         dos = [bytes(a) for a in request.do_addresses]
         try:
+            parties = self._parties(request)
             if not dos:
                 raise Rejected("INVALID_ARGUMENT", "a batch needs at least one DO")
             try:
@@ -154,9 +177,10 @@ class ControlService:
                     "dos": [a.hex() for a in dos],
                     "params": params,
                     "by": caller,
+                    "parties": list(parties),
                 }
             )
-            self.d.start_round(request.session, "batch", req, subs, batch)
+            self.d.start_round(request.session, "batch", req, subs, batch, parties=parties)
         except Rejected as exc:
             context.abort(status_code(exc.code), str(exc))
         return pb.ControlAck(session=request.session, state="running")

@@ -358,6 +358,13 @@ def test_rejections_before_the_proof(node, setup):
         with pytest.raises(ChainError, match="threshold"):
             RollupMarket.deploy(w3, mo, v.address, task(), committee=Committee(COMMITTEE.members,
                                                                               COMMITTEE.fingerprints, thr))
+    # t+1 = 2 signatures serve n = 4 = 3t+1 (a named server can be left out), not n = 5
+    extra = [Account.create().address for _ in range(2)]
+    four = Committee((*COMMITTEE.members, extra[0]), (*COMMITTEE.fingerprints, keccak(b"cert 4")), 2)
+    assert RollupMarket.deploy(w3, mo, v.address, task(), committee=four).committee().threshold == 2
+    five = Committee((*four.members, extra[1]), (*four.fingerprints, keccak(b"cert 5")), 2)
+    with pytest.raises(ChainError, match="3t\\+1"):
+        RollupMarket.deploy(w3, mo, v.address, task(), committee=five)
     with pytest.raises(ChainError, match="BadParams"):
         RollupMarket.deploy(w3, mo, node.accounts[7].address, task(), committee=COMMITTEE)  # verifier w/o code
 

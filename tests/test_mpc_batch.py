@@ -260,3 +260,100 @@ def test_view_of_one_server_depends_only_on_its_shares_and_public_outputs(batch_
             b_j = g2_add(g2_mul(out.proof.b, lam[0]), g2_mul(own_b2, lam[1]))
             assert decode_g1(msg[j][:64], 1)[0] == a_j
             assert decode_g2(msg[j][128:], 1)[0] == b_j
+
+
+def test_batch_on_a_party_subset_matches_all_parties(batch_env) -> None:
+    """n = 4, t = 1 with server 3 left out (as after it was named): validation and the whole batch
+    proof run on parties {1, 2, 4} only, give the same verdicts as all four, and a proof that
+    verifies. The DOs' shares stay at points 1..4; nothing is dealt at point 3."""
+    setup, layout, zk = batch_env
+    params = setup.params
+    rng = random.Random(44)
+    rows = {"do0": valid_row(params, rng), "do1": valid_row(params, rng), "do3": valid_row(params, rng)}
+    blocks = {do: make_block(setup, layout, row) for do, row in rows.items()}
+    bad = make_block(setup, layout, [0] * params.dims)
+    bad[layout.block_names.index("g[0]")] = 2 ** params.bits
+    blocks["do2"] = bad
+    shares = share_all(blocks, 1, 4)
+    shares[2]["do3"][5] = (shares[2]["do3"][5] + 1) % R  # off do3's polynomial at a point both runs use
+    engine = NativeEngine(zk)
+    seen: dict[int, tuple[int, ...]] = {}
+
+    def body(net):
+        seen[net.party] = net.parties
+        return run_batch_party(net, 1, setup, zk, layout, engine, shares[net.party], PAYEES, BindingContext(),
+                               Rng(), "batch0")
+
+    full = run_parties(4, body)
+    sub = run_parties(4, body, parties=(1, 2, 4))
+    assert sub[2] is None and seen[1] == (1, 2, 4)
+    outs = [o for o in sub if o is not None]
+    assert len(outs) == 3 and all(o.proof == outs[0].proof and o.verdicts == outs[0].verdicts for o in outs)
+    assert outs[0].verdicts == full[0].verdicts == {"do0": None, "do1": None, "do2": REASON_INVALID,
+                                                    "do3": REASON_INCONSISTENT}
+    assert outs[0].included == full[0].included == ["do0", "do1"]
+    assert outs[0].aggregate == full[0].aggregate == [a + b for a, b in zip(rows["do0"], rows["do1"], strict=True)]
+    assert outs[0].scores == full[0].scores
+    vkey = json.loads(setup.vkey.read_text())
+    assert verify(vkey, outs[0].proof, outs[0].public)
+    assert outs[0].public == full[0].public
+
+
+def test_party_subsets_are_checked() -> None:
+    """A round's party set must be distinct ids of 1..n including the party; 2t+1 for degree 2t."""
+    from omniplus.prover.mpc.net import check_parties
+    from omniplus.prover.mpc.validation import validate_blocks
+
+    with pytest.raises(NetError, match="twice"):
+        check_parties([1, 1, 2], 4)
+    with pytest.raises(NetError, match="outside"):
+        check_parties([1, 2, 5], 4)
+    with pytest.raises(NetError, match="does not include"):
+        check_parties([1, 2, 4], 4, party=3)
+    hub = LocalHub(4, parties=(1, 4))
+    with pytest.raises(NetError, match="not in this round"):
+        hub.net(2)
+    with pytest.raises(NetError, match="2t\\+1"):
+        validate_blocks(hub.net(1), 1, load_layout_stub(), {}, Rng(), "r")
+
+
+def load_layout_stub():
+    from omniplus.prover.mpc.validation import BlockCircuit
+
+    return BlockCircuit(size=1, constraints=())
+
+
+@pytest.mark.parametrize("which", ["a", "b1"])
+def test_with_two_spares_a_wrong_round1_point_names_its_server(batch_env, which) -> None:
+    """n = 4, t = 1 (two spare points): server 4's wrong A or B1 point in round 1 is located by
+    the points alone -- every honest server names party 4 (the run fails with its Deviation)."""
+    from omniplus.prover.curve import g1_add
+    from omniplus.prover.mpc import groth16
+    from omniplus.prover.mpc.audit import Deviation
+
+    setup, layout, zk = batch_env
+    row = valid_row(setup.params, random.Random(5))
+    shares = share_all({"do0": make_block(setup, layout, row)}, 1, 4)
+    pub = public_signals(BindingContext(payees=(PAYEES["do0"],)), pack_aggregate(setup.params, row),
+                         pack_scores(setup.params, [0]))
+    engine = NativeEngine(zk)
+    caught: dict[int, int] = {}
+    honest = groth16.local_commitments
+
+    def body(net):
+        w = witness_shares(setup, layout, [shares[net.party]["do0"]], pub, row)
+        rnd = joint_randomness(net, 1, Rng(), "loc/blind")
+        A, B1, B2, LH = honest(zk, engine, w, rnd)
+        if net.party == 4:
+            A, B1 = (g1_add(A, A), B1) if which == "a" else (A, g1_add(B1, B1))
+        try:
+            (_, _), (_,) = groth16.open_points(net, "loc/round1", [A, B1], [B2], degree=1)
+        except groth16.InconsistentOpening as exc:
+            err = groth16.locate_round1(exc)
+            assert isinstance(err, Deviation)
+            caught[net.party] = err.culprit
+            return None
+        return "opened"
+
+    run_parties(4, body, timeout=120)
+    assert caught == {1: 4, 2: 4, 3: 4, 4: 4}

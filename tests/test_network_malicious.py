@@ -10,7 +10,9 @@ fault up without deviating), so the coordinator's retry under fresh masks meets 
   rushing server does to adapt its point to the others' and flip a verdict);
 * `b1`: its round-1 B1 share is a wrong point (the spare point detects it; the pairing check
   e(B1, G2) = e(G1, B2) on the openings without each server locates it);
-* `withhold`: it never sends its validation opening.
+* `withhold`: it never sends its validation opening;
+* `b1-always`: as `b1`, but never disarmed (a persistent deviator: tests/test_network_exclusion.py,
+  where n = 4 = 2t+2 lets the coordinator leave it out once it is named).
 
 Each time the honest servers must name server 3 (logs, state.json, `omniplus coordinator
 --status`), and in the end the valid DOs are paid, the invalid one is not.
@@ -125,7 +127,7 @@ class MaliciousEngine(MpcEngine):
             return
         clear = update_block(self.setup, self.layout, info["row"], check=False)[1]
         shares = list(sub.share_values())
-        inv_lam = pow(lagrange_at_zero(ctx.party, list(range(1, ctx.n + 1))), -1, R)
+        inv_lam = pow(lagrange_at_zero(ctx.party, list(ctx.parties)), -1, R)
         honest = validation.residual
 
         def shifted(circuit: Any, w: Sequence[int], rhos: Sequence[int]) -> int:
@@ -168,8 +170,9 @@ class MaliciousEngine(MpcEngine):
                 return super().prove_batch(ctx, batch, submissions)
             finally:
                 groth16.finish_c = honest_c
-        if armed(("b1",)) == "b1":
-            ctx.log("test_malice", mode="b1", session=ctx.session)
+        mode = armed(("b1", "b1-always"))
+        if mode != "none":
+            ctx.log("test_malice", mode=mode, session=ctx.session)
             from omniplus.prover.curve import g1_add
             from omniplus.prover.mpc import groth16
 
@@ -177,7 +180,8 @@ class MaliciousEngine(MpcEngine):
 
             def bad(*args: Any, **kwargs: Any) -> Any:
                 A, B1, B2, LH = honest(*args, **kwargs)
-                disarm()
+                if mode == "b1":
+                    disarm()
                 return A, g1_add(B1, B1), B2, LH  # a B1 point that is not our share
 
             groth16.local_commitments = bad

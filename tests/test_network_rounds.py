@@ -192,3 +192,30 @@ def test_abort_and_restart(net: tuple[LocalNet, dict[int, Daemon]]) -> None:
             stub.StartValidation(pb.StartValidationRequest(session="retry-1"), timeout=5)
     replies = wait_state(ln, "retry-1", "done")
     assert [r.state for r in replies] == ["done"] * 3, [r.error for r in replies]
+
+
+def test_a_round_party_set_is_checked(net: tuple[LocalNet, dict[int, Daemon]]) -> None:
+    """StartValidation/StartBatch refuse a party set without this server, with unknown ids, with
+    duplicates, or with fewer than 2t+1 servers (one clear line each); empty means all servers."""
+    ln, daemons = net
+    submit(ln, 1, 42)
+    addrs = [bytes.fromhex(do_addr(1)[2:])]
+    cases = [([2, 3], grpc.StatusCode.INVALID_ARGUMENT, "do not include this server (1)"),
+             ([1, 2, 7], grpc.StatusCode.INVALID_ARGUMENT, "unknown server id(s) [7]"),
+             ([1, 2, 2, 3], grpc.StatusCode.INVALID_ARGUMENT, "listed twice"),
+             ([1, 2], grpc.StatusCode.FAILED_PRECONDITION, "a round needs 2t+1 = 3")]
+    for i, (parties, code, text) in enumerate(cases):
+        for req in (pb.StartValidationRequest(session=f"p{i}", parties=parties),
+                    pb.StartBatchRequest(session=f"q{i}", batch_index=0, do_addresses=addrs, parties=parties)):
+            ch, stub = ctl(ln, 1)
+            call = stub.StartValidation if isinstance(req, pb.StartValidationRequest) else stub.StartBatch
+            with ch, pytest.raises(grpc.RpcError) as err:
+                call(req, timeout=5)
+            assert err.value.code() == code and text in err.value.details(), err.value.details()
+            assert "\n" not in err.value.details()
+    assert daemons[1].storage.round("p0") is None  # nothing was recorded for a refused set
+    for j in range(1, 4):  # the full set, listed explicitly, runs as before
+        ch, stub = ctl(ln, j)
+        with ch:
+            stub.StartValidation(pb.StartValidationRequest(session="all", parties=[3, 1, 2]), timeout=5)
+    assert [r.state for r in wait_state(ln, "all", "done")] == ["done"] * 3

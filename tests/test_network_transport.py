@@ -378,3 +378,57 @@ def test_a_send_reaches_a_peer_that_came_back_after_a_long_outage(grpc_net: dict
             srv.stop(0)
     finally:
         nt.close()
+
+
+_SUB = [share(s, 1, 4) for s in (11, 22)]
+
+
+def subset_body(net: Any) -> Any:
+    """The protocol on a party subset: broadcast, exchange and an opening over `net.parties` only
+    (the shares were dealt at points 1..4; the opening uses whichever are present)."""
+    me = net.party
+    b = net.broadcast("hello", f"from {me}".encode())
+    x = net.exchange("private", {j: bytes([me, j]) for j in net.parties})
+    return b, x, open_scalars(net, "open/sub", [sh[me - 1] for sh in _SUB], degree=1)
+
+
+def test_a_channel_for_a_party_subset_talks_to_those_parties_only() -> None:
+    """n = 4, round among {1, 2, 4}: sends reach only them, and a message from server 3 for that
+    session is refused (before the round opened: dropped when it opens; after: refused at once)."""
+    hub = InProcessHub(4, LIMITS)
+    nets = {j: hub.network(j) for j in range(1, 5)}
+    outsider = nets[3].channel("sub")  # server 3 believes it is in the round (all parties)
+    outsider.send(1, 0, "early", b"x")  # arrives before server 1 opened the session
+    chans = {j: nets[j].channel("sub", parties=(4, 1, 2)) for j in (1, 2, 4)}
+    assert chans[1].parties == (1, 2, 4)
+    out = run_all(chans, subset_body)
+    assert out[1][0] == {1: b"from 1", 2: b"from 2", 4: b"from 4"}
+    assert out[4][1] == {1: bytes([1, 4]), 2: bytes([2, 4]), 4: bytes([4, 4])}
+    assert out[2][2] == [11, 22]
+    assert all(chans[j].stats.per_peer.get(3, 0) == 0 for j in chans)  # nothing was sent to server 3
+    with pytest.raises(TransportError) as err:
+        outsider.send(2, 0, "late", b"y")
+    assert err.value.code == "PERMISSION_DENIED" and "not in the party set" in str(err.value)
+    with pytest.raises(TransportError, match="not in this round's party set"):
+        chans[1].recv(3, 0, "early", timeout=0.1)
+    with pytest.raises(TransportError) as err:  # the early message was dropped when the round opened
+        hub.mailboxes[1].take("sub", 0, "early", 3, 0.1)
+    assert err.value.code == "DEADLINE_EXCEEDED" and hub.mailboxes[1].refused[3] >= 1
+    with pytest.raises(TransportError, match="not in this round's party set"):
+        chans[1].send(3, 0, "to3", b"z")
+    with pytest.raises(TransportError, match="does not include"):
+        nets[3].channel("sub2", parties=(1, 2, 4))
+    with pytest.raises(TransportError, match="twice"):
+        nets[1].channel("sub3", parties=(1, 1, 2))
+
+
+def test_grpc_refuses_a_peer_outside_the_session(grpc_net: dict[str, Any]) -> None:
+    nets = grpc_net["nets"]
+    a = nets[1].channel("grpc-sub", parties=(1, 2))
+    nets[3].channel("grpc-sub").send(2, 0, "x", b"too early")  # dropped when 2 opens the session
+    b = nets[2].channel("grpc-sub", parties=(1, 2))
+    a.send(2, 0, "ok", b"hi")
+    assert b.recv(1, 0, "ok") == b"hi"
+    with pytest.raises(TransportError) as err:
+        nets[3].channel("grpc-sub").send(2, 0, "y", b"no")
+    assert "not in the party set" in str(err.value)

@@ -35,7 +35,7 @@ from omniplus.prover.groth16_prove import (
     qap_evaluations,
 )
 from omniplus.prover.mpc.audit import Deviation
-from omniplus.prover.mpc.net import Net, NetError
+from omniplus.prover.mpc.net import Net, NetError, need_parties
 from omniplus.prover.mpc.opening import InconsistentOpening, open_points
 from omniplus.prover.mpc.randomness import Rng, joint_sharings
 from omniplus.prover.proof import Proof
@@ -106,7 +106,11 @@ def local_commitments(zk: Zkey, engine: ProverEngine, w: Sequence[int], rnd: Par
 
 def prove_party(net: Net, t: int, zk: Zkey, engine: ProverEngine, w: Sequence[int],
                 rnd: PartyRandomness, tag: str, dealt: Dealt | None = None) -> Proof:
-    """One server's run of the collaborative prover; every party returns the same proof."""
+    """One server's run of the collaborative prover; every party returns the same proof.
+
+    Runs on the round's parties (`net.parties`, which may leave a named server out): C is a
+    degree-2t opening, so at least 2t+1 of them."""
+    need_parties(net, t, "the collaborative prover's degree-2t opening")
     A_j, B1_j, B2_j, LH_j = local_commitments(zk, engine, w, rnd, dealt)
     by_dos = dealt is not None and dealt.by_dos
     try:
@@ -150,7 +154,12 @@ def locate_round1(exc: InconsistentOpening) -> NetError:
     With n = 2t+1 one spare point cannot say whose point is wrong, but B has a second relation:
     the opening without the bad party satisfies e(B1, G2) = e(G1, B2), the others (almost surely)
     do not. A wrong point in A alone breaks no such relation: that is detected, not located
-    (the caller re-runs under fresh randomness; docs/DESIGN.md, "Threat model")."""
+    (the caller re-runs under fresh randomness; docs/DESIGN.md, "Threat model"). With two or
+    more spare points (n ≥ 2t+2 parties in the round) the points locate it by themselves: the
+    one party without whom every other point lies on one curve (A included)."""
+    alone = [x for x, ok in exc.alone.items() if ok]
+    if len(alone) == 1 and len(exc.alone) == len(exc.without):
+        return Deviation(alone[0], f"{exc} -- every other party's points lie on one curve, its do not")
     good = [x for x, (g1, g2) in exc.without.items() if b_consistent(g1[1], g2[0])]
     bad_b = [x for x, (g1, g2) in exc.without.items() if not b_consistent(g1[1], g2[0])]
     if len(good) == 1 and bad_b:

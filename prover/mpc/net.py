@@ -3,8 +3,10 @@
 The protocol code sees one `Net` per party: `broadcast` (every party sends one payload to all and
 receives everyone's) and `exchange` (a private payload to each peer, e.g. the sub-shares of a
 dealt sharing). Tags name the step (session, round, purpose); a tag is used once per party, which
-is what makes a replayed or misrouted message detectable. The gRPC servers implement this
-interface over mutual TLS; `LocalHub` implements it in-process for tests and benchmarks.
+is what makes a replayed or misrouted message detectable. `parties` is the round's party set:
+all of 1..n, or a subset of at least 2t+1 once a server is left out (the DOs' shares stay at
+1..n). The gRPC servers implement this interface over mutual TLS; `LocalHub` implements it
+in-process for tests and benchmarks.
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ class NetError(OmniplusError):
 
 class Net(Protocol):
     party: int  # this party's Shamir point, 1..n
-    n: int
+    n: int  # the committee size (DO shares are at points 1..n)
+    parties: tuple[int, ...]  # the sorted Shamir points of this round (default 1..n; see all_parties)
 
     def broadcast(self, tag: str, payload: bytes) -> dict[int, bytes]:
-        """Send `payload` to every party; return {party: payload} for all n parties, ours included."""
+        """Send `payload` to every party of the round; return {party: payload} for all, ours included."""
         ...
 
     def exchange(self, tag: str, payloads: dict[int, bytes]) -> dict[int, bytes]:
@@ -33,11 +36,44 @@ class Net(Protocol):
         ...
 
 
+def parties_of(net: object) -> tuple[int, ...]:
+    """The Shamir points taking part in this round: `net.parties`, or 1..n for a Net without it.
+
+    A round may run on a subset of the committee (a server named as deviating is left out,
+    servers/coordinator.py); the DOs' shares stay at points 1..n and every opening interpolates
+    over whatever points are present."""
+    parties = getattr(net, "parties", None)
+    if parties is None:
+        return tuple(range(1, int(net.n) + 1))  # type: ignore[attr-defined]
+    return tuple(parties)
+
+
+def check_parties(parties: Sequence[int], n: int, party: int | None = None) -> tuple[int, ...]:
+    """A round's party set, sorted; NetError unless it is distinct points of 1..n (with `party`)."""
+    out = tuple(sorted(int(j) for j in parties))
+    if len(set(out)) != len(out):
+        raise NetError(f"party set {list(parties)} lists a party twice")
+    if any(not 1 <= j <= n for j in out):
+        raise NetError(f"party set {list(parties)} has ids outside 1..{n}")
+    if party is not None and party not in out:
+        raise NetError(f"party set {list(out)} does not include party {party}")
+    return out
+
+
+def need_parties(net: object, t: int, what: str) -> tuple[int, ...]:
+    """The round's parties, or NetError if fewer than 2t+1 (degree-2t openings need 2t+1 points)."""
+    parties = parties_of(net)
+    if len(parties) < 2 * t + 1:
+        raise NetError(f"{what} need 2t+1 parties (have {len(parties)}: {list(parties)}, t={t})")
+    return parties
+
+
 class LocalHub:
     """In-process message board for n parties running in threads (tests, benchmarks)."""
 
-    def __init__(self, n: int, timeout: float = 120.0) -> None:
+    def __init__(self, n: int, timeout: float = 120.0, parties: Sequence[int] | None = None) -> None:
         self.n = n
+        self.parties = check_parties(range(1, n + 1) if parties is None else parties, n)
         self.timeout = timeout
         self._cv = threading.Condition()
         self._board: dict[tuple[str, int, int], bytes] = {}
@@ -75,7 +111,7 @@ class LocalHub:
             self._cv.notify_all()
 
     def _collect(self, tag: str, dst: int) -> dict[int, bytes]:
-        keys = [(tag, src, dst) for src in range(1, self.n + 1)]
+        keys = [(tag, src, dst) for src in self.parties]
         with self._cv:
             done = self._cv.wait_for(
                 lambda: self.failed is not None or all(k in self._board for k in keys), timeout=self.timeout
@@ -90,7 +126,9 @@ class LocalHub:
 
 class LocalNet:
     def __init__(self, hub: LocalHub, party: int) -> None:
-        self.hub, self.party, self.n = hub, party, hub.n
+        if party not in hub.parties:
+            raise NetError(f"party {party} is not in this round's party set {list(hub.parties)}")
+        self.hub, self.party, self.n, self.parties = hub, party, hub.n, hub.parties
 
     def sign(self, data: bytes) -> bytes:
         return self.hub.keys(self.party).sign(data)
@@ -99,23 +137,26 @@ class LocalNet:
         return self.hub.keys(self.party).verify(party, data, sig)
 
     def broadcast(self, tag: str, payload: bytes) -> dict[int, bytes]:
-        for dst in range(1, self.n + 1):
+        for dst in self.parties:
             self.hub._post(tag, self.party, dst, payload)
         self.hub.rounds[self.party] += 1
         return self.hub._collect(tag, self.party)
 
     def exchange(self, tag: str, payloads: dict[int, bytes]) -> dict[int, bytes]:
-        if sorted(payloads) != list(range(1, self.n + 1)):
-            raise NetError(f"exchange {tag!r} needs one payload per party 1..{self.n}")
+        if tuple(sorted(payloads)) != self.parties:
+            raise NetError(f"exchange {tag!r} needs one payload per party of {list(self.parties)}")
         for dst, payload in payloads.items():
             self.hub._post(tag, self.party, dst, payload)
         self.hub.rounds[self.party] += 1
         return self.hub._collect(tag, self.party)
 
 
-def run_parties(n: int, body: Callable[[Net], object], timeout: float = 600.0) -> Sequence[object]:
-    """Run `body(net)` for parties 1..n in threads on one LocalHub; re-raise the first failure."""
-    hub = LocalHub(n, timeout=timeout)
+def run_parties(n: int, body: Callable[[Net], object], timeout: float = 600.0,
+                parties: Sequence[int] | None = None) -> Sequence[object]:
+    """Run `body(net)` for parties 1..n (or only `parties`, a subset of the committee) in threads on
+    one LocalHub; results in party order (index j-1 for party j; None for parties left out);
+    re-raise the first failure."""
+    hub = LocalHub(n, timeout=timeout, parties=parties)
     results: list[object] = [None] * n
     errors: list[BaseException] = []
 
@@ -126,7 +167,7 @@ def run_parties(n: int, body: Callable[[Net], object], timeout: float = 600.0) -
             errors.append(exc)
             hub.abort(f"party {j} failed: {exc}")
 
-    threads = [threading.Thread(target=target, args=(j,), daemon=True) for j in range(1, n + 1)]
+    threads = [threading.Thread(target=target, args=(j,), daemon=True) for j in hub.parties]
     for th in threads:
         th.start()
     for th in threads:

@@ -52,11 +52,16 @@ class InconsistentOpening(NetError):
     """The opened points do not lie on one polynomial of the claimed degree.
 
     `without[x]` is the opening from the points of every party but x (t+1 of them), so a caller
-    that can tell a right value from a wrong one can name the party whose point is off."""
+    that can tell a right value from a wrong one can name the party whose point is off.
+    `alone[x]` is True when the points of every party but x lie on one curve *and* those are at
+    least degree+2 points (so that was a real check): with n ≥ 2t+2 a single wrong point is then
+    located by the points alone (exactly one x has it)."""
 
-    def __init__(self, message: str, without: dict[int, tuple[list, list]] | None = None) -> None:
+    def __init__(self, message: str, without: dict[int, tuple[list, list]] | None = None,
+                 alone: dict[int, bool] | None = None) -> None:
         super().__init__(message)
         self.without = without or {}
+        self.alone = alone or {}
 
 
 def decode_from(j: int, decode, *args, **kwargs):  # type: ignore[no-untyped-def]
@@ -114,12 +119,19 @@ def open_points(net: Net, tag: str, g1: Sequence, g2: Sequence, degree: int) -> 
     for spare in xs[degree + 1 :]:
         alt = [*first[1:], spare]
         if combine(pts1, alt, g1_add, g1_mul) != open1 or combine(pts2, alt, g2_add, g2_mul) != open2:
-            without = {}
+            without, alone = {}, {}
             for x in xs:
-                rest = [y for y in xs if y != x][: degree + 1]
+                others = [y for y in xs if y != x]
+                rest = others[: degree + 1]
                 if len(rest) == degree + 1:
                     without[x] = (combine(pts1, rest, g1_add, g1_mul), combine(pts2, rest, g2_add, g2_mul))
+                    if len(others) >= degree + 2:  # spares among the others: is the rest on one curve?
+                        alone[x] = all(
+                            combine(pts1, [*rest[1:], y], g1_add, g1_mul) == without[x][0]
+                            and combine(pts2, [*rest[1:], y], g2_add, g2_mul) == without[x][1]
+                            for y in others[degree + 1:]
+                        )
             raise InconsistentOpening(
-                f"{tag}: party shares are inconsistent (party {spare} or one of {first})", without
+                f"{tag}: party shares are inconsistent (party {spare} or one of {first})", without, alone
             )
     return open1, open2

@@ -20,8 +20,8 @@ from collections.abc import Sequence
 
 from omniplus.prover.field import R
 from omniplus.prover.mpc.codec import decode_scalars, encode_scalars
-from omniplus.prover.mpc.net import Net
-from omniplus.prover.shamir import share
+from omniplus.prover.mpc.net import Net, parties_of
+from omniplus.prover.shamir import share_at
 
 
 class Rng:
@@ -42,11 +42,14 @@ class Rng:
         return self.field().to_bytes(32, "little")
 
 
-def poly_shares(values: Sequence[int], degree: int, n: int, rng: Rng) -> dict[int, list[int]]:
-    """Shamir-share each value with a fresh random polynomial of `degree`; {party: shares}."""
-    out: dict[int, list[int]] = {j: [] for j in range(1, n + 1)}
+def poly_shares(values: Sequence[int], degree: int, n: int, rng: Rng,
+                points: Sequence[int] | None = None) -> dict[int, list[int]]:
+    """Shamir-share each value with a fresh random polynomial of `degree`; {party: shares}, at
+    points 1..n, or at exactly `points` (the parties of a round that leaves servers out)."""
+    xs = list(range(1, n + 1)) if points is None else list(points)
+    out: dict[int, list[int]] = {j: [] for j in xs}
     for value in values:
-        for j, y in enumerate(share(value, degree, n, rng), start=1):
+        for j, y in zip(xs, share_at(value, degree, xs, rng), strict=True):
             out[j].append(y)
     return out
 
@@ -54,7 +57,7 @@ def poly_shares(values: Sequence[int], degree: int, n: int, rng: Rng) -> dict[in
 def joint_sharings(net: Net, tag: str, count: int, degree: int, rng: Rng, zero: bool = False) -> list[int]:
     """Our shares of `count` jointly random values (or of zeros, with `zero=True`) of `degree`."""
     values = [0 if zero else rng.field() for _ in range(count)]
-    dealt = poly_shares(values, degree, net.n, rng)
+    dealt = poly_shares(values, degree, net.n, rng, points=parties_of(net))
     received = net.exchange(tag, {j: encode_scalars(s) for j, s in dealt.items()})
     total = [0] * count
     from omniplus.prover.mpc.opening import decode_from

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from omniplus.prover.field import R
 from omniplus.prover.mpc.audit import committed_broadcast
 from omniplus.prover.mpc.codec import decode_scalars, encode_scalars
-from omniplus.prover.mpc.net import Net, NetError
+from omniplus.prover.mpc.net import Net, NetError, need_parties
 from omniplus.prover.mpc.opening import decode_from, interpolate_at_zero
 from omniplus.prover.mpc.randomness import Rng, joint_sharings
 from omniplus.prover.shamir import degree_ok
@@ -65,8 +65,7 @@ def score_shares(g: Sequence[Sequence[int]]) -> list[int]:
 
 def open_scores(net: Net, t: int, g: Sequence[Sequence[int]], rng: Rng, tag: str) -> list[int]:
     """Open every row's score (signed ints) with one mask exchange and one committed broadcast."""
-    if net.n < 2 * t + 1:
-        raise NetError(f"score openings need n ≥ 2t+1 servers (n={net.n}, t={t})")
+    need_parties(net, t, "score openings")
     zeros = joint_sharings(net, f"{tag}/zero", len(g), 2 * t, rng, zero=True)
     local = [(s + z) % R for s, z in zip(score_shares(g), zeros, strict=True)]
     received = committed_broadcast(net, f"{tag}/open", encode_scalars(local))

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from omniplus.prover.field import R
 from omniplus.prover.mpc.audit import committed_broadcast
 from omniplus.prover.mpc.codec import decode_scalars, encode_scalars
-from omniplus.prover.mpc.net import Net, NetError
+from omniplus.prover.mpc.net import Net, NetError, need_parties
 from omniplus.prover.mpc.opening import decode_from, interpolate_at_zero
 from omniplus.prover.mpc.randomness import Rng, expand_coin, joint_coin, joint_sharings
 from omniplus.prover.shamir import degree_ok
@@ -57,8 +57,7 @@ def validate_blocks(net: Net, t: int, circuit: BlockCircuit, blocks: Mapping[str
     """Check every DO's block of shares; {DO id: None if accepted, else the reason}.
 
     `blocks` must hold the same DO ids on every party (the coordinator fixes the list)."""
-    if net.n < 2 * t + 1:
-        raise NetError(f"validity checks need n ≥ 2t+1 servers (n={net.n}, t={t})")
+    need_parties(net, t, "validity checks")
     ids = sorted(blocks)
     for do in ids:
         if len(blocks[do]) != circuit.size:
