@@ -24,6 +24,10 @@ from omniplus.servers.storage import Rejected, Storage, StoredSubmission
 
 MIN_BATCH_FLOOR = 2
 MAX_FAILED_PROOFS = 3  # attempts whose proof failed local verification before a pinned set is given up
+# A set is given up at most once until a batch is proven again: a server that keeps failing proofs
+# (at n = 2t+1 it cannot be excluded) then stalls the market with an alert instead of burning
+# every DO's submission one set after another.
+MAX_GIVEN_UP_IN_A_ROW = 1
 BURNED_PREFIX = "given up: "  # reason of a DO in a given-up batch (final: see servers/verdicts.py)
 
 

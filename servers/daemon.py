@@ -372,6 +372,11 @@ class Daemon:
                  failures=failures, of=batch_policy.MAX_FAILED_PROOFS)
         if failures < batch_policy.MAX_FAILED_PROOFS:
             return None
+        if self.storage.given_up_run() >= batch_policy.MAX_GIVEN_UP_IN_A_ROW:
+            self.log("batch_not_given_up", level="error", alert=True, session=ctx.session, batch=batch.batch_index,
+                     failures=failures, note="a set was already given up since the last proven batch: a server "
+                     "keeps failing proofs; the set stays (the market stalls) until the committee is fixed")
+            return None
         burned = self.storage.burn_batch(batch.batch_index, batch_policy.burned_reason(batch.batch_index, failures))
         self.log("batch_given_up", level="error", alert=True, session=ctx.session, batch=batch.batch_index,
                  dos=["0x" + d.hex() for d in burned], failures=failures,

@@ -446,7 +446,9 @@ class Storage:
                 )
 
     def mark_batched(self, dos: Sequence[bytes], batch_index: int, batch_tx: str = "") -> None:
+        """A proven batch's DOs; also ends any run of given-up batches (given_up_run)."""
         with self._tx() as db:
+            db.execute("DELETE FROM meta WHERE key = 'given_up_run'")
             for do in dos:
                 db.execute(
                     "UPDATE submissions SET state = 'batched', batch_index = ?, batch_tx = ? "
@@ -550,7 +552,15 @@ class Storage:
                 db.execute("UPDATE opened_dos SET batch_index = ? WHERE do_address = ?", (-1 - batch_index, do))
             db.execute("DELETE FROM opened_dos WHERE batch_index = ?", (batch_index,))
             db.execute("DELETE FROM opened_batches WHERE batch_index = ?", (batch_index,))
+            db.execute("INSERT INTO meta(key, value) VALUES ('given_up_run', '1') ON CONFLICT(key) "
+                       "DO UPDATE SET value = CAST(value AS INTEGER) + 1")
         return burned
+
+    def given_up_run(self) -> int:
+        """Batches given up since this server last proved one (batch_policy.MAX_GIVEN_UP_IN_A_ROW)."""
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = 'given_up_run'").fetchone()
+        return int(row[0]) if row else 0
 
     def use_status_nonce(self, do_address: bytes, nonce: bytes, window: float) -> bool:
         """Record a Status request's nonce; False if it was used before. Nonces older than

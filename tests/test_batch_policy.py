@@ -108,3 +108,18 @@ def test_status_nonces_survive_a_restart(tmp_path: Path) -> None:
         StatusNonces(storage=st).use(addr(1), b"n" * 32, now)
     StatusNonces(storage=st).use(addr(1), b"m" * 32, now)
     st.close()
+
+
+def test_given_up_batches_are_counted_until_one_is_proven(tmp_path: Path) -> None:
+    st = Storage(tmp_path)
+    store(st, 1, 2, 3, 4)
+    assert st.given_up_run() == 0
+    agree(st, 0, [1, 2])
+    st.pin_kept(0, [addr(1), addr(2)], "{}", {})
+    st.burn_batch(0, batch_policy.burned_reason(0, 3))
+    assert st.given_up_run() == 1 >= batch_policy.MAX_GIVEN_UP_IN_A_ROW  # the next one is not given up
+    agree(st, 0, [3, 4])
+    st.mark_batched([addr(3), addr(4)], 0)
+    assert st.given_up_run() == 0
+    st.close()
+    assert Storage(tmp_path).given_up_run() == 0  # on disk, like the rest
