@@ -700,6 +700,18 @@ class Coordinator:
         self._save()
         return self.broadcast(batch)
 
+    def mark_given_up(self, record: dict[str, Any]) -> bool:
+        """If t+1 servers gave this batch's set up (classify() fills `given_up`), mark the batch
+        record `given_up` with an alert; True if so."""
+        if not any(d.lower() in self.given_up for d in record["dos"]):
+            return False
+        if record.get("status") != "given_up":
+            record["status"] = "given_up"
+            self.log("batch_given_up", level="error", alert=True, batch=record["index"], dos=record["dos"],
+                     note="its proof failed on every attempt; its DOs are never batched again, the index is free")
+            self._save()
+        return True
+
     def given_up_by_servers(self, batch: Batch, settle: float = 5.0) -> bool:
         """After a batch's last attempt failed: did t+1 servers give its set up (repeated failed
         proofs, servers/batch_policy.py)? Then it is marked `given_up` with an alert and the index
@@ -710,11 +722,7 @@ class Coordinator:
                 self.classify()
             except CHAIN_ERRORS:
                 return False
-            if any(d.lower() in self.given_up for d in batch.dos):
-                batch.status = "given_up"
-                self.log("batch_given_up", level="error", alert=True, batch=batch.index, dos=batch.dos,
-                         note="its proof failed on every attempt; its DOs are never batched again, the index is free")
-                self._save()
+            if self.mark_given_up(batch.__dict__):  # the state record itself (state["batches"])
                 return True
             if time.monotonic() > deadline:
                 return False
@@ -771,14 +779,8 @@ class Coordinator:
         earlier = [b for b in self.state["batches"] if b["index"] == index
                    and b["status"] not in ("submitted", "screened", "given_up")]  # these released the index
         if earlier:
-            last = earlier[-1]
-            if not any(d.lower() in self.given_up for d in last["dos"]):
-                return list(last["dos"])
-            # t+1 servers gave this set up after repeated failed proofs: the index takes a fresh set
-            last["status"] = "given_up"
-            self.log("batch_given_up", level="error", alert=True, batch=index, dos=last["dos"],
-                     note="its proof failed on every attempt; its DOs are never batched again, the index is free")
-            self._save()
+            if not self.mark_given_up(earlier[-1]):  # a given-up set frees the index for a fresh one
+                return list(earlier[-1]["dos"])
         N, n_min = self.setup.params.batch, max(2, self.facts.min_batch)
         fresh = sorted(d for d in valid if self.model_versions.get(d, 0) == index)
         if len(fresh) < n_min:

@@ -333,16 +333,14 @@ class Daemon:
                 rounds=ctx.channel.stats.rounds,
             )
         except Exception as exc:  # any engine failure fails the round, never the daemon
-            burned = self._note_failed_proof(ctx, batch, exc)  # counted even if the round was aborted
+            self._note_failed_proof(ctx, batch, exc)  # counted even if the round was aborted
             if ctx.cancelled.is_set():
                 return
             ctx.channel.abort(f"party {self.cfg.id} failed: {exc}")
             culprit = getattr(exc, "culprit", None)
-            blame = dumps({"culprit": culprit, "reason": str(exc), "evidence": getattr(exc, "evidence", ""),
-                           "burned": burned})
+            blame = dumps({"culprit": culprit, "reason": str(exc), "evidence": getattr(exc, "evidence", "")})
             self.storage.finish_round(
-                ctx.session, "failed", result=blame if culprit or burned is not None else b"",
-                error=f"{type(exc).__name__}: {exc}"
+                ctx.session, "failed", result=blame if culprit else b"", error=f"{type(exc).__name__}: {exc}"
             )
             if culprit:
                 self.log("peer_deviated", level="error", session=ctx.session, kind=ctx.kind, culprit=culprit,
@@ -355,33 +353,33 @@ class Daemon:
             if not ctx.cancelled.is_set():
                 ctx.channel.close()  # late or flooded messages for a finished round are refused, not kept
 
-    def _note_failed_proof(self, ctx: RoundContext, batch: BatchRequest | None, exc: Exception) -> int | None:
+    def _note_failed_proof(self, ctx: RoundContext, batch: BatchRequest | None, exc: Exception) -> None:
         """A batch whose joint proof failed this server's own verification (ProofRejected) on its
         pinned set: count it; at MAX_FAILED_PROOFS give the set up (Storage.burn_batch) so one
-        deviating server cannot hold the market at this index forever. Returns the index if the
-        set was given up now. Its aggregate was opened, so no split of it is tried: re-proving a
-        subset would reveal the difference of two aggregates, i.e. single updates."""
+        deviating server cannot hold the market at this index forever (the coordinator learns it
+        from the DOs' states, servers/coordinator.py). Its aggregate was opened, so no split of it
+        is tried: re-proving a subset would reveal the difference of two aggregates, i.e. single
+        updates."""
         from omniplus.servers.settlement import ProofRejected
 
         if ctx.kind != "batch" or batch is None or not isinstance(exc, ProofRejected):
-            return None
+            return
         if self.storage.pinned(batch.batch_index) is None:
-            return None
+            return
         failures = self.storage.note_failed_proof(batch.batch_index)
         self.log("batch_proof_failed", level="error", session=ctx.session, batch=batch.batch_index,
                  failures=failures, of=batch_policy.MAX_FAILED_PROOFS)
         if failures < batch_policy.MAX_FAILED_PROOFS:
-            return None
+            return
         if self.storage.given_up_run() >= batch_policy.MAX_GIVEN_UP_IN_A_ROW:
             self.log("batch_not_given_up", level="error", alert=True, session=ctx.session, batch=batch.batch_index,
                      failures=failures, note="a set was already given up since the last proven batch: a server "
                      "keeps failing proofs; the set stays (the market stalls) until the committee is fixed")
-            return None
+            return
         burned = self.storage.burn_batch(batch.batch_index, batch_policy.burned_reason(batch.batch_index, failures))
         self.log("batch_given_up", level="error", alert=True, session=ctx.session, batch=batch.batch_index,
                  dos=["0x" + d.hex() for d in burned], failures=failures,
                  note="its DOs are never batched again; the index takes a set disjoint from every opened one")
-        return batch.batch_index
 
     def _record_screening(self, batch: BatchRequest, result: Any) -> None:
         """Contribution screening (prover/mpc/screening.py): dropped DOs get their score verdict,

@@ -77,16 +77,17 @@ def load_pinned(path: Path, expected: bytes | None = None, what: str = "certific
     return pem
 
 
-class PinMismatch(grpc.RpcError):
-    """The server presented another certificate than the pinned one (wrong server or impostor).
-    An RpcError (code UNAUTHENTICATED) so callers that handle gRPC failures handle this one too."""
+class _PinError(grpc.RpcError):
+    """An RpcError with a fixed status code, so callers that handle gRPC failures handle it too."""
+
+    CODE = grpc.StatusCode.UNKNOWN
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
 
     def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAUTHENTICATED
+        return self.CODE
 
     def details(self) -> str:
         return self.message
@@ -95,21 +96,16 @@ class PinMismatch(grpc.RpcError):
         return self.message
 
 
-class PinUnreachable(grpc.RpcError):
-    """The server could not be reached to read its certificate (code UNAVAILABLE: retryable)."""
+class PinMismatch(_PinError):
+    """The server presented another certificate than the pinned one (wrong server or impostor)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
+    CODE = grpc.StatusCode.UNAUTHENTICATED
 
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
 
-    def details(self) -> str:
-        return self.message
+class PinUnreachable(_PinError):
+    """The server could not be reached to read its certificate (retryable)."""
 
-    def __str__(self) -> str:
-        return self.message
+    CODE = grpc.StatusCode.UNAVAILABLE
 
 
 def _split(address: str) -> tuple[str, int]:

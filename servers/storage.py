@@ -502,8 +502,7 @@ class Storage:
             row = db.execute("SELECT dos, kept FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
             if row is None:
                 raise Rejected("FAILED_PRECONDITION", f"batch {batch_index} was not agreed; nothing to pin")
-            agreed = bytes(row[0])
-            members = {agreed[i: i + 20] for i in range(0, len(agreed), 20)}
+            members = set(_addresses(row[0]))
             if not set(kept) <= members:
                 raise Rejected("FAILED_PRECONDITION", f"batch {batch_index}: kept DOs outside the agreed set")
             if row[1] is not None:
@@ -526,8 +525,7 @@ class Storage:
                                    (batch_index,)).fetchone()
         if row is None or row[0] is None:
             return None
-        raw = bytes(row[0])
-        return [raw[i: i + 20] for i in range(0, len(raw), 20)], str(row[1])
+        return _addresses(row[0]), str(row[1])
 
     def note_failed_proof(self, batch_index: int) -> int:
         """Count one attempt at `batch_index` whose joint proof failed this server's verification."""
@@ -545,8 +543,7 @@ class Storage:
             row = db.execute("SELECT dos, kept FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
             if row is None:
                 return []
-            raw = bytes(row[1] if row[1] is not None else row[0])
-            burned = [raw[i: i + 20] for i in range(0, len(raw), 20)]
+            burned = _addresses(row[1] if row[1] is not None else row[0])
             for do in burned:
                 db.execute("UPDATE submissions SET state = 'invalid', reason = ? WHERE do_address = ?", (reason, do))
                 db.execute("UPDATE opened_dos SET batch_index = ? WHERE do_address = ?", (-1 - batch_index, do))
@@ -581,8 +578,7 @@ class Storage:
             row = self._db.execute("SELECT dos FROM opened_batches WHERE batch_index = ?", (batch_index,)).fetchone()
         if row is None:
             return None
-        raw = bytes(row[0])
-        return [raw[i : i + 20] for i in range(0, len(raw), 20)]
+        return _addresses(row[0])
 
     def opened_batches(self) -> dict[int, list[bytes]]:
         with self._lock:
@@ -734,6 +730,12 @@ _SELECT_SUB = (
     "expiry, signature, received_at, state, reason, batch_index, batch_tx, model_version, point_shares "
     "FROM submissions"
 )
+
+
+def _addresses(raw: bytes) -> list[bytes]:
+    """A DO set stored as 20 bytes per address (opened_batches.dos / kept), in slot order."""
+    raw = bytes(raw)
+    return [raw[i : i + 20] for i in range(0, len(raw), 20)]
 
 
 def _sub(row: Sequence[Any]) -> StoredSubmission:
