@@ -342,8 +342,7 @@ class Coordinator:
             versions = {int(getattr(r, "model_version", 0)) for r in per.values()}
             if len(versions) == 1:
                 self.model_versions[do] = versions.pop()
-            given_up = sum(r.state == "invalid" and str(r.reason).startswith(BURNED_PREFIX) for r in per.values())
-            if given_up >= self.cfg.threshold + 1:  # t+1 servers say so: at least one honest server gave it up
+            if gave_up(per.values(), self.cfg.threshold):
                 self.given_up.add(do)
             if "invalid" in kinds:
                 rejected[do] = next(r.reason for r in per.values() if r.state == "invalid")
@@ -911,6 +910,12 @@ def _chain_errors() -> tuple[type[BaseException], ...]:
 
 
 CHAIN_ERRORS = _chain_errors()
+
+
+def gave_up(replies: Any, t: int) -> bool:
+    """Did t+1 servers report this DO as given up (batch_policy.BURNED_PREFIX)? Then at least one
+    honest server gave its set up; t lying servers cannot free an index this way."""
+    return sum(r.state == "invalid" and str(r.reason).startswith(BURNED_PREFIX) for r in replies) >= t + 1
 
 
 def status_report(cfg: CoordinatorConfig) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import json
 from pathlib import Path
 from typing import Any
 
+from omniplus.servers.batch_policy import BURNED_PREFIX, burned_reason
 from omniplus.servers.control import ServerRef
-from omniplus.servers.coordinator import Coordinator, CoordinatorConfig, status_report
+from omniplus.servers.coordinator import Coordinator, CoordinatorConfig, gave_up, status_report
 
 
 def bare(tmp_path: Path, n: int, t: int) -> tuple[Coordinator, list[tuple[str, dict[str, Any]]]]:
@@ -52,3 +53,22 @@ def test_at_n_2t_plus_1_nothing_changes(tmp_path: Path) -> None:
     warnings = [kw["note"] for e, kw in logged if e == "server_not_excluded"]
     assert warnings == ["server 3 named but cannot be excluded: n = 2t+1"]
     assert "excluded from rounds" not in status_report(c.cfg)["text"]
+
+
+def test_a_set_is_given_up_only_on_t_plus_1_servers_word(tmp_path: Path) -> None:
+    from types import SimpleNamespace as Reply
+
+    burned = Reply(state="invalid", reason=burned_reason(0, 3))
+    valid, other = Reply(state="valid", reason=""), Reply(state="invalid", reason="score 0 ≤ minScore 0")
+    assert burned.reason.startswith(BURNED_PREFIX)
+    assert not gave_up([burned, valid, valid], 1)  # one (possibly lying) server cannot free the index
+    assert not gave_up([burned, other, valid], 1)
+    assert gave_up([burned, burned, valid], 1)
+    assert not gave_up([burned, burned, valid, valid], 2)
+    c, logged = bare(tmp_path, 3, 1)
+    c.given_up = {"0xaa"}
+    record = {"index": 0, "dos": ["0xbb", "0xcc"], "status": "failed"}
+    assert not c.mark_given_up(record) and record["status"] == "failed" and not logged
+    record["dos"].append("0xAA")
+    assert c.mark_given_up(record) and c.mark_given_up(record) and record["status"] == "given_up"
+    assert [e for e, kw in logged if kw.get("alert")] == ["batch_given_up"]  # one alert
